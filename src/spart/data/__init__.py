@@ -1,0 +1,29 @@
+"""spart.data: streaming readers for DPR and BEIR corpora, QA files, queries, qrels and questions."""
+
+from spart.data.readers import (
+    Passage,
+    QAPair,
+    Query,
+    passages_to_documents,
+    read_beir_corpus,
+    read_beir_qrels,
+    read_beir_queries,
+    read_dpr_passages,
+    read_dpr_qa,
+    read_passages,
+    read_questions,
+)
+
+__all__ = [
+    "Passage",
+    "QAPair",
+    "Query",
+    "passages_to_documents",
+    "read_beir_corpus",
+    "read_beir_qrels",
+    "read_beir_queries",
+    "read_dpr_passages",
+    "read_dpr_qa",
+    "read_passages",
+    "read_questions",
+]
