@@ -1,0 +1,176 @@
+"""DenseIndex and merge_topk: exactness, ids, training, removal, persistence, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spart.index import DenseIndex, merge_topk
+
+
+def _unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _brute_force(x, ids, q, k):
+    scores = q @ x.T
+    order = np.lexsort((np.broadcast_to(ids, scores.shape), -scores.astype(np.float64)), axis=-1)[:, :k]
+    return np.take_along_axis(scores, order, 1), ids[order]
+
+
+def test_flat_search_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x, q = _unit(rng, 500, 16), _unit(rng, 7, 16)
+    ids = rng.permutation(10_000)[:500].astype(np.int64)
+    index = DenseIndex(16, "Flat")
+    index.add(x, ids)
+    scores, got = index.search(q, 10)
+    want_s, want_ids = _brute_force(x, ids, q, 10)
+    np.testing.assert_array_equal(got, want_ids)
+    np.testing.assert_allclose(scores, want_s, rtol=1e-5, atol=1e-6)
+    assert scores.dtype == np.float32 and got.dtype == np.int64
+    assert len(index) == 500
+
+
+def test_default_ids_are_consecutive_and_single_query_accepted():
+    index = DenseIndex(3)
+    assert list(index.add(np.eye(3))) == [0, 1, 2]
+    assert list(index.add(np.eye(3)[:1])) == [3]
+    scores, ids = index.search(np.array([0.0, 1.0, 0.0]), 1)
+    assert ids.tolist() == [[1]] and scores.tolist() == [[1.0]]
+
+
+def test_padding_when_k_exceeds_size():
+    index = DenseIndex(2)
+    index.add(np.array([[1.0, 0.0], [0.5, 0.0]]), ids=[7, 9])
+    scores, ids = index.search(np.array([[1.0, 0.0]]), 4)
+    assert ids.tolist() == [[7, 9, -1, -1]]
+    assert scores[0, :2].tolist() == [1.0, 0.5] and np.isneginf(scores[0, 2:]).all()
+    empty = DenseIndex(2)
+    s, i = empty.search(np.ones((2, 2)), 3)
+    assert (i == -1).all() and np.isneginf(s).all()
+
+
+def test_ties_are_ordered_by_id():
+    index = DenseIndex(2)
+    index.add(np.array([[1.0, 0.0]] * 4), ids=[30, 10, 20, 40])
+    _, ids = index.search(np.array([[1.0, 0.0]]), 4)
+    assert ids.tolist() == [[10, 20, 30, 40]]
+
+
+@pytest.mark.parametrize("n_shards", [2, 3])
+def test_sharded_search_plus_merge_equals_single_search(n_shards):
+    rng = np.random.default_rng(1)
+    # Small integer vectors: inner products are exact, and many scores tie.
+    x = rng.integers(-2, 3, size=(300, 8)).astype(np.float32)
+    q = rng.integers(-2, 3, size=(25, 8)).astype(np.float32)
+    ids = np.arange(300, dtype=np.int64)
+    single = DenseIndex(8)
+    single.add(x, ids)
+    k = 20
+    want_s, want_i = single.search(q, k)
+    shard_s, shard_i = [], []
+    for shard in range(n_shards):
+        part = DenseIndex(8)
+        part.add(x[shard::n_shards], ids[shard::n_shards])  # round-robin, as ranks own strided slices
+        s, i = part.search(q, k)
+        shard_s.append(s)
+        shard_i.append(i)
+    got_s, got_i = merge_topk(shard_s, shard_i, k)
+    np.testing.assert_array_equal(got_s, want_s)
+    np.testing.assert_array_equal(got_i, want_i)
+    # ties really occur in this data, so the tie rule was exercised
+    assert any(len(np.unique(row)) < k for row in want_s)
+
+
+def test_merge_topk_padding_and_uneven_shards():
+    s1 = np.array([[0.9, 0.1, -np.inf]], dtype=np.float32)
+    i1 = np.array([[4, 2, -1]])
+    s2 = np.array([[0.5]], dtype=np.float32)
+    i2 = np.array([[8]])
+    scores, ids = merge_topk([s1, s2], [i1, i2], 5)
+    assert ids.tolist() == [[4, 8, 2, -1, -1]]
+    assert scores[0, :3].tolist() == pytest.approx([0.9, 0.5, 0.1]) and np.isneginf(scores[0, 3:]).all()
+    # a padded slot carrying a garbage score must still sort last
+    scores, ids = merge_topk([np.array([[5.0, 0.2]])], [np.array([[-1, 3]])], 2)
+    assert ids.tolist() == [[3, -1]]
+
+
+def test_merge_topk_bad_input():
+    with pytest.raises(ValueError, match="k must be > 0"):
+        merge_topk([np.zeros((1, 1))], [np.zeros((1, 1))], 0)
+    with pytest.raises(ValueError, match="shard 1"):
+        merge_topk([np.zeros((1, 2)), np.zeros((2, 2))], [np.zeros((1, 2)), np.zeros((2, 2))], 2)
+    with pytest.raises(ValueError, match="one id array per score array"):
+        merge_topk([np.zeros((1, 2))], [], 2)
+
+
+def test_dimension_and_value_errors():
+    index = DenseIndex(4)
+    with pytest.raises(ValueError, match="dimension 3, but the index has dimension 4"):
+        index.add(np.zeros((2, 3)))
+    index.add(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="dimension 5"):
+        index.search(np.zeros((1, 5)), 1)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        index.search(np.zeros(4), 0)
+    with pytest.raises(ValueError, match="NaN"):
+        index.add(np.full((1, 4), np.nan))
+    with pytest.raises(ValueError, match="2 vectors but 1 ids"):
+        index.add(np.ones((2, 4)), ids=[1])
+    with pytest.raises(ValueError, match="invalid FAISS factory"):
+        DenseIndex(4, "NotAnIndex")
+    with pytest.raises(ValueError, match="dim must be a positive integer"):
+        DenseIndex(0)
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16", "IVF4,Flat", "PQ2x4"])
+def test_remove(factory):
+    rng = np.random.default_rng(2)
+    x = _unit(rng, 200, 8)
+    index = DenseIndex(8, factory, nprobe=4, ef_search=64)
+    index.add(x, np.arange(100, 300))
+    assert index.remove([100, 101, 5]) == 2
+    assert len(index) == 198
+    _, ids = index.search(x[:2], 198)
+    assert 100 not in ids and 101 not in ids
+    assert set(ids[0].tolist()) - {-1} <= set(range(102, 300))
+    # remaining vectors are still found exactly where the index is exact for them
+    if factory in ("Flat", "HNSW16", "IVF4,Flat"):
+        _, top = index.search(x[2:5], 1)
+        assert top[:, 0].tolist() == [102, 103, 104]
+
+
+def test_training_needs_enough_vectors():
+    rng = np.random.default_rng(3)
+    index = DenseIndex(8, "IVF16,Flat")
+    assert not index.is_trained
+    with pytest.raises(ValueError, match="could not be trained on 5 vectors"):
+        index.add(_unit(rng, 5, 8))
+    assert len(index) == 0
+    index.add(_unit(rng, 400, 8))
+    assert index.is_trained and len(index) == 400
+
+
+def test_save_load_roundtrip_and_errors(tmp_path):
+    rng = np.random.default_rng(4)
+    x = _unit(rng, 50, 8)
+    index = DenseIndex(8, "HNSW16", ef_search=40)
+    index.add(x, np.arange(1000, 1050))
+    path = tmp_path / "sub" / "dense.index"
+    index.save(path)
+    loaded = DenseIndex.load(path)
+    assert (loaded.dim, loaded.factory, loaded.ef_search, len(loaded)) == (8, "HNSW16", 40, 50)
+    np.testing.assert_array_equal(loaded.search(x[:3], 5)[1], index.search(x[:3], 5)[1])
+    assert list(loaded.add(x[:1])) == [1050]  # id counter survives
+    assert [p.name for p in path.parent.iterdir()] == ["dense.index"]  # no temp files left behind
+    with pytest.raises(FileNotFoundError, match="not found"):
+        DenseIndex.load(tmp_path / "missing.index")
+    (tmp_path / "bad.index").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a spart dense index"):
+        DenseIndex.load(tmp_path / "bad.index")
+    data = path.read_bytes()
+    (tmp_path / "truncated.index").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt"):
+        DenseIndex.load(tmp_path / "truncated.index")
