@@ -1,0 +1,286 @@
+"""FaissDocumentStore: Haystack conformance suite plus spart-specific behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from haystack import Document
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+from haystack.testing.document_store import DocumentStoreBaseTests
+
+from spart.components.document_stores import FaissDocumentStore
+from spart.components.document_stores import faiss_document_store as fds_module
+
+
+def _assert_same_documents(received: list[Document], expected: list[Document]) -> None:
+    """Equal documents, except that embeddings are compared at float32 precision (what FAISS stores)."""
+    assert len(received) == len(expected)
+    for got, want in zip(received, expected):
+        assert got.id == want.id and got.content == want.content and got.meta == want.meta
+        assert got.blob == want.blob and got.sparse_embedding == want.sparse_embedding
+        if want.embedding is None:
+            assert got.embedding is None
+        else:
+            np.testing.assert_array_equal(np.float32(got.embedding), np.float32(want.embedding))
+
+
+class TestConformance(DocumentStoreBaseTests):
+    """Haystack's own DocumentStore tests, run against an in-memory FaissDocumentStore."""
+
+    @pytest.fixture
+    def document_store(self) -> FaissDocumentStore:
+        return FaissDocumentStore(embedding_dim=768)
+
+    def assert_documents_are_equal(self, received, expected):
+        _assert_same_documents(received, expected)
+
+    def test_write_documents(self, document_store):
+        doc = Document(content="test doc")
+        assert document_store.write_documents([doc]) == 1
+        with pytest.raises(DuplicateDocumentError):  # NONE behaves like FAIL
+            document_store.write_documents([doc])
+        self.assert_documents_are_equal(document_store.filter_documents(), [doc])
+
+
+class TestConformanceOnDisk(TestConformance):
+    """The same suite against a store opened on a directory (saved and re-opened before each test)."""
+
+    @pytest.fixture
+    def document_store(self, tmp_path) -> FaissDocumentStore:
+        FaissDocumentStore(path=str(tmp_path / "store"), embedding_dim=768).save()
+        return FaissDocumentStore.load(tmp_path / "store")
+
+
+def _docs(n: int, dim: int = 4, seed: int = 0) -> list[Document]:
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((n, dim)).astype(np.float32)
+    return [
+        Document(id=f"d{i}", content=f"document number {i} about topic{i % 3}", meta={"i": i, "title": f"T{i}"},
+                 embedding=emb[i].tolist())
+        for i in range(n)
+    ]
+
+
+def test_embedding_retrieval_is_exact_inner_product():
+    docs = _docs(50)
+    store = FaissDocumentStore(embedding_dim=4)
+    store.write_documents(docs)
+    q = np.array([0.3, -1.0, 0.5, 2.0], dtype=np.float32)
+    result = store.embedding_retrieval(q.tolist(), top_k=5)
+    scores = np.array([d.embedding for d in docs], dtype=np.float32) @ q
+    want = np.argsort(-scores)[:5]
+    assert [d.id for d in result] == [f"d{i}" for i in want]
+    np.testing.assert_allclose([d.score for d in result], scores[want], rtol=1e-5)
+    assert all(d.embedding is None for d in result)
+    assert store.embedding_retrieval(q, top_k=5, return_embedding=True)[0].embedding is not None
+
+
+def test_embedding_retrieval_with_filters_is_exact():
+    docs = _docs(60)
+    store = FaissDocumentStore(embedding_dim=4, factory="HNSW8")
+    store.write_documents(docs)
+    q = np.ones(4, dtype=np.float32)
+    flt = {"field": "meta.i", "operator": ">=", "value": 40}
+    result = store.embedding_retrieval(q, top_k=3, filters=flt)
+    scores = np.array([d.embedding for d in docs[40:]], dtype=np.float32) @ q
+    assert [d.id for d in result] == [f"d{40 + i}" for i in np.argsort(-scores)[:3]]
+
+
+def test_documents_without_embedding_are_stored_but_not_dense_searchable():
+    store = FaissDocumentStore(embedding_dim=2)
+    store.write_documents([Document(id="a", content="alpha"), Document(id="b", content="beta", embedding=[1.0, 0.0])])
+    assert store.count_documents() == 2
+    assert [d.id for d in store.embedding_retrieval([1.0, 0.0], top_k=10)] == ["b"]
+    assert [d.id for d in store.bm25_retrieval("alpha", top_k=10)] == ["a"]
+
+
+def test_write_validation_is_atomic():
+    store = FaissDocumentStore(embedding_dim=3)
+    store.write_documents([Document(id="keep", content="x", embedding=[1.0, 0.0, 0.0])])
+    bad = [Document(id="new", content="y", embedding=[1.0, 0.0, 0.0]), Document(id="bad", content="z", embedding=[1.0])]
+    with pytest.raises(ValueError, match="dimension .*embedding_dim is 3"):
+        store.write_documents(bad)
+    with pytest.raises(ValueError, match="no content, no embedding and no blob"):
+        store.write_documents([Document(id="new", content="y"), Document(id="empty", content="")])
+    with pytest.raises(ValueError, match="NaN"):
+        store.write_documents([Document(id="nan", content="y", embedding=[float("nan"), 0.0, 0.0])])
+    with pytest.raises(DuplicateDocumentError):
+        store.write_documents([Document(id="new", content="y"), Document(id="keep", content="dup")])
+    assert [d.id for d in store.filter_documents()] == ["keep"]
+    assert len(store._dense) == 1
+
+
+def test_duplicate_policies_and_overwrite_updates_both_indexes():
+    store = FaissDocumentStore(embedding_dim=2)
+    store.write_documents([Document(id="x", content="old words", embedding=[1.0, 0.0])])
+    assert store.write_documents([Document(id="x", content="skipped")], policy=DuplicatePolicy.SKIP) == 0
+    assert store.bm25_retrieval("old", top_k=1)[0].id == "x"
+    n = store.write_documents(
+        [Document(id="x", content="new text", embedding=[0.0, 1.0]), Document(id="x", content="newest text", embedding=[0.0, 2.0])],
+        policy=DuplicatePolicy.OVERWRITE,
+    )
+    assert n == 1 and store.count_documents() == 1
+    assert store.filter_documents()[0].content == "newest text"
+    assert store.bm25_retrieval("old", top_k=1) == []
+    assert store.bm25_retrieval("newest", top_k=1)[0].id == "x"
+    hit = store.embedding_retrieval([0.0, 1.0], top_k=5)
+    assert [(d.id, d.score) for d in hit] == [("x", 2.0)]
+    with pytest.raises(DuplicateDocumentError, match="more than once"):
+        store.write_documents([Document(id="y", content="a"), Document(id="y", content="b")], policy=DuplicatePolicy.FAIL)
+
+
+def test_bm25_retrieval_tracks_writes_and_deletes_and_uses_title():
+    store = FaissDocumentStore(embedding_dim=2, bm25_method="okapi")
+    store.write_documents([
+        Document(id="1", content="the quick brown fox", meta={"title": "Foxes"}),
+        Document(id="2", content="a lazy dog sleeps"),
+        Document(id="3", content="dogs and foxes are friends"),
+    ])
+    # "1" matches only through its title; "3" is shorter (3 tokens after stop words vs 4), so it ranks first
+    assert [d.id for d in store.bm25_retrieval("foxes", top_k=5)] == ["3", "1"]
+    store.delete_documents(["1"])
+    assert [d.id for d in store.bm25_retrieval("foxes", top_k=5)] == ["3"]
+    store.write_documents([Document(id="4", content="foxes foxes foxes")])
+    result = store.bm25_retrieval("foxes", top_k=5)
+    assert [d.id for d in result] == ["4", "3"] and result[0].score > result[1].score > 0
+    flt = {"field": "id", "operator": "==", "value": "3"}
+    assert [d.id for d in store.bm25_retrieval("foxes", top_k=5, filters=flt)] == ["3"]
+    assert store.bm25_retrieval("the and", top_k=5) == []  # only stop words: empty result
+    with pytest.raises(ValueError, match="non-empty string"):
+        store.bm25_retrieval("   ", top_k=5)
+    with pytest.raises(ValueError, match="top_k"):
+        store.bm25_retrieval("fox", top_k=0)
+
+
+def test_bm25_scores_match_rank_bm25_through_the_store():
+    rank_bm25 = pytest.importorskip("rank_bm25")
+    from spart.bm25 import Tokenizer
+
+    texts = ["red apple pie", "green apple", "red red wine", "blue sky", "apple of my eye red"]
+    store = FaissDocumentStore(embedding_dim=2, bm25_method="okapi")
+    store.write_documents([Document(id=str(i), content=t) for i, t in enumerate(texts)])
+    tok = Tokenizer()
+    oracle = rank_bm25.BM25Okapi([tok(t) for t in texts]).get_scores(tok("red apple"))
+    got = {d.id: d.score for d in store.bm25_retrieval("red apple", top_k=10)}
+    for i, score in enumerate(oracle):
+        if str(i) in got:
+            assert got[str(i)] == pytest.approx(score, abs=1e-6)
+        else:
+            assert score == 0
+
+
+def test_query_errors():
+    store = FaissDocumentStore(embedding_dim=3)
+    with pytest.raises(ValueError, match="shape \\(2,\\).*embedding_dim is 3"):
+        store.embedding_retrieval([1.0, 2.0], top_k=1)
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        store.embedding_retrieval([1.0, 2.0, 3.0], top_k=-1)
+    assert store.embedding_retrieval([1.0, 2.0, 3.0], top_k=2) == []
+    assert store.bm25_retrieval("anything", top_k=2) == []
+
+
+def test_save_and_reopen_round_trip(tmp_path):
+    path = tmp_path / "store"
+    store = FaissDocumentStore(path=str(path), embedding_dim=4, factory="HNSW8", bm25_method="okapi")
+    docs = _docs(30)
+    store.write_documents(docs)
+    store.save()
+    again = FaissDocumentStore(path=str(path), embedding_dim=4, factory="HNSW8", bm25_method="okapi")
+    assert again.count_documents() == 30
+    q = np.ones(4)
+    assert [d.id for d in again.embedding_retrieval(q, 5)] == [d.id for d in store.embedding_retrieval(q, 5)]
+    assert [d.id for d in again.bm25_retrieval("topic1", 5)] == [d.id for d in store.bm25_retrieval("topic1", 5)]
+    loaded = FaissDocumentStore.load(path)
+    assert loaded.to_dict() == again.to_dict()
+    # later saves replace the snapshot; exactly one snapshot is left
+    again.delete_documents(["d0"])
+    again.save()
+    assert FaissDocumentStore.load(path).count_documents() == 29
+    assert len([p for p in path.iterdir() if p.is_dir()]) == 1
+    with pytest.raises(ValueError, match="embedding_dim=4.*embedding_dim=8"):
+        FaissDocumentStore(path=str(path), embedding_dim=8, factory="HNSW8")
+
+
+def test_crash_mid_save_keeps_previous_copy(tmp_path, monkeypatch):
+    path = tmp_path / "store"
+    store = FaissDocumentStore(path=str(path), embedding_dim=4)
+    store.write_documents(_docs(5))
+    store.save()
+    store.write_documents(_docs(10)[5:])
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(fds_module.DenseIndex, "save", crash)  # dies after the database was copied
+    with pytest.raises(OSError, match="simulated"):
+        store.save()
+    monkeypatch.undo()
+    assert FaissDocumentStore.load(path).count_documents() == 5
+    assert not [p for p in path.iterdir() if p.name.startswith(".tmp-")]
+
+    # a crash after the new snapshot is renamed into place, but before CURRENT is switched
+    real_write = fds_module._write_atomic
+
+    def crash_on_current(target, data):
+        if target.name == "CURRENT":
+            raise OSError("power cut (simulated)")
+        return real_write(target, data)
+
+    monkeypatch.setattr(fds_module, "_write_atomic", crash_on_current)
+    with pytest.raises(OSError, match="power cut"):
+        store.save()
+    monkeypatch.undo()
+    assert FaissDocumentStore.load(path).count_documents() == 5
+    store.save()  # the next successful save cleans up the orphaned snapshot
+    assert FaissDocumentStore.load(path).count_documents() == 10
+    assert len([p for p in path.iterdir() if p.is_dir()]) == 1
+
+
+def test_missing_and_corrupt_directories(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        FaissDocumentStore.load(tmp_path / "nope")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not a FaissDocumentStore directory"):
+        FaissDocumentStore(path=str(tmp_path / "junk"))
+    path = tmp_path / "store"
+    store = FaissDocumentStore(path=str(path), embedding_dim=4)
+    store.write_documents(_docs(3))
+    store.save()
+    snapshot = path / json.loads((path / "CURRENT").read_text())["snapshot"]
+    (snapshot / "documents.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ValueError, match="corrupt"):
+        FaissDocumentStore.load(path)
+    (path / "CURRENT").write_text("{not json")
+    with pytest.raises(ValueError, match="CURRENT is corrupt"):
+        FaissDocumentStore.load(path)
+    (path / "CURRENT").write_text(json.dumps({"snapshot": "snap-gone"}))
+    with pytest.raises(ValueError, match="missing snapshot"):
+        FaissDocumentStore.load(path)
+    with pytest.raises(ValueError, match="in memory"):
+        FaissDocumentStore(embedding_dim=2).save()
+
+
+def test_to_dict_from_dict():
+    store = FaissDocumentStore(embedding_dim=16, factory="HNSW32", bm25_method="bm25+", bm25_stemmer="english")
+    data = store.to_dict()
+    assert data["type"] == "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
+    assert data["init_parameters"]["embedding_dim"] == 16
+    assert data["init_parameters"]["bm25_method"] == "bm25+"
+    again = FaissDocumentStore.from_dict(data)
+    assert again.to_dict() == data
+    with pytest.raises(ValueError, match="unknown BM25 method"):
+        FaissDocumentStore(bm25_method="nope")
+
+
+def test_ivf_store_trains_on_first_write_or_fails_cleanly():
+    store = FaissDocumentStore(embedding_dim=4, factory="IVF8,Flat", nprobe=8)
+    with pytest.raises(ValueError, match="could not be trained"):
+        store.write_documents(_docs(3))
+    assert store.count_documents() == 0
+    store.write_documents(_docs(300))
+    assert store.count_documents() == 300
+    assert len(store.embedding_retrieval(np.ones(4), top_k=7)) == 7
