@@ -1,1 +1,43 @@
-"""spart.training."""
+"""Training: SPIDER span mining and examples, the contrastive trainer (SPIDER pre-training and few-shot
+fine-tuning), and the pieces every trainer shares.
+
+Shared, method-independent modules (reused by the ART trainer):
+
+- :mod:`spart.training.config`       pydantic configs from YAML + ``key=value`` overrides
+- :mod:`spart.training.checkpoint`   atomic checkpoints, RNG capture, exact resume
+- :mod:`spart.training.distributed`  torchrun init, all-gather with gradient, gradient averaging, rank logging
+- :mod:`spart.training.schedule`     AdamW + linear warm-up / decay
+- :mod:`spart.training.grad_cache`   GradCache: large batches in bounded memory
+
+Contrastive training: :mod:`spart.training.losses` (one loss per module), :mod:`spart.training.contrastive`
+(the trainer), :mod:`spart.training.supervised_pairs` (labelled pairs + BM25 hard negatives).
+
+Names are imported lazily: ``import spart.training`` does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "TrainingConfig": "spart.training.config",
+    "ContrastiveTrainingConfig": "spart.training.config",
+    "load_config": "spart.training.config",
+    "Checkpointer": "spart.training.checkpoint",
+    "DistributedContext": "spart.training.distributed",
+    "init_distributed": "spart.training.distributed",
+    "all_gather_with_grad": "spart.training.distributed",
+    "build_adamw": "spart.training.schedule",
+    "linear_warmup_decay": "spart.training.schedule",
+    "ContrastiveTrainer": "spart.training.contrastive",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(module), name)

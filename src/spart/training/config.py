@@ -1,0 +1,232 @@
+"""Training configuration: pydantic models loaded from YAML, with command-line overrides.
+
+The general part (:class:`TrainingConfig`, :func:`load_config`, :func:`apply_overrides`) is shared by every
+trainer; a trainer subclasses :class:`TrainingConfig` with its own fields (see
+:class:`ContrastiveTrainingConfig`, used by SPIDER pre-training and few-shot fine-tuning).
+
+Overrides are ``key=value`` strings with dotted keys for nested sections; the value is parsed as YAML, so
+``lr=1e-5``, ``data.kind=pairs``, ``shared=false`` and ``eval_steps=[100, 200]`` all do what they say::
+
+    config = load_config(ContrastiveTrainingConfig, "spider.yaml", ["lr=1e-5", "max_steps=200"])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+C = TypeVar("C", bound="TrainingConfig")
+
+
+class StrictModel(BaseModel):
+    """A pydantic model that rejects unknown keys (a misspelt option must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainingConfig(StrictModel):
+    """Options every trainer has: output, optimisation schedule, precision, checkpointing and logging.
+
+    :param output_dir: where checkpoints, the metrics CSV and the final model go.
+    :param seed: seeds the model init (where random), data order and dropout.
+    :param max_steps: optimiser steps to run.
+    :param batch_size: the *global* batch (all ranks together); each rank takes ``batch_size / world_size``.
+    :param lr: peak learning rate of AdamW.
+    :param weight_decay: AdamW decay, not applied to biases and LayerNorm weights (DPR's convention).
+    :param warmup_ratio: fraction of ``max_steps`` of linear warm-up (SPIDER/DPR: about 1%); ``warmup_steps``
+        wins when set.
+    :param grad_clip: max global gradient norm (DPR and SPIDER use 2.0); ``0`` disables clipping.
+    :param precision: ``auto`` (bf16 where native, else fp32), ``fp32``, ``bf16`` or ``fp16`` (CUDA only,
+        with a gradient scaler).
+    :param checkpoint_every: write a resumable checkpoint every N steps (0: only at the end).
+    :param keep_checkpoints: how many recent checkpoints to keep.
+    :param log_every: write a metrics row every N steps.
+    :param dist_timeout_s: collective-operation timeout of the process group.
+    """
+
+    output_dir: Path
+    seed: int = 42
+    max_steps: int = Field(1000, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_eps: float = Field(1e-8, gt=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = Field(0.01, ge=0, le=1)
+    warmup_steps: int | None = Field(None, ge=0)
+    grad_clip: float = Field(2.0, ge=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    checkpoint_every: int = Field(500, ge=0)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(10, gt=0)
+    dist_timeout_s: float = Field(1800.0, gt=0)
+    num_threads: int | None = Field(None, gt=0)
+    progress: bool = True
+
+    def resolved_warmup_steps(self) -> int:
+        """Warm-up length in steps: ``warmup_steps`` if given, else ``round(warmup_ratio * max_steps)``."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return int(round(self.warmup_ratio * self.max_steps))
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
+
+
+# ---------------------------------------------------------------------- the contrastive trainer's config
+class SpiderDataConfig(StrictModel):
+    """SPIDER pre-training data: recurring-span examples mined from a corpus (``spart.training.spider_examples``).
+
+    :param corpus: passages (DPR TSV or BEIR corpus.jsonl) the spans were mined from.
+    :param spans: the mined span file (``spart mine-spans`` output, ``.jsonl[.gz]``).
+    :param options: passed as keyword arguments to the examples dataset (query transformation etc.).
+    """
+
+    kind: Literal["spider"] = "spider"
+    corpus: Path
+    spans: Path
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PairsDataConfig(StrictModel):
+    """Labelled (question, positive passage) pairs with BM25 hard negatives, for few-shot fine-tuning.
+
+    Exactly one source: a BEIR directory + split (``qrels/<split>.tsv``), or DPR's training JSON.
+
+    :param beir_dir: BEIR directory with corpus.jsonl, queries.jsonl and qrels/.
+    :param split: qrels split to train on.
+    :param dpr_json: DPR training file (``question``, ``positive_ctxs``, ``hard_negative_ctxs``...).
+    :param corpus: corpus to mine BM25 negatives from when ``dpr_json`` is given (DPR TSV or BEIR jsonl).
+    :param bm25_negatives: BM25 candidates kept per question (non-positive top hits; one used per epoch).
+    """
+
+    kind: Literal["pairs"] = "pairs"
+    beir_dir: Path | None = None
+    split: str = "train"
+    dpr_json: Path | None = None
+    corpus: Path | None = None
+    bm25_negatives: int = Field(10, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PairsDataConfig":
+        if (self.beir_dir is None) == (self.dpr_json is None):
+            raise ValueError("pairs data needs exactly one of beir_dir or dpr_json")
+        return self
+
+
+class ContrastiveTrainingConfig(TrainingConfig):
+    """SPIDER pre-training and few-shot fine-tuning: one in-batch contrastive loss, two data sources.
+
+    :param model: initial encoder: a spart/sentence-transformers/HF directory (MiniLM, a SPIDER checkpoint...).
+    :param passage_model: optional second directory for a separate passage tower.
+    :param random_init: re-initialise the weights randomly (keeping the architecture and vocabulary of
+        ``model``); ``random_init_layers``/``random_init_hidden`` shrink the architecture.
+    :param shared: one tower for queries and passages (SPIDER) or two (DPR-style fine-tuning).
+    :param pooling: ``cls`` (SPIDER/DPR) or ``mean``.
+    :param query_max_length / passage_max_length: token budgets (SPIDER/DPR: 64 / 240).
+    :param temperature: scores are divided by it; 1.0 is SPIDER/DPR's plain dot product.
+    :param grad_cache_chunk: GradCache chunk size (per rank, in texts); ``None`` encodes the batch at once.
+    :param export_steps: also save a loadable model (``DualEncoder.save``) at these steps (learning curves).
+    """
+
+    model: str
+    passage_model: str | None = None
+    random_init: bool = False
+    random_init_layers: int | None = Field(None, gt=0)
+    random_init_hidden: int | None = Field(None, gt=0)
+    shared: bool = True
+    pooling: Literal["cls", "mean"] = "cls"
+    normalize: bool = False
+    query_max_length: int = Field(64, ge=4)
+    passage_max_length: int = Field(240, ge=4)
+    temperature: float = Field(1.0, gt=0)
+    grad_cache_chunk: int | None = Field(None, gt=0)
+    export_steps: list[int] = Field(default_factory=list)
+    data: SpiderDataConfig | PairsDataConfig = Field(discriminator="kind")
+
+
+# ---------------------------------------------------------------------- loading
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> ``(["a", "b"], parsed value)``; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if not key or any(not part for part in key.split(".")):
+        raise ValueError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ValueError(f"override {item!r}: value is not valid YAML ({error})") from error
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """A copy of ``data`` with each ``key=value`` override set (nested sections created as needed)."""
+    result = json.loads(json.dumps(data, default=str))  # deep copy of plain YAML data
+    for item in overrides or []:
+        path, value = parse_override(item)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ValueError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file; a missing file or non-mapping content is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: invalid YAML: {error}") from error
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of options at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """Build ``cls`` from a YAML file (optional) and ``key=value`` overrides.
+
+    Relative paths inside the file stay relative to the current directory (as on the command line).
+
+    :raises FileNotFoundError: the file does not exist.
+    :raises ValueError: bad YAML, a bad override, an unknown option or an invalid value; the message names it.
+    """
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, overrides)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<config>'}: {e['msg']}" for e in error.errors()
+        )
+        source = f" in {path}" if path is not None else ""
+        raise ValueError(f"invalid {cls.__name__}{source}: {problems}") from None
+
+
+def save_config(config: TrainingConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML (atomically), so a run records exactly what it was started with."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config.model_dump(mode="json"), handle, sort_keys=False)
+    os.replace(tmp, path)
