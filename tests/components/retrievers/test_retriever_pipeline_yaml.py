@@ -1,0 +1,42 @@
+"""YAML round trip of a pipeline holding both retrievers, and the deserialisation allowlist opt-in."""
+
+from __future__ import annotations
+
+import pytest
+from haystack import Document, Pipeline
+from haystack.core.errors import DeserializationError
+
+from spart.components.document_stores import FaissDocumentStore
+from spart.components.retrievers import BM25Retriever, FaissEmbeddingRetriever
+
+
+def _pipeline(path) -> Pipeline:
+    store = FaissDocumentStore(path=str(path), embedding_dim=2)
+    store.write_documents([
+        Document(id="a", content="apples and pears", embedding=[1.0, 0.0]),
+        Document(id="b", content="pears only", embedding=[0.0, 1.0]),
+    ])
+    store.save()
+    pipe = Pipeline()
+    pipe.add_component("dense", FaissEmbeddingRetriever(store, top_k=1))
+    pipe.add_component("sparse", BM25Retriever(store, top_k=2))
+    return pipe
+
+
+def test_yaml_round_trip_with_allowed_modules(tmp_path):
+    pipe = _pipeline(tmp_path / "store")
+    text = pipe.dumps()
+    assert "spart.components.retrievers.bm25_retriever.BM25Retriever" in text
+    with pytest.raises(DeserializationError, match="allowlist"):
+        Pipeline.loads(text)  # spart is not trusted by default
+    loaded = Pipeline.loads(text, allowed_modules=["spart"])
+    assert loaded.dumps() == text
+    out = loaded.run({"dense": {"query_embedding": [0.0, 1.0]}, "sparse": {"query": "apples"}})
+    assert [d.id for d in out["dense"]["documents"]] == ["b"]
+    assert [d.id for d in out["sparse"]["documents"]] == ["a"]
+
+
+def test_yaml_round_trip_with_environment_allowlist(tmp_path, monkeypatch):
+    text = _pipeline(tmp_path / "store").dumps()
+    monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "spart.*")
+    assert Pipeline.loads(text).dumps() == text
