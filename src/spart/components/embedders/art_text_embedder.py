@@ -1,0 +1,41 @@
+"""ARTTextEmbedder: embeds a query string with ART's defaults (separate query and passage towers, [CLS] pooling)."""
+
+from __future__ import annotations
+
+from haystack import component
+
+from spart.components.embedders._base import TextEmbedderBase
+from spart.encoders.config import ART_DEFAULTS
+
+
+@component
+class ARTTextEmbedder(TextEmbedderBase):
+    """Embeds a query string with the query tower of an ART dual encoder.
+
+    ART (Sachan et al., 2022) has separate question and passage towers, [CLS] pooling, dot product; a
+    single model directory gives two towers that start as copies of it.
+
+    ``model=None`` loads the packaged all-MiniLM-L6-v2 (resolved at ``warm_up``): no trained ART model
+    ships with spart yet, so until one is passed this is a general-purpose sentence-transformers encoder
+    (its own mean pooling and normalisation apply, not ART's [CLS] pooling).
+
+    :param model: model directory or hub id: a spart/sentence-transformers directory, a DPR encoder directory
+        or a plain Hugging Face BERT-family directory. ``None``: the packaged MiniLM (see above).
+    :param passage_model: optional second directory for the passage tower (e.g. a DPR context encoder).
+    :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
+    :param precision: ``"auto"`` (bf16 autocast where the hardware runs it natively), ``"fp32"`` or ``"bf16"``.
+    :param query_max_length: token budget of a query (``None``: the model's or method's default, 64).
+    :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
+    :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
+    :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
+
+    Usage::
+
+        from spart.components.embedders import ARTTextEmbedder
+
+        embedder = ARTTextEmbedder(model="path/to/model")
+        embedder.warm_up()
+        vector = embedder.run("who wrote hamlet?")["embedding"]  # list[float]
+    """
+
+    method_defaults = ART_DEFAULTS
