@@ -1,0 +1,35 @@
+"""Question-likelihood teacher (UPR / ART): a frozen LM's log p(question | passage), with a SQLite score cache.
+
+Names are imported lazily so ``import spart.teacher`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "QuestionLikelihoodScorer": "spart.teacher.likelihood",
+    "ScoreCache": "spart.teacher.cache",
+    "PromptTemplate": "spart.teacher.prompts",
+    "default_template": "spart.teacher.prompts",
+    "PassageLike": "spart.teacher.passages",
+    "TeacherPassage": "spart.teacher.passages",
+    "as_passage": "spart.teacher.passages",
+    "packaged_smollm2_path": "spart.teacher.loading",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from spart.teacher.cache import ScoreCache
+    from spart.teacher.likelihood import QuestionLikelihoodScorer
+    from spart.teacher.loading import packaged_smollm2_path
+    from spart.teacher.passages import PassageLike, TeacherPassage, as_passage
+    from spart.teacher.prompts import PromptTemplate, default_template
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'spart.teacher' has no attribute {name!r}")

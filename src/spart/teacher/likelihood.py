@@ -1,0 +1,369 @@
+"""Question likelihood under a frozen LM: the UPR reranking score and the ART teacher signal.
+
+``score = mean_t log p(q_t | q_<t, passage)`` over the question's tokens under teacher forcing (ART's teacher
+averages over question tokens; UPR sums them, which ranks the passages of one question identically but is not
+comparable across questions). The paper's teacher is T0-3B (seq2seq); the offline default here is the packaged
+SmolLM2-135M-Instruct GGUF (a causal LM), much smaller and weaker.
+
+Batching: every (question, passage) pair is tokenised once per distinct passage/question, pairs are sorted by
+length and scored in chunks of ``batch_size`` so padding stays small. Causal LMs are left-padded with explicit
+``position_ids``: the question then always sits at the right edge, so only the last ``max_question_len + 1``
+positions need logits (the LM head over a 49k vocabulary is the costliest layer for short prompts), and the
+position ids keep every row's scores equal to its unpadded scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from spart.teacher.cache import CacheKey, ScoreCache
+from spart.teacher.loading import ModelSource, describe_config, fingerprint_source, load_teacher, resolve_model_source
+from spart.teacher.passages import TeacherPassage, as_passage
+from spart.teacher.prompts import PromptTemplate, default_template
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_supported(device: str) -> bool:
+    """Whether bf16 autocast runs natively on ``device`` (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+class QuestionLikelihoodScorer:
+    """Scores how likely a frozen LM finds a question given a passage.
+
+    Usage::
+
+        scorer = QuestionLikelihoodScorer(cache=ScoreCache("teacher.sqlite"))   # packaged SmolLM2
+        scorer.warm_up()
+        scores = scorer.score("Who wrote Hamlet?", passages)         # np.ndarray, one per passage
+        grid = scorer.score_topk(questions, topk_passages)          # (B, K) for ART's KL target
+
+    :param model: HF directory, hub id (must be in the local cache: spart runs offline), or a ``.gguf`` file.
+        ``None`` uses the packaged SmolLM2-135M-Instruct GGUF.
+    :param gguf_file: GGUF file name inside the ``model`` directory (alternative to passing the file path).
+    :param model_kind: ``"auto"`` (from the config's ``is_encoder_decoder``), ``"causal"`` or ``"seq2seq"``.
+    :param prompt: the :class:`PromptTemplate`; default depends on the model kind and chat setting.
+    :param use_chat_template: causal LMs only: wrap the passage prompt as a user turn with the tokenizer's chat
+        template and score the question as the assistant's reply. ``None`` = off (measured better for SmolLM2
+        on pydocs; see docs/teacher.md).
+    :param precision: ``"fp32"``, ``"bf16"`` (autocast; log-softmax stays fp32) or ``"auto"`` (bf16 where the
+        device supports it natively, else fp32).
+    :param device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
+    :param batch_size: (question, passage) pairs per forward pass.
+    :param max_passage_tokens: passage text is truncated to this many tokens (the instruction is kept).
+    :param max_question_tokens: the question target is truncated to this many tokens.
+    :param append_eos: score the end-of-sequence token after the question too (as T5's tokenizer does; the
+        reference code does the same for GPT models).
+    :param cache: optional :class:`ScoreCache`; hits skip the LM.
+    :param progress_bar: show a tqdm bar over forward batches.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        gguf_file: str | None = None,
+        model_kind: str = "auto",
+        prompt: PromptTemplate | None = None,
+        use_chat_template: bool | None = None,
+        precision: str = "auto",
+        device: str | None = None,
+        batch_size: int = 16,
+        max_passage_tokens: int = 384,
+        max_question_tokens: int = 64,
+        append_eos: bool = True,
+        cache: ScoreCache | None = None,
+        progress_bar: bool = False,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if model_kind not in ("auto", "causal", "seq2seq"):
+            raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
+        for name, value in (("batch_size", batch_size), ("max_passage_tokens", max_passage_tokens),
+                            ("max_question_tokens", max_question_tokens)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.model_name = model
+        self.gguf_file = gguf_file
+        self.model_kind = model_kind
+        self._prompt_arg = prompt
+        self.use_chat_template = bool(use_chat_template)
+        self.precision = precision
+        self.device = device
+        self.batch_size = batch_size
+        self.max_passage_tokens = max_passage_tokens
+        self.max_question_tokens = max_question_tokens
+        self.append_eos = append_eos
+        self.cache = cache
+        self.progress_bar = progress_bar
+        self.model = None
+        self.tokenizer = None
+        self.prompt: PromptTemplate | None = prompt
+        self.fingerprint: str | None = None
+        self.uses_bf16 = False
+        self.stats = {"pairs": 0, "cache_hits": 0, "scored": 0}
+
+    # ------------------------------------------------------------------ loading
+    def warm_up(self) -> None:
+        """Load the LM and tokenizer (once) and compute the teacher fingerprint used as cache key."""
+        if self.model is not None:
+            return
+        import torch
+
+        source: ModelSource = resolve_model_source(self.model_name, self.gguf_file)
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, tokenizer, kind = load_teacher(source, self.model_kind, device)
+        if kind == "seq2seq" and self.use_chat_template:
+            raise ValueError("use_chat_template applies to causal LMs only")
+        if self.use_chat_template and not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"tokenizer of {source.location} has no chat template")
+        self.device, self.model_kind = device, kind
+        self.model, self.tokenizer = model, tokenizer
+        self.prompt = self._prompt_arg or default_template(kind, self.use_chat_template)
+        self.uses_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_supported(device))
+        if self.precision == "bf16" and not bf16_supported(device):
+            logger.warning("bf16 requested but %s has no native bf16 support; autocast will be slow", device)
+        self._pad_id = self._pick_pad_id()
+        self._eos_id = tokenizer.eos_token_id
+        forward_params = inspect.signature(model.forward).parameters
+        self._supports_logits_to_keep = "logits_to_keep" in forward_params
+        self._supports_position_ids = "position_ids" in forward_params
+        self.fingerprint = self._compute_fingerprint(source)
+
+    def _pick_pad_id(self) -> int:
+        tok = self.tokenizer
+        for candidate in (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, 0):
+            if candidate is not None:
+                return int(candidate)
+        return 0  # unreachable; keeps type checkers quiet
+
+    def _compute_fingerprint(self, source: ModelSource) -> str:
+        payload = {
+            "weights": fingerprint_source(source),
+            "config": describe_config(self.model),
+            "kind": self.model_kind,
+            "prompt": self.prompt.to_dict(),
+            "chat": self.use_chat_template,
+            "bf16": self.uses_bf16,
+            "max_passage_tokens": self.max_passage_tokens,
+            "max_question_tokens": self.max_question_tokens,
+            "append_eos": self.append_eos,
+            "score": "mean-logprob-v1",
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _require_warm(self) -> None:
+        if self.model is None:
+            raise RuntimeError("QuestionLikelihoodScorer is not warmed up: call warm_up() first")
+
+    # ------------------------------------------------------------------ public scoring API
+    def score(self, question: str, passages: Sequence[Any]) -> np.ndarray:
+        """Mean log-probability of ``question`` given each passage; shape ``(len(passages),)``, float32."""
+        return self.score_pairs([question] * len(passages), passages)
+
+    def score_topk(self, questions: Sequence[str], passages: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Scores for a batch of questions, each with its own K retrieved passages: shape ``(B, K)``.
+
+        All B*K pairs go through one length-sorted, chunked pass (the ART training step).
+        """
+        if len(questions) != len(passages):
+            raise ValueError(f"{len(questions)} questions but {len(passages)} passage lists")
+        if not questions:
+            return np.zeros((0, 0), dtype=np.float32)
+        k = len(passages[0])
+        if any(len(row) != k for row in passages):
+            raise ValueError("score_topk needs the same number of passages for every question")
+        flat_q = [q for q in questions for _ in range(k)]
+        flat_p = [p for row in passages for p in row]
+        return self.score_pairs(flat_q, flat_p).reshape(len(questions), k)
+
+    def score_pairs(self, questions: Sequence[str], passages: Sequence[Any]) -> np.ndarray:
+        """Score aligned (question, passage) pairs; shape ``(n,)``. Cached pairs skip the LM."""
+        if len(questions) != len(passages):
+            raise ValueError(f"{len(questions)} questions but {len(passages)} passages")
+        for q in questions:
+            if not isinstance(q, str) or not q.strip():
+                raise ValueError(f"question must be a non-empty string, got {q!r}")
+        normalised = [as_passage(p) for p in passages]
+        if not normalised:
+            return np.zeros(0, dtype=np.float32)
+        self._require_warm()
+        keys: list[CacheKey] = [(q, p.id, p.text_hash) for q, p in zip(questions, normalised)]
+        unique: dict[CacheKey, TeacherPassage] = {}
+        for key, passage in zip(keys, normalised):
+            unique.setdefault(key, passage)
+        known: dict[CacheKey, float] = {}
+        if self.cache is not None:
+            known = self.cache.get_many(self.fingerprint, list(unique))
+        missing = [key for key in unique if key not in known]
+        if missing:
+            fresh = self._score_uncached([k[0] for k in missing], [unique[k] for k in missing])
+            new = dict(zip(missing, fresh.tolist()))
+            if self.cache is not None:
+                self.cache.put_many(self.fingerprint, new.items())
+            known.update(new)
+        self.stats["pairs"] += len(keys)
+        self.stats["scored"] += len(missing)
+        self.stats["cache_hits"] += len(unique) - len(missing)
+        return np.asarray([known[key] for key in keys], dtype=np.float32)
+
+    # ------------------------------------------------------------------ tokenisation
+    def _truncate_texts(self, texts: list[str]) -> list[str]:
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        out = []
+        for text, tokens in zip(texts, ids):
+            if len(tokens) > self.max_passage_tokens:
+                text = self.tokenizer.decode(tokens[: self.max_passage_tokens], skip_special_tokens=True)
+            out.append(text)
+        return out
+
+    def _prompt_strings(self, passages: list[TeacherPassage]) -> list[str]:
+        texts = self._truncate_texts([p.text for p in passages])
+        prompts = [self.prompt.render_passage(p.title, t) for p, t in zip(passages, texts)]
+        if self.use_chat_template:
+            prompts = [
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                )
+                for p in prompts
+            ]
+        return prompts
+
+    def _encode_prompts(self, passages: list[TeacherPassage]) -> list[list[int]]:
+        prompts = self._prompt_strings(passages)
+        # The chat template already wrote any BOS / special tokens into the string.
+        add_special = not self.use_chat_template
+        if self.model_kind == "causal":
+            return self.tokenizer(prompts, add_special_tokens=add_special)["input_ids"]
+        # seq2seq: the encoder input keeps the tokenizer's specials (T5 appends </s>).
+        return self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+
+    def _encode_questions(self, questions: list[str]) -> list[list[int]]:
+        rendered = [self.prompt.render_question(q) for q in questions]
+        ids = self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        out = []
+        for tokens in ids:
+            tokens = list(tokens[: self.max_question_tokens])
+            if self.append_eos and self._eos_id is not None:
+                tokens.append(int(self._eos_id))
+            if not tokens:
+                raise ValueError("a question tokenised to zero tokens")
+            out.append(tokens)
+        return out
+
+    # ------------------------------------------------------------------ forward passes
+    def _score_uncached(self, questions: list[str], passages: list[TeacherPassage]) -> np.ndarray:
+        import torch
+
+        q_index: dict[str, int] = {}
+        p_index: dict[tuple[str, str], int] = {}
+        unique_q: list[str] = []
+        unique_p: list[TeacherPassage] = []
+        pair_ids = []
+        for q, p in zip(questions, passages):
+            if q not in q_index:
+                q_index[q] = len(unique_q)
+                unique_q.append(q)
+            pkey = (p.id, p.text_hash)
+            if pkey not in p_index:
+                p_index[pkey] = len(unique_p)
+                unique_p.append(p)
+            pair_ids.append((q_index[q], p_index[pkey]))
+        q_tokens = self._encode_questions(unique_q)
+        p_tokens = self._encode_prompts(unique_p)
+
+        lengths = np.asarray([len(p_tokens[pi]) + len(q_tokens[qi]) for qi, pi in pair_ids])
+        order = np.argsort(-lengths, kind="stable")  # longest first: an out-of-memory shows up at once
+        scores = np.empty(len(pair_ids), dtype=np.float64)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.progress_bar:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="teacher", unit="batch")
+        forward = self._forward_causal if self.model_kind == "causal" else self._forward_seq2seq
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.uses_bf16):
+            for batch in batches:
+                prompts = [p_tokens[pair_ids[i][1]] for i in batch]
+                targets = [q_tokens[pair_ids[i][0]] for i in batch]
+                scores[batch] = forward(prompts, targets)
+        return scores
+
+    def _forward_causal(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
+        import torch
+
+        seqs = [p + t for p, t in zip(prompts, targets)]
+        width = max(len(s) for s in seqs)
+        t_max = max(len(t) for t in targets)
+        input_ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):  # left padding: every question ends at the last column
+            input_ids[row, width - len(seq):] = torch.tensor(seq)
+            mask[row, width - len(seq):] = 1
+        target_mask = torch.zeros((len(seqs), t_max), dtype=torch.bool)
+        for row, t in enumerate(targets):
+            target_mask[row, t_max - len(t):] = True
+        kwargs: dict[str, Any] = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if self._supports_position_ids:
+            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(self.device)
+        if self._supports_logits_to_keep:
+            kwargs["logits_to_keep"] = t_max + 1
+        logits = self.model(**kwargs).logits[:, -(t_max + 1):-1]  # position j predicts token j + 1
+        labels = input_ids[:, width - t_max:].to(self.device)
+        return self._mean_logprob(logits, labels, target_mask.to(self.device))
+
+    def _forward_seq2seq(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
+        import torch
+
+        width = max(len(p) for p in prompts)
+        t_max = max(len(t) for t in targets)
+        input_ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        labels = torch.full((len(prompts), t_max), self._pad_id, dtype=torch.long)
+        target_mask = torch.zeros((len(prompts), t_max), dtype=torch.bool)
+        for row, (p, t) in enumerate(zip(prompts, targets)):  # right padding: the encoder is bidirectional + masked
+            input_ids[row, : len(p)] = torch.tensor(p)
+            mask[row, : len(p)] = 1
+            labels[row, : len(t)] = torch.tensor(t)
+            target_mask[row, : len(t)] = True
+        start = self.model.config.decoder_start_token_id
+        if start is None:
+            start = self._pad_id
+        decoder_input_ids = torch.cat([torch.full((len(prompts), 1), start, dtype=torch.long), labels[:, :-1]], dim=1)
+        logits = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            decoder_input_ids=decoder_input_ids.to(self.device),
+        ).logits
+        return self._mean_logprob(logits, labels.to(self.device), target_mask.to(self.device))
+
+    @staticmethod
+    def _mean_logprob(logits, labels, target_mask) -> np.ndarray:
+        # fp32 log-softmax even under autocast: bf16's 8-bit mantissa would blur the score differences.
+        logits = logits.float()
+        gold = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+        gold = gold.masked_fill(~target_mask, 0.0)
+        return (gold.sum(-1) / target_mask.sum(-1)).double().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return (f"QuestionLikelihoodScorer(model={self.model_name!r}, kind={self.model_kind!r}, "
+                f"precision={self.precision!r}, batch_size={self.batch_size})")

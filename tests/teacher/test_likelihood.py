@@ -1,0 +1,175 @@
+import numpy as np
+import pytest
+import torch
+
+from spart.teacher.cache import ScoreCache
+from spart.teacher.likelihood import QuestionLikelihoodScorer
+from spart.teacher.passages import as_passage
+from spart.teacher.prompts import PromptTemplate
+
+QUESTIONS = ["What is the capital of France?", "Who created Python?"]
+
+
+@pytest.fixture(scope="module")
+def causal(tiny_causal_dir):
+    scorer = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32", device="cpu", batch_size=3)
+    scorer.warm_up()
+    return scorer
+
+
+@pytest.fixture(scope="module")
+def seq2seq(tiny_t5_dir):
+    scorer = QuestionLikelihoodScorer(str(tiny_t5_dir), precision="fp32", device="cpu", batch_size=3)
+    scorer.warm_up()
+    return scorer
+
+
+def reference_causal(scorer, question, passage):
+    """Unbatched, unpadded, full-logits computation written independently of the scorer's fast path."""
+    p = as_passage(passage)
+    tok = scorer.tokenizer
+    prompt = tok(scorer.prompt.render_passage(p.title, p.text))["input_ids"]
+    target = tok(scorer.prompt.render_question(question), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids = torch.tensor([prompt + target])
+    with torch.no_grad():
+        logp = torch.log_softmax(scorer.model(input_ids=ids).logits[0].float(), -1)
+    positions = range(len(prompt) - 1, len(prompt) + len(target) - 1)
+    return float(np.mean([logp[pos, ids[0, pos + 1]].item() for pos in positions]))
+
+
+def test_causal_kind_detected_and_fingerprinted(causal):
+    assert causal.model_kind == "causal"
+    assert isinstance(causal.fingerprint, str) and len(causal.fingerprint) == 32
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_gpt2_dir):
+    scorer = QuestionLikelihoodScorer(str(tiny_gpt2_dir), precision="fp32", device="cpu", batch_size=3)
+    scorer.warm_up()
+    return scorer
+
+
+@pytest.mark.parametrize("which", ["causal", "gpt2"])
+def test_causal_matches_unbatched_reference(which, request, passages):
+    causal = request.getfixturevalue(which)  # Llama (rotary positions) and GPT-2 (absolute positions)
+    for question in QUESTIONS:
+        got = causal.score(question, passages)
+        want = [reference_causal(causal, question, p) for p in passages]
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_causal_scores_independent_of_batch_composition(causal, passages):
+    together = causal.score_pairs([QUESTIONS[0], QUESTIONS[1]] * 2, passages)
+    alone = np.array([causal.score_pairs([q], [p])[0] for q, p in zip([QUESTIONS[0], QUESTIONS[1]] * 2, passages)])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_scores_follow_input_order(causal, passages):
+    forward = causal.score(QUESTIONS[0], passages)
+    backward = causal.score(QUESTIONS[0], passages[::-1])
+    np.testing.assert_allclose(forward, backward[::-1], atol=1e-5)
+    assert len(set(np.round(forward, 5))) == len(passages)  # distinct passages get distinct scores
+
+
+def test_score_topk_shape_matches_pairs(causal, passages):
+    grid = causal.score_topk(QUESTIONS, [passages[:3], passages[1:]])
+    assert grid.shape == (2, 3)
+    np.testing.assert_allclose(grid[1], causal.score(QUESTIONS[1], passages[1:]), atol=1e-5)
+    with pytest.raises(ValueError, match="same number"):
+        causal.score_topk(QUESTIONS, [passages[:3], passages[:2]])
+
+
+def test_seq2seq_matches_hf_loss(seq2seq, passages):
+    assert seq2seq.model_kind == "seq2seq"
+    tok = seq2seq.tokenizer
+    got = seq2seq.score(QUESTIONS[0], passages)
+    for score, passage in zip(got, passages):
+        p = as_passage(passage)
+        enc = tok(seq2seq.prompt.render_passage(p.title, p.text), return_tensors="pt")
+        labels = tok(seq2seq.prompt.render_question(QUESTIONS[0]), add_special_tokens=False)["input_ids"]
+        labels = torch.tensor([labels + [tok.eos_token_id]])
+        with torch.no_grad():
+            loss = seq2seq.model(**enc, labels=labels).loss.item()  # mean NLL over the target tokens
+        assert score == pytest.approx(-loss, abs=1e-4)
+
+
+def test_seq2seq_padding_invariant(seq2seq, passages):
+    together = seq2seq.score_pairs(QUESTIONS * 2, passages)
+    alone = [seq2seq.score_pairs([q], [p])[0] for q, p in zip(QUESTIONS * 2, passages)]
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_bf16_close_to_fp32(tiny_causal_dir, causal, passages):
+    bf16 = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="bf16", device="cpu")
+    bf16.warm_up()
+    assert bf16.uses_bf16 and bf16.fingerprint != causal.fingerprint
+    np.testing.assert_allclose(bf16.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages), atol=0.05)
+
+
+def test_cache_serves_repeats_without_the_model(tiny_causal_dir, passages, tmp_path, monkeypatch):
+    cache = ScoreCache(tmp_path / "scores.sqlite")
+    scorer = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32", cache=cache)
+    scorer.warm_up()
+    first = scorer.score(QUESTIONS[0], passages)
+    assert len(cache) == len(passages)
+
+    calls = []
+    original = scorer._score_uncached
+    monkeypatch.setattr(scorer, "_score_uncached", lambda q, p: calls.append(len(q)) or original(q, p))
+    np.testing.assert_array_equal(scorer.score(QUESTIONS[0], passages), first)
+    assert calls == []
+    # an edited passage (same id) is rescored; the others still hit
+    edited = [passages[0].__class__(passages[0].id, passages[0].text + " It is on the Seine.", "Paris")]
+    scorer.score(QUESTIONS[0], edited + passages[1:])
+    assert calls == [1]
+
+    # a fresh scorer (as after a restart) reads the same file
+    restarted = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32", cache=ScoreCache(cache.path))
+    restarted.warm_up()
+    monkeypatch.setattr(restarted, "_score_uncached", lambda q, p: pytest.fail("cache miss after restart"))
+    np.testing.assert_array_equal(restarted.score(QUESTIONS[0], passages), first)
+
+
+def test_duplicate_pairs_scored_once(causal, passages, monkeypatch):
+    seen = []
+    original = causal._score_uncached
+    monkeypatch.setattr(causal, "_score_uncached", lambda q, p: seen.append(len(q)) or original(q, p))
+    scores = causal.score_pairs([QUESTIONS[0]] * 4, [passages[0], passages[1], passages[0], passages[1]])
+    assert seen == [2] and scores[0] == scores[2]
+
+
+def test_template_changes_scores_and_fingerprint(tiny_causal_dir, causal, passages):
+    other = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32",
+                                     prompt=PromptTemplate("Text: {text}\n", "Q: {question}"))
+    other.warm_up()
+    assert other.fingerprint != causal.fingerprint
+    assert not np.allclose(other.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages))
+
+
+def test_long_passages_truncated(tiny_causal_dir, passages):
+    scorer = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32", max_passage_tokens=5)
+    scorer.warm_up()
+    long = {"id": "long", "title": "", "text": " ".join(["word"] * 2000)}
+    prompt_ids = scorer._encode_prompts([as_passage(long)])[0]
+    assert len(prompt_ids) < 40
+    assert np.isfinite(scorer.score(QUESTIONS[0], [long])).all()
+
+
+def test_bad_inputs(tiny_causal_dir, causal, passages):
+    with pytest.raises(ValueError, match="question"):
+        causal.score("  ", passages)
+    with pytest.raises(ValueError, match="2 questions but 1"):
+        causal.score_pairs(QUESTIONS, passages[:1])
+    with pytest.raises(ValueError, match="no text"):
+        causal.score(QUESTIONS[0], [{"id": "e", "text": ""}])
+    assert causal.score(QUESTIONS[0], []).shape == (0,)
+    with pytest.raises(RuntimeError, match="warm_up"):
+        QuestionLikelihoodScorer(str(tiny_causal_dir)).score(QUESTIONS[0], passages)
+    with pytest.raises(ValueError, match="precision"):
+        QuestionLikelihoodScorer(precision="fp16")
+    with pytest.raises(ValueError, match="batch_size"):
+        QuestionLikelihoodScorer(batch_size=0)
+    with pytest.raises(FileNotFoundError):
+        QuestionLikelihoodScorer("/nonexistent/teacher.gguf").warm_up()
+    with pytest.raises(ValueError, match="chat template"):
+        QuestionLikelihoodScorer(str(tiny_causal_dir), use_chat_template=True).warm_up()
