@@ -66,6 +66,7 @@ def evaluate_rankings(
     metrics: Sequence[str] = DEFAULT_BEIR_METRICS,
     max_k: int = 100,
     corpus_texts: Mapping[str, str] | None = None,
+    with_curve: bool = True,
 ) -> SystemResult:
     """Score one ranking per dataset query.
 
@@ -77,6 +78,7 @@ def evaluate_rankings(
     :param max_k: length of the plotted curve.
     :param corpus_texts: id → passage text (DPR); streamed from the corpus for the retrieved ids if omitted.
         An id missing from the corpus counts as no hit (DPR does the same).
+    :param with_curve: compute the k = 1..max_k curve (fusion tuning skips it).
     :returns: the :class:`SystemResult`.
     """
     if len(rankings) != len(dataset.queries):
@@ -92,7 +94,7 @@ def evaluate_rankings(
         ]
         accuracy = top_k_accuracy(hits, ks)
         summary = {summary_key(k): v for k, v in accuracy.items()}
-        curve = accuracy_curve(hits, max_k).tolist()
+        curve = accuracy_curve(hits, max_k).tolist() if with_curve else []
         ranks = first_hit_ranks(hits)
         for q, r, h, rank in zip(dataset.queries, rankings, hits, ranks):
             per_query.append(
@@ -101,7 +103,7 @@ def evaluate_rankings(
             )
     elif dataset.kind == BEIR:
         ranked = {q.id: r.doc_ids for q, r in zip(dataset.queries, rankings)}
-        curve_metrics = [f"recall@{k}" for k in range(1, max_k + 1)]
+        curve_metrics = [f"recall@{k}" for k in range(1, max_k + 1)] if with_curve else []
         wanted = list(dict.fromkeys(list(metrics) + curve_metrics))
         means, per_q = beir_metrics(dataset.qrels, ranked, wanted)
         summary = {m: means[m] for m in metrics}

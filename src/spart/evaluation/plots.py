@@ -1,0 +1,64 @@
+"""Top-k curves (k = 1..100), one line per system, in the style of Figure 2 of the ART paper.
+
+DPR data sets plot top-k answer accuracy; BEIR data sets plot Recall@k. Several data sets go side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from spart.evaluation.evaluate import SystemResult
+
+_MARKS = (1, 5, 20, 50, 100)
+
+
+def plot_topk_curves(results: Sequence[SystemResult], path: str | os.PathLike, title: str | None = None) -> Path:
+    """Draw the k = 1..max_k curves of every result, one panel per data set, and save a PNG atomically.
+
+    :param results: system results (from :func:`spart.evaluation.evaluate.evaluate_pipeline`), any data sets.
+    :param path: output image (``.png``).
+    :param title: optional figure title.
+    :returns: the written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not results:
+        raise ValueError("nothing to plot: no results")
+    datasets = list(dict.fromkeys(r.dataset for r in results))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.0 * len(datasets), 4.4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        group = [r for r in results if r.dataset == dataset]
+        for result in group:
+            ks = list(range(1, len(result.curve) + 1))
+            values = [100.0 * v for v in result.curve]
+            marks = [k - 1 for k in _MARKS if k <= len(ks)]
+            ax.plot(ks, values, label=result.system, linewidth=1.8, marker="o", markersize=4, markevery=marks)
+        kind = group[0].kind
+        ax.set_xlabel("k (number of retrieved passages)")
+        ax.set_ylabel("top-k accuracy (%)" if kind == "dpr" else "Recall@k (%)")
+        ax.set_title(f"{dataset} ({group[0].meta.get('n_queries', '?')} questions)")
+        ax.set_xlim(1, max(len(r.curve) for r in group))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
