@@ -1,1 +1,40 @@
-"""spart.evaluation."""
+"""spart.evaluation: DPR answer matching, ranx BEIR metrics, pipeline evaluation, plots and fusion tuning.
+
+Names are imported lazily so ``import spart.evaluation`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "has_answer": "spart.evaluation.has_answer",
+    "hits_for_ranking": "spart.evaluation.has_answer",
+    "top_k_accuracy": "spart.evaluation.metrics",
+    "accuracy_curve": "spart.evaluation.metrics",
+    "beir_metrics": "spart.evaluation.metrics",
+    "compare_runs": "spart.evaluation.metrics",
+    "paired_significance": "spart.evaluation.metrics",
+    "EvalDataset": "spart.evaluation.datasets",
+    "EvalQuery": "spart.evaluation.datasets",
+    "load_dataset": "spart.evaluation.datasets",
+    "Retrieved": "spart.evaluation.runs",
+    "run_pipeline": "spart.evaluation.runs",
+    "SystemResult": "spart.evaluation.evaluate",
+    "evaluate_pipeline": "spart.evaluation.evaluate",
+    "evaluate_rankings": "spart.evaluation.evaluate",
+    "plot_topk_curves": "spart.evaluation.plots",
+    "tune_fusion": "spart.evaluation.tuning",
+    "encode_corpus_cached": "spart.evaluation.cache",
+    "corpus_fingerprint": "spart.evaluation.cache",
+    "load_any_pipeline": "spart.evaluation.loading",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'spart.evaluation' has no attribute {name!r}")

@@ -1,0 +1,154 @@
+"""``spart eval``: evaluate one or more retrieval pipelines on a DPR or BEIR data set.
+
+Examples::
+
+    spart eval --pipeline bm25_qa --pipeline dense_qa --dataset ../shared/data/wiki --split test \\
+        --out results/wiki.json --plot results/wiki.png
+    spart eval --pipeline my_hybrid.yaml --dataset ../shared/data/pydocs --split test
+    spart eval --pipeline bm25_qa --corpus passages.tsv --qa trivia-test.csv
+
+Prints one table with the systems side by side; ``--out`` writes the summaries, curves and paired
+significance tests as JSON, and per-query runs as ``<out stem>.<system>.jsonl`` next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = "Evaluate retrieval pipelines on a DPR (top-k accuracy) or BEIR (nDCG/Recall/MRR) data set."
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--top-k must be comma-separated integers, got {text!r}") from None
+    if not ks or any(k <= 0 for k in ks):
+        raise argparse.ArgumentTypeError(f"--top-k values must be positive, got {text!r}")
+    return tuple(sorted(set(ks)))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, default_split: str = "test") -> None:
+    group = parser.add_argument_group("data set (a directory, or explicit files)")
+    group.add_argument("--dataset", help="DPR directory (passages.tsv + <name>-<split>.csv) or BEIR directory")
+    group.add_argument("--split", default=default_split, help=f"question split (default {default_split})")
+    group.add_argument("--corpus", help="passages .tsv / corpus .jsonl (overrides the directory's)")
+    group.add_argument("--qa", help="DPR QA file: question<TAB>[answers]")
+    group.add_argument("--queries", help="BEIR queries.jsonl")
+    group.add_argument("--qrels", help="BEIR qrels .tsv")
+    group.add_argument("--match", choices=("string", "regex"), default="string", help="DPR answer matching")
+
+
+def load_dataset_from_args(args: argparse.Namespace):
+    from spart.evaluation.datasets import load_dataset
+
+    if not any([args.dataset, args.corpus, args.qa, args.queries, args.qrels]):
+        raise ValueError("give --dataset (or --corpus with --qa, or --corpus with --queries and --qrels)")
+    return load_dataset(args.dataset, args.split, corpus=args.corpus, qa=args.qa, queries=args.queries,
+                        qrels=args.qrels, match_type=args.match)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help=DESCRIPTION, description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser.add_argument("--pipeline", action="append", required=True, metavar="[LABEL=]NAME_OR_YAML",
+                        help="pipeline to evaluate (repeat for several systems)")
+    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
+                        help="override passed to every pipeline's loader (repeatable)")
+    add_dataset_arguments(parser)
+    parser.add_argument("--top-k", type=parse_ks, default=(1, 5, 20, 100), help="accuracy cut-offs (default 1,5,20,100)")
+    parser.add_argument("--depth", type=int, default=None, help="documents retrieved per query (default: largest --top-k, at least 100)")
+    parser.add_argument("--metrics", default="ndcg@10,recall@20,recall@100,mrr@10,map", help="BEIR metrics (ranx names)")
+    parser.add_argument("--out", help="results JSON (per-query JSONL files are written beside it)")
+    parser.add_argument("--plot", help="PNG of top-k accuracy / Recall@k curves, one line per system")
+    parser.add_argument("--stat-test", default="student", choices=("student", "fisher", "wilcoxon"), help="paired test between systems")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def format_table(results) -> str:
+    """Systems as rows, metrics as columns (percentages for DPR accuracy)."""
+    metrics = list(dict.fromkeys(m for r in results for m in r.summary))
+    name_width = max(len("system"), *(len(r.system) for r in results))
+    header = f"{'system':<{name_width}}  " + "  ".join(f"{m:>10}" for m in metrics)
+    lines = [header, "-" * len(header)]
+    for r in results:
+        cells = []
+        for m in metrics:
+            v = r.summary.get(m)
+            cells.append(f"{'-':>10}" if v is None else (f"{100 * v:>9.1f}%" if r.kind == "dpr" else f"{v:>10.4f}"))
+        lines.append(f"{r.system:<{name_width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def significance(results, dataset, stat_test: str) -> dict[str, Any]:
+    """Paired tests of every system against the first one (the baseline)."""
+    from spart.evaluation.evaluate import hit_vector
+    from spart.evaluation.metrics import compare_runs, paired_significance
+
+    if len(results) < 2:
+        return {}
+    base = results[0]
+    if dataset.kind == "beir":
+        runs = {r.system: {p["qid"]: p["doc_ids"] for p in r.per_query} for r in results}
+        test = "student" if stat_test == "wilcoxon" else stat_test
+        report = compare_runs(dataset.qrels, runs, metrics=list(base.summary), stat_test=test)
+        return {"baseline": base.system, "test": test, "p_values": {r.system: report[r.system]["comparisons"][base.system] for r in results[1:]}}
+    test = "wilcoxon" if stat_test == "wilcoxon" else "student"
+    p_values = {}
+    for r in results[1:]:
+        p_values[r.system] = {}
+        for key in base.summary:
+            k = int(key[3:])
+            p_values[r.system][key] = paired_significance(hit_vector(r, k), hit_vector(base, k), test)
+    return {"baseline": base.system, "test": test, "p_values": p_values}
+
+
+def run(args: argparse.Namespace) -> int:
+    from spart.evaluation.evaluate import evaluate_pipeline
+    from spart.evaluation.loading import load_any_pipeline, split_label
+    from spart.evaluation.plots import plot_topk_curves
+    from spart.evaluation.runs import write_json
+
+    dataset = load_dataset_from_args(args)
+    depth = args.depth or max(100, max(args.top_k))
+    if depth <= 0:
+        raise ValueError(f"--depth must be positive, got {depth}")
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    overrides = dict(args.overrides)
+    labels = [split_label(spec) for spec in args.pipeline]
+    if len({label for label, _ in labels}) != len(labels):
+        raise ValueError(f"systems need distinct labels, got {[label for label, _ in labels]}; use LABEL=PIPELINE")
+    out = Path(args.out) if args.out else None
+    print(f"data set {dataset.name}: {dataset.kind}, {len(dataset.queries)} questions, corpus {dataset.corpus_path}", file=sys.stderr)
+    results = []
+    for label, spec in labels:
+        pipeline = load_any_pipeline(spec, **overrides)
+        per_query = str(out.with_name(f"{out.stem}.{label}.jsonl")) if out else None
+        results.append(evaluate_pipeline(pipeline, dataset, system=label, top_k=depth, ks=args.top_k, metrics=metrics,
+                                         per_query_path=per_query, show_progress=not args.no_progress))
+    print(f"\n{dataset.name} ({len(dataset.queries)} questions)")
+    print(format_table(results))
+    tests = significance(results, dataset, args.stat_test)
+    if out:
+        payload = {"dataset": dataset.name, "kind": dataset.kind, "files": dataset.files, "depth": depth,
+                   "systems": [dict(r.to_dict(), pipeline=spec) for r, (_, spec) in zip(results, labels)],
+                   "significance": tests}
+        write_json(out, payload)
+        print(f"wrote {out}", file=sys.stderr)
+    if args.plot:
+        plot_topk_curves(results, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0

@@ -1,0 +1,130 @@
+"""`spart eval` and `spart tune-fusion` end to end on a tiny corpus with a real FaissDocumentStore pipeline."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from spart.cli import main
+
+PASSAGES = [
+    ("p1", "Richard Nixon was the 37th president of the United States.", "Richard Nixon"),
+    ("p2", "The Eiffel Tower is a wrought-iron tower in Paris, France.", "Eiffel Tower"),
+    ("p3", "Mount Everest is the highest mountain above sea level.", "Mount Everest"),
+    ("p4", "The Hubble telescope was named after an astronomer.", "Edwin Hubble"),
+]
+QA = {
+    "test": [("Who was the 37th president?", ["Richard Nixon"]), ("Which is the highest mountain?", ["Mount Everest"]),
+             ("Who is the Hubble telescope named after?", ["Edwin Hubble"])],
+    "train": [("Where is the Eiffel Tower?", ["Paris"]), ("Who was president number 37?", ["Nixon"])],
+}
+
+
+@pytest.fixture
+def wiki(tmp_path) -> Path:
+    directory = tmp_path / "wiki"
+    directory.mkdir()
+    with (directory / "passages.tsv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(["id", "text", "title"])
+        writer.writerows(PASSAGES)
+    for split, rows in QA.items():
+        (directory / f"trivia-{split}.csv").write_text("".join(f"{q}\t{json.dumps(a)}\n" for q, a in rows))
+    return directory
+
+
+def make_store(tmp_path: Path, wiki: Path, dim: int = 4):
+    import numpy as np
+
+    from spart.components.document_stores import FaissDocumentStore
+    from spart.data import passages_to_documents, read_passages
+
+    docs = list(passages_to_documents(read_passages(wiki / "passages.tsv")))
+    rng = np.random.default_rng(0)
+    docs = [replace(doc, embedding=rng.normal(size=dim).astype("float32").tolist()) for doc in docs]
+    store = FaissDocumentStore(path=str(tmp_path / "store"), embedding_dim=dim)
+    store.write_documents(docs)
+    store.save()
+    return store
+
+
+def bm25_yaml(tmp_path: Path, wiki: Path) -> Path:
+    from haystack import Pipeline
+
+    from spart.components.retrievers import BM25Retriever
+
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", BM25Retriever(make_store(tmp_path, wiki), top_k=10))
+    path = tmp_path / "bm25.yaml"
+    path.write_text(pipeline.dumps())
+    return path
+
+
+def test_eval_two_systems_writes_json_runs_and_plot(tmp_path, wiki, capsys):
+    yaml_path = bm25_yaml(tmp_path, wiki)
+    out = tmp_path / "res" / "wiki.json"
+    plot = tmp_path / "res" / "wiki.png"
+    code = main(["eval", "--pipeline", f"bm25={yaml_path}", "--pipeline", f"again={yaml_path}", "--dataset", str(wiki),
+                 "--top-k", "1,2", "--depth", "3", "--out", str(out), "--plot", str(plot), "--no-progress"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "bm25" in table and "again" in table and "top1" in table
+    payload = json.loads(out.read_text())
+    systems = {s["system"]: s for s in payload["systems"]}
+    # Nixon and Everest are found first; the Hubble answer is only in a title, so never a hit
+    assert systems["bm25"]["summary"] == {"top1": pytest.approx(2 / 3), "top2": pytest.approx(2 / 3)}
+    assert len(systems["bm25"]["curve"]) == 3
+    assert payload["significance"]["p_values"]["again"]["top1"] == 1.0
+    lines = (out.parent / "wiki.bm25.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["doc_ids"][0] == "p1"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_errors_are_one_line(tmp_path, wiki, capsys):
+    assert main(["eval", "--pipeline", str(tmp_path / "missing.yaml"), "--dataset", str(wiki)]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+    assert main(["eval", "--pipeline", "x.yaml"]) == 2
+    assert "--dataset" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("components: [unclosed\n")
+    assert main(["eval", "--pipeline", str(bad), "--dataset", str(wiki)]) == 2
+
+
+def test_eval_rejects_bad_top_k(wiki):
+    with pytest.raises(SystemExit):
+        main(["eval", "--pipeline", "x.yaml", "--dataset", str(wiki), "--top-k", "0,5"])
+
+
+def test_tune_fusion_cli_refuses_test_and_saves_tuned_pipeline(tmp_path, wiki, capsys):
+    from haystack import Pipeline
+
+    from spart.components.fusers import HybridScoreFuser
+    from spart.components.retrievers import BM25Retriever
+
+    store = make_store(tmp_path, wiki)
+    pipeline = Pipeline()
+    pipeline.add_component("bm25_a", BM25Retriever(store, top_k=10))
+    pipeline.add_component("bm25_b", BM25Retriever(store, top_k=10))
+    pipeline.add_component("fuser", HybridScoreFuser(mode="rrf", input_names=["a", "b"]))
+    pipeline.connect("bm25_a.documents", "fuser.a")
+    pipeline.connect("bm25_b.documents", "fuser.b")
+    yaml_path = tmp_path / "hybrid.yaml"
+    yaml_path.write_text(pipeline.dumps())
+
+    assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--split", "test"]) == 2
+    assert "not on test" in capsys.readouterr().err
+
+    tuned = tmp_path / "tuned.yaml"
+    out = tmp_path / "tuning.json"
+    assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--modes", "convex_minmax",
+                 "--objective", "top1", "--depth", "3", "--out", str(out), "--save-pipeline", str(tuned), "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    assert result["split"] == "train" and len(result["candidates"]) == 21
+    assert result["best"]["objective"] == pytest.approx(1.0)  # both train questions answered at rank 1
+    reloaded = Pipeline.loads(tuned.read_text(), allowed_modules=["spart"])
+    assert reloaded.get_component("fuser").mode == "convex_minmax"
+    assert reloaded.get_component("fuser").weights == result["best"]["weights"]
