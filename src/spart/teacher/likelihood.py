@@ -62,6 +62,8 @@ class QuestionLikelihoodScorer:
     :param gguf_file: GGUF file name inside the ``model`` directory (alternative to passing the file path).
     :param model_kind: ``"auto"`` (from the config's ``is_encoder_decoder``), ``"causal"`` or ``"seq2seq"``.
     :param prompt: the :class:`PromptTemplate`; default depends on the model kind and chat setting.
+    :param passage_template: overrides ``prompt.passage`` (placeholders ``{title}``, ``{text}``).
+    :param question_template: overrides ``prompt.question`` (placeholder ``{question}``).
     :param use_chat_template: causal LMs only: wrap the passage prompt as a user turn with the tokenizer's chat
         template and score the question as the assistant's reply. ``None`` = off (measured better for SmolLM2
         on pydocs; see docs/teacher.md).
@@ -84,6 +86,8 @@ class QuestionLikelihoodScorer:
         gguf_file: str | None = None,
         model_kind: str = "auto",
         prompt: PromptTemplate | None = None,
+        passage_template: str | None = None,
+        question_template: str | None = None,
         use_chat_template: bool | None = None,
         precision: str = "auto",
         device: str | None = None,
@@ -102,6 +106,10 @@ class QuestionLikelihoodScorer:
                             ("max_question_tokens", max_question_tokens)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if passage_template is not None or question_template is not None:
+            PromptTemplate(passage_template or "{text}", question_template or "{question}")  # validate early
+        self.passage_template = passage_template
+        self.question_template = question_template
         self.model_name = model
         self.gguf_file = gguf_file
         self.model_kind = model_kind
@@ -138,7 +146,11 @@ class QuestionLikelihoodScorer:
             raise ValueError(f"tokenizer of {source.location} has no chat template")
         self.device, self.model_kind = device, kind
         self.model, self.tokenizer = model, tokenizer
-        self.prompt = self._prompt_arg or default_template(kind, self.use_chat_template)
+        base = self._prompt_arg or default_template(kind, self.use_chat_template)
+        self.prompt = PromptTemplate(
+            self.passage_template if self.passage_template is not None else base.passage,
+            self.question_template if self.question_template is not None else base.question,
+        )
         self.uses_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_supported(device))
         if self.precision == "bf16" and not bf16_supported(device):
             logger.warning("bf16 requested but %s has no native bf16 support; autocast will be slow", device)
