@@ -157,11 +157,13 @@ class BM25Index:
         if len(ids) == 0 or self.n_docs == 0:
             return np.zeros(0, dtype=self.dtype), np.zeros(0, dtype=np.int64)
         indptr, indices = bm25.scores["indptr"], bm25.scores["indices"]
-        uniq = np.unique(ids)
-        postings = [indices[indptr[t] : indptr[t + 1]] for t in uniq]
-        cand = np.unique(np.concatenate(postings))
+        # Candidates = union of the query terms' posting lists (a mask is O(N + postings), unlike np.unique).
+        matched = np.zeros(self.n_docs, dtype=bool)
+        for t in set(ids.tolist()):
+            matched[indices[indptr[t] : indptr[t + 1]]] = True
         if allowed is not None:
-            cand = cand[allowed[cand]]
+            matched &= allowed
+        cand = np.flatnonzero(matched)
         if len(cand) == 0:
             return np.zeros(0, dtype=self.dtype), np.zeros(0, dtype=np.int64)
         scores = bm25.get_scores_from_ids(ids)[cand]
