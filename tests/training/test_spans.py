@@ -316,6 +316,14 @@ def test_bad_inputs(tmp_path):
         list(read_spans(broken))
 
 
+def test_json_round_trip():
+    docs = [("Dö\"c", [("a\tb", "Zürich New York é"), ("c", "Zürich New York"), ("d", "x")])]
+    result = mine_documents(docs, SpanMiningConfig())[0]
+    assert result.clusters
+    line = json.dumps(result.to_json(), ensure_ascii=False)
+    assert DocumentSpans.from_json(json.loads(line)) == result
+
+
 def test_empty_and_odd_texts():
     docs = [("d", [("a", ""), ("b", "\x00 New York \x00"), ("c", "New York")])]
     result = mine_documents(docs, SpanMiningConfig())

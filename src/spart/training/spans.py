@@ -41,12 +41,16 @@ Deviations from the reference implementation (``preprocess_corpus.py``):
 - It drops clusters without a negative passage at this stage; we keep them and leave that choice to
   :class:`spart.training.spider_examples.SpiderExamples` (``require_negative``).
 
-Speed: no pair loops. A batch of documents is tokenised with one regex call, every n-gram gets a 64-bit
-hash that also mixes in its document and length (computed for all lengths at once with vectorised numpy),
-one sort groups equal hashes, and maximality is a bounded window lookup (an occurrence of length ``n`` is
-contained in at most ``(max-n+1)(max-n+2)/2`` windows). Hash groups that reach the output are verified
-token by token, so a hash collision can never produce a wrong cluster (the batch is re-hashed with
-another seed instead). Batches are mined in a process pool with a bounded number of batches in flight.
+Speed: no pair loops. A batch of documents (about ``batch_passages`` passages) is tokenised with one regex
+call; every n-gram gets a 64-bit hash mixing its tokens, its document and its length, and equal hashes
+are grouped with one numpy sort per length. Lengths are processed apriori-style: an n-gram can recur only
+if both of its (n-1)-grams recur, so round n hashes and sorts only the surviving positions. Maximality is a
+bounded window lookup (an occurrence of length ``n`` lies in at most ``(max-n+1)(max-n+2)/2`` longer
+windows), skipped for groups with an occurrence whose (n+1)-token extensions do not recur. Hash groups
+that reach the output are verified token by token, so a hash collision can never produce a wrong cluster
+(the batch is re-hashed with another seed instead). Batches are mined in a process pool with at most
+``2 * workers`` batches in flight, so memory is bounded by the batch (or the largest document), never the
+corpus.
 """
 
 from __future__ import annotations
@@ -362,6 +366,8 @@ def _mine_batch(
     # round n only hashes and sorts the positions whose two (n-1)-grams survived round n-1.
     alive = np.flatnonzero(valid)
     out_keys, out_starts, out_lengths = [], [], []
+    # alive_at[n, i]: the n-gram at i recurs as a raw n-gram (used to skip hopeless maximality checks).
+    alive_at = np.zeros((max_len + 2, n_tokens + 1), dtype=bool)
     for n in range(1, max_len + 1):
         if n > 1:
             is_alive = np.zeros(n_tokens + 1, dtype=bool)
@@ -376,6 +382,7 @@ def _mine_batch(
         alive = alive[recurring[group]]
         if len(alive) == 0:
             break
+        alive_at[n, alive] = True
         if n < min_len:
             continue
         if n == 1:
@@ -419,7 +426,15 @@ def _mine_batch(
 
     maximal = np.ones(n_groups, dtype=bool)
     if config.maximal_only and max_len > min_len:
-        maximal = ~_covered_groups(starts, span_lengths, occ_group, group_size, n_tokens, max_len, min_len)
+        # A longer recurring span around an occurrence contains one of its two (n+1)-token extensions,
+        # which then recur too; a group with an occurrence that has neither is maximal without lookups.
+        extendable = alive_at[span_lengths + 1, starts] | (
+            alive_at[span_lengths + 1, np.maximum(starts - 1, 0)] & (starts > 0)
+        )
+        suspect = np.bincount(occ_group, weights=~extendable, minlength=n_groups) == 0
+        maximal = ~_covered_groups(
+            starts, span_lengths, occ_group, group_size, n_tokens, max_len, min_len, suspect[occ_group]
+        )
 
     # Assemble clusters, ordered by (document, first occurrence, length).
     kept_groups = np.flatnonzero(maximal)
@@ -458,21 +473,24 @@ def _covered_groups(
     n_tokens: int,
     max_len: int,
     min_len: int,
+    check: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which recurring groups have every occurrence inside occurrences of one longer recurring group.
 
     Every occurrence ``[s, s+n)`` is looked up in the windows ``[s-dl, s+n+delta-dl)`` that contain it
     (``1 <= delta <= max-n``, ``0 <= dl <= delta``) through a dense ``(length, start) -> group`` table;
     a group is covered by ``L`` when the number of its distinct occurrences that ``L`` contains equals
-    its size.
+    its size. Only occurrences flagged in ``check`` (default: all) are looked up; a group with an
+    unchecked occurrence is never reported as covered.
     """
     n_groups = len(group_size)
     table = np.full((max_len + 1) * n_tokens, -1, dtype=np.int64)
     table[lengths * n_tokens + starts] = occ_group
+    checked = np.ones(len(starts), dtype=bool) if check is None else check
     pair_occ, pair_cover = [], []
     for delta in range(1, max_len - min_len + 1):
         longer = lengths + delta
-        fits = longer <= max_len
+        fits = checked & (longer <= max_len)
         if not fits.any():
             break
         for left in range(delta + 1):
@@ -521,7 +539,7 @@ def _mine_payload_encoded(
         counts.add(document)
         if document.clusters:
             lines.append(json.dumps(document.to_json(), ensure_ascii=False))
-    data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=6) if lines else b""
+    data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1) if lines else b""
     return data, vars(counts)
 
 
