@@ -69,6 +69,7 @@ def test_eval_two_systems_writes_json_runs_and_plot(tmp_path, wiki, capsys):
     out = tmp_path / "res" / "wiki.json"
     plot = tmp_path / "res" / "wiki.png"
     code = main(["eval", "--pipeline", f"bm25={yaml_path}", "--pipeline", f"again={yaml_path}", "--dataset", str(wiki),
+                 "--store", str(tmp_path / "store"),
                  "--top-k", "1,2", "--depth", "3", "--out", str(out), "--plot", str(plot), "--no-progress"])
     assert code == 0
     table = capsys.readouterr().out
@@ -85,13 +86,17 @@ def test_eval_two_systems_writes_json_runs_and_plot(tmp_path, wiki, capsys):
 
 
 def test_eval_errors_are_one_line(tmp_path, wiki, capsys):
-    assert main(["eval", "--pipeline", str(tmp_path / "missing.yaml"), "--dataset", str(wiki)]) == 2
+    make_store(tmp_path, wiki)
+    store = ["--store", str(tmp_path / "store")]
+    assert main(["eval", "--pipeline", str(tmp_path / "missing.yaml"), "--dataset", str(wiki), *store]) == 2
     assert "missing.yaml" in capsys.readouterr().err
     assert main(["eval", "--pipeline", "x.yaml"]) == 2
     assert "--dataset" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("components: [unclosed\n")
-    assert main(["eval", "--pipeline", str(bad), "--dataset", str(wiki)]) == 2
+    assert main(["eval", "--pipeline", str(bad), "--dataset", str(wiki), *store]) == 2
+    assert main(["eval", "--pipeline", "no_such_pipeline", "--dataset", str(wiki), *store]) == 2
+    assert "no_such_pipeline" in capsys.readouterr().err
 
 
 def test_eval_rejects_bad_top_k(wiki):
@@ -115,12 +120,14 @@ def test_tune_fusion_cli_refuses_test_and_saves_tuned_pipeline(tmp_path, wiki, c
     yaml_path = tmp_path / "hybrid.yaml"
     yaml_path.write_text(pipeline.dumps())
 
-    assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--split", "test"]) == 2
+    assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--split", "test",
+                 "--store", str(tmp_path / "store")]) == 2
     assert "not on test" in capsys.readouterr().err
 
     tuned = tmp_path / "tuned.yaml"
     out = tmp_path / "tuning.json"
     assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--modes", "convex_minmax",
+                 "--store", str(tmp_path / "store"),
                  "--objective", "top1", "--depth", "3", "--out", str(out), "--save-pipeline", str(tuned), "--no-progress"]) == 0
     result = json.loads(out.read_text())
     assert result["split"] == "train" and len(result["candidates"]) == 21
@@ -128,3 +135,25 @@ def test_tune_fusion_cli_refuses_test_and_saves_tuned_pipeline(tmp_path, wiki, c
     reloaded = Pipeline.loads(tuned.read_text(), allowed_modules=["spart"])
     assert reloaded.get_component("fuser").mode == "convex_minmax"
     assert reloaded.get_component("fuser").weights == result["best"]["weights"]
+
+
+def test_eval_packaged_pipelines_build_and_reuse_a_cached_store(tmp_path, wiki, tiny_bert_dir, capsys):
+    """bm25_qa / dense_qa / hybrid_qa on a store that eval builds itself (tiny random BERT), then reuses."""
+    cache = tmp_path / "cache"
+    args = ["eval", "--pipeline", "bm25_qa", "--pipeline", "dense_qa", "--pipeline", "hybrid_qa", "--dataset", str(wiki),
+            "--model", str(tiny_bert_dir), "--cache-dir", str(cache), "--top-k", "1,4", "--depth", "4",
+            "--out", str(tmp_path / "r.json"), "--no-progress"]
+    assert main(args) == 0
+    first = json.loads((tmp_path / "r.json").read_text())
+    stores = list((cache / "stores").glob("*/*/spart-build.json"))
+    embeddings = list((cache / "embeddings").glob("*/*/embeddings.npy"))
+    assert len(stores) == 1 and len(embeddings) == 1
+    mtime = embeddings[0].stat().st_mtime_ns
+    assert main(args) == 0
+    assert embeddings[0].stat().st_mtime_ns == mtime  # nothing re-encoded
+    second = json.loads((tmp_path / "r.json").read_text())
+    assert [s["summary"] for s in first["systems"]] == [s["summary"] for s in second["systems"]]
+    summaries = {s["system"]: s["summary"] for s in first["systems"]}
+    # with all 4 passages retrieved, every answerable question (2 of 3) is found by every system
+    assert all(v["top4"] == pytest.approx(2 / 3) for v in summaries.values())
+    assert summaries["bm25_qa"]["top1"] == pytest.approx(2 / 3)

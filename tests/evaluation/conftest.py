@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 from pathlib import Path
 
 import pytest
+
+# spart runs offline; Haystack would otherwise try to send usage telemetry.
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 PASSAGES = [
     ("p1", "Richard Nixon was the 37th president of the United States.", "Richard Nixon"),

@@ -2,10 +2,14 @@
 
 Examples::
 
-    spart eval --pipeline bm25_qa --pipeline dense_qa --dataset ../shared/data/wiki --split test \\
-        --out results/wiki.json --plot results/wiki.png
+    spart eval --pipeline bm25_qa --pipeline dense_qa --pipeline hybrid_qa \\
+        --dataset ../shared/data/wiki --split test --out results/wiki.json --plot results/wiki.png
     spart eval --pipeline my_hybrid.yaml --dataset ../shared/data/pydocs --split test
     spart eval --pipeline bm25_qa --corpus passages.tsv --qa trivia-test.csv
+
+Unless ``--store`` is given, the corpus is indexed once into a cached store (``$SPART_CACHE/stores``) with
+the dense model (``--model``, default the packaged MiniLM); passage embeddings are cached too, so a second
+run encodes only the questions.
 
 Prints one table with the systems side by side; ``--out`` writes the summaries, curves and paired
 significance tests as JSON, and per-query runs as ``<out stem>.<system>.jsonl`` next to it.
@@ -14,11 +18,17 @@ significance tests as JSON, and per-query runs as ``<out stem>.<system>.jsonl`` 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 DESCRIPTION = "Evaluate retrieval pipelines on a DPR (top-k accuracy) or BEIR (nDCG/Recall/MRR) data set."
+
+
+def quiet_haystack() -> None:
+    """No telemetry: spart runs offline, and Haystack's usage reporting would try the network."""
+    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 
 def parse_ks(text: str) -> tuple[int, ...]:
@@ -51,6 +61,41 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, default_split: str = 
     group.add_argument("--match", choices=("string", "regex"), default="string", help="DPR answer matching")
 
 
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("document store and dense model")
+    group.add_argument("--store", help="FaissDocumentStore directory (default: built and cached for the corpus)")
+    group.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")
+    group.add_argument("--passage-model", help="separate passage tower directory, if any")
+    group.add_argument("--method", choices=("spider", "art"), default="spider", help="embedder family (default spider)")
+    group.add_argument("--cache-dir", help="cache root (default $SPART_CACHE or ~/.cache/spart)")
+
+
+def pipeline_overrides(args: argparse.Namespace, dataset) -> dict[str, Any]:
+    """The loader overrides shared by every pipeline: the store (built if needed), model, method, --set."""
+    from spart.evaluation.stores import ensure_store
+
+    store = args.store or ensure_store(dataset, model=args.model, method=args.method, passage_model=args.passage_model,
+                                       cache_dir=args.cache_dir, progress=not args.no_progress)
+    overrides: dict[str, Any] = {"store": str(store)}
+    # A store built here records its embedder, and the loader gives the pipeline's text embedder the same
+    # model; an explicit --store may not, so the model is then passed on as well.
+    if args.store and args.model:
+        overrides.update(model=args.model, method=args.method)
+        if args.passage_model:
+            overrides["passage_model"] = args.passage_model
+    overrides.update(dict(args.overrides))
+    return overrides
+
+
+def load_for_eval(spec: str, overrides: dict[str, Any]):
+    """Load one pipeline; model overrides are dropped for pipelines without a text embedder (e.g. BM25)."""
+    from spart.evaluation.loading import has_text_embedder, load_any_pipeline
+
+    if "model" in overrides and not has_text_embedder(spec):
+        overrides = {k: v for k, v in overrides.items() if k not in ("model", "method", "passage_model")}
+    return load_any_pipeline(spec, **overrides)
+
+
 def load_dataset_from_args(args: argparse.Namespace):
     from spart.evaluation.datasets import load_dataset
 
@@ -68,6 +113,7 @@ def register(subparsers) -> None:
     parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
                         help="override passed to every pipeline's loader (repeatable)")
     add_dataset_arguments(parser)
+    add_store_arguments(parser)
     parser.add_argument("--top-k", type=parse_ks, default=(1, 5, 20, 100), help="accuracy cut-offs (default 1,5,20,100)")
     parser.add_argument("--depth", type=int, default=None, help="documents retrieved per query (default: largest --top-k, at least 100)")
     parser.add_argument("--metrics", default="ndcg@10,recall@20,recall@100,mrr@10,map", help="BEIR metrics (ranx names)")
@@ -117,8 +163,9 @@ def significance(results, dataset, stat_test: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_haystack()
     from spart.evaluation.evaluate import evaluate_pipeline
-    from spart.evaluation.loading import load_any_pipeline, split_label
+    from spart.evaluation.loading import split_label
     from spart.evaluation.plots import plot_topk_curves
     from spart.evaluation.runs import write_json
 
@@ -127,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if depth <= 0:
         raise ValueError(f"--depth must be positive, got {depth}")
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    overrides = dict(args.overrides)
+    overrides = pipeline_overrides(args, dataset)
     labels = [split_label(spec) for spec in args.pipeline]
     if len({label for label, _ in labels}) != len(labels):
         raise ValueError(f"systems need distinct labels, got {[label for label, _ in labels]}; use LABEL=PIPELINE")
@@ -135,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"data set {dataset.name}: {dataset.kind}, {len(dataset.queries)} questions, corpus {dataset.corpus_path}", file=sys.stderr)
     results = []
     for label, spec in labels:
-        pipeline = load_any_pipeline(spec, **overrides)
+        pipeline = load_for_eval(spec, overrides)
         per_query = str(out.with_name(f"{out.stem}.{label}.jsonl")) if out else None
         results.append(evaluate_pipeline(pipeline, dataset, system=label, top_k=depth, ks=args.top_k, metrics=metrics,
                                          per_query_path=per_query, show_progress=not args.no_progress))

@@ -2,9 +2,9 @@
 
 Examples::
 
-    spart tune-fusion --pipeline hybrid_qa --dataset ../shared/data/wiki --split train \\
-        --save-pipeline hybrid_tuned.yaml --out tuning.json
-    spart eval --pipeline hybrid_tuned.yaml --dataset ../shared/data/wiki --split test
+    spart tune-fusion --pipeline hybrid_qa --dataset ../shared/data/wiki --split train --out tuning.json
+    spart eval --pipeline hybrid_qa --set fusion=convex_minmax --set weights=[0.4,0.6] \\
+        --dataset ../shared/data/wiki --split test
 
 The pipeline runs once on the dev questions; every candidate is then scored offline with the same fusion
 function the fuser uses. ``--split test`` is refused: weights picked on the reported set flatter it.
@@ -18,7 +18,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spart.cli.eval import add_dataset_arguments, load_dataset_from_args, parse_override
+from spart.cli.eval import (
+    add_dataset_arguments,
+    add_store_arguments,
+    load_dataset_from_args,
+    load_for_eval,
+    parse_override,
+    pipeline_overrides,
+    quiet_haystack,
+)
 
 DESCRIPTION = "Tune a hybrid pipeline's fusion (RRF / convex α / dense + λ·bm25) on a dev split, never on test."
 
@@ -30,6 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
                         help="override passed to the pipeline loader (repeatable)")
     add_dataset_arguments(parser, default_split="train")
+    add_store_arguments(parser)
     parser.add_argument("--modes", default="rrf,convex_minmax,convex_zscore,weighted_raw", help="fusion modes to try")
     parser.add_argument("--objective", help="metric to maximise (default top20 for DPR, ndcg@10 for BEIR)")
     parser.add_argument("--depth", type=int, default=100, help="documents per retriever list and in the fused list")
@@ -41,14 +50,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spart.evaluation.loading import load_any_pipeline
+    quiet_haystack()
     from spart.evaluation.runs import write_json
     from spart.evaluation.tuning import tune_fusion
 
     dataset = load_dataset_from_args(args)
     if args.depth <= 0:
         raise ValueError(f"--depth must be positive, got {args.depth}")
-    pipeline = load_any_pipeline(args.pipeline, **dict(args.overrides))
+    pipeline = load_for_eval(args.pipeline, pipeline_overrides(args, dataset))
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     result = tune_fusion(pipeline, dataset, modes=modes, objective=args.objective, top_k=args.depth,
                          fuser_name=args.fuser, show_progress=not args.no_progress)

@@ -48,3 +48,13 @@ def load_any_pipeline(spec: str, **overrides: Any):
         return Pipeline.loads(path.read_text(encoding="utf-8"), allowed_modules=["spart"])
     except Exception as error:  # Haystack raises several types for a bad file; report one clear error
         raise ValueError(f"{path}: cannot load pipeline: {error}") from error
+
+
+def has_text_embedder(spec: str) -> bool:
+    """Whether the pipeline file/name has a text embedder (so a ``model`` override applies to it)."""
+    try:
+        from spart.pipelines import read_pipeline_dict
+    except ImportError:
+        return True  # let the loader decide
+    data = read_pipeline_dict(spec)
+    return any(str(c.get("type", "")).endswith("TextEmbedder") for c in data["components"].values())
