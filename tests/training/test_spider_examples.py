@@ -207,3 +207,14 @@ def test_shared_wiki_examples(shared_data, tmp_path):
         ex = dataset[i]
         assert ex["query"].strip() and ex["positive"].text and ex["positive"].title
         assert 1 <= len(tokenize(ex["query"])) <= 30
+
+
+def test_span_file_without_clusters_is_refused(tmp_path):
+    passages = [Passage(f"p{i}", f"alpha{i} bravo{i} charlie{i}", "T") for i in range(4)]
+    corpus = tmp_path / "corpus.tsv"
+    _write_tsv(corpus, passages)
+    spans = tmp_path / "spans.jsonl.gz"
+    stats = mine_spans_to_file(corpus, spans, progress=False)
+    assert stats.eligible_documents == 1 and stats.clusters == 0
+    with pytest.raises(ValueError, match="no usable"):
+        open_spider_examples(corpus, spans)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,13 +185,14 @@ class SpiderExamples(Dataset):
         # Compact columnar storage (ints, not objects), so 10^7 clusters stay within a few hundred MB.
         index_of: dict[str, int] = {}
         self._passage_ids: list[str] = []
-        doc_passages: list[int] = []
-        doc_ptr = [0]
-        cluster_doc: list[int] = []
-        occ_ptr = [0]
-        occ_passage: list[int] = []
-        occ_start: list[int] = []
-        occ_end: list[int] = []
+        # array("q") rather than lists while building: 8 bytes per value instead of ~36.
+        doc_passages = array("q")
+        doc_ptr = array("q", [0])
+        cluster_doc = array("q")
+        occ_ptr = array("q", [0])
+        occ_passage = array("q")
+        occ_start = array("q")
+        occ_end = array("q")
         self._spans: list[str] = []
         self.skipped_clusters = 0
 
@@ -225,13 +227,13 @@ class SpiderExamples(Dataset):
             if added:
                 doc_passages.extend(members)
                 doc_ptr.append(len(doc_passages))
-        self._doc_passages = np.asarray(doc_passages, dtype=np.int64)
-        self._doc_ptr = np.asarray(doc_ptr, dtype=np.int64)
-        self._cluster_doc = np.asarray(cluster_doc, dtype=np.int64)
-        self._occ_ptr = np.asarray(occ_ptr, dtype=np.int64)
-        self._occ_passage = np.asarray(occ_passage, dtype=np.int64)
-        self._occ_start = np.asarray(occ_start, dtype=np.int64)
-        self._occ_end = np.asarray(occ_end, dtype=np.int64)
+        self._doc_passages = np.frombuffer(doc_passages, dtype=np.int64).copy()
+        self._doc_ptr = np.frombuffer(doc_ptr, dtype=np.int64).copy()
+        self._cluster_doc = np.frombuffer(cluster_doc, dtype=np.int64).copy()
+        self._occ_ptr = np.frombuffer(occ_ptr, dtype=np.int64).copy()
+        self._occ_passage = np.frombuffer(occ_passage, dtype=np.int64).copy()
+        self._occ_start = np.frombuffer(occ_start, dtype=np.int64).copy()
+        self._occ_end = np.frombuffer(occ_end, dtype=np.int64).copy()
 
     # -- dataset protocol ---------------------------------------------------------------------------
     def __len__(self) -> int:
