@@ -1,0 +1,241 @@
+"""The ART trainer: it learns the teacher's ranking, resumes exactly (index included), matches 1 process on 2
+ranks, writes loadable models and metrics, runs with a real (tiny) LM teacher, and rejects bad configs."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from spart.encoders import DualEncoder
+from spart.training.art import ARTTrainer, ARTTrainingConfig, build_encoder, resolve_temperature
+from spart.training.config import load_config
+from spart.training.distributed import DistributedContext
+
+from _art_helpers import LexicalTeacher, art_config, synthetic_evidence, synthetic_questions
+from _dist_helpers import init_gloo, spawn
+from _trainer_helpers import make_tiny_bert, weights
+
+
+@pytest.fixture(scope="module")
+def model_no_dropout(tmp_path_factory, minilm_dir):
+    return make_tiny_bert(tmp_path_factory.mktemp("art-nodrop"), minilm_dir, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def model_dropout(tmp_path_factory, minilm_dir):
+    return make_tiny_bert(tmp_path_factory.mktemp("art-drop"), minilm_dir, dropout=0.1)
+
+
+def make_trainer(config, ctx=None, on_step_end=None, teacher=None):
+    encoder = build_encoder(config, torch.device("cpu"))
+    return ARTTrainer(config, encoder, synthetic_questions(), synthetic_evidence(), teacher or LexicalTeacher(),
+                      ctx, on_step_end)
+
+
+def teacher_agreement(encoder, questions, evidence) -> float:
+    """Mean over questions of the teacher's probability mass on the student's top-1 of all evidence."""
+    q = encoder.encode_queries(questions)
+    p = encoder.encode_passages(evidence.texts, evidence.titles)
+    teacher = LexicalTeacher()
+    from spart.teacher.passages import TeacherPassage
+
+    passages = [TeacherPassage(i, t, x) for i, t, x in zip(evidence.ids, evidence.titles, evidence.texts)]
+    scores = teacher.score_topk(questions, [passages] * len(questions))
+    best = (q @ p.T).argmax(1)
+    return float(np.mean(scores[np.arange(len(questions)), best]))
+
+
+def test_training_learns_the_teacher_and_writes_outputs(tmp_path, model_dropout):
+    config = art_config(tmp_path / "run", model_dropout, max_steps=40, lr=3e-3, checkpoint_every=20, log_every=5,
+                        reindex_every=10, export_steps=[0, 40], temperature=0.3)
+    trainer = make_trainer(config)
+    questions, evidence = synthetic_questions(), synthetic_evidence()
+    before = teacher_agreement(trainer.encoder, questions, evidence)
+    final = trainer.train()
+    after = teacher_agreement(trainer.encoder, questions, evidence)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == list(range(5, 41, 5))
+    first, last = float(rows[0]["loss"]), (float(rows[-1]["loss"]) + float(rows[-2]["loss"])) / 2
+    assert last < 0.5 * first, (first, last)
+    assert after > before + 1.0, (before, after)  # the top-1 shares more question words (teacher: 2 per word)
+    for row in rows:
+        assert 0 < float(row["teacher_share"]) < 1 and float(row["step_s"]) > float(row["teacher_s"]) > 0
+    assert [int(r["index_step"]) for r in rows] == [0, 10, 10, 20, 20, 30, 30, 30]  # no re-index after the last step
+    assert float(rows[1]["reindex_s"]) > 0 and float(rows[0]["reindex_s"]) == 0
+    # The final model (two towers: ART's default) loads and encodes like the trained one.
+    loaded = DualEncoder.load(final, device="cpu", precision="fp32")
+    assert not loaded.config.shared
+    texts = ["apple river", "castle engine"]
+    assert np.allclose(loaded.encode_queries(texts), trainer.encoder.encode_queries(texts), atol=1e-5)
+    assert np.allclose(loaded.encode_passages(texts), trainer.encoder.encode_passages(texts), atol=1e-5)
+    assert (tmp_path / "run" / "models" / "step-00000000").is_dir() and (tmp_path / "run" / "models" / "step-00000040").is_dir()
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_is_exact_including_the_evidence_index(tmp_path, model_dropout):
+    # Checkpoints at 2 and 4, re-index at 3: the crash after step 5 resumes from step 4 with the index of step 3,
+    # which the resumed weights could not reproduce by re-embedding.
+    straight = make_trainer(art_config(tmp_path / "a", model_dropout))
+    straight.train()
+
+    def crash_after_5(step):
+        if step == 5:
+            raise Crash
+
+    config_b = art_config(tmp_path / "b", model_dropout)
+    with pytest.raises(Crash):
+        make_trainer(config_b, on_step_end=crash_after_5).train()
+    resumed = make_trainer(config_b)
+    assert resumed.resume() and resumed.step == 4 and resumed.index.step == 3
+    resumed.step = 0  # train() resumes again by itself
+    resumed = make_trainer(config_b)
+    resumed.train(resume=True)
+    a, b = weights(straight.encoder), weights(resumed.encoder)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(straight.index.embeddings, resumed.index.embeddings) and resumed.index.step == 3
+    with open(tmp_path / "b" / "metrics.csv", newline="") as handle:
+        assert [int(r["step"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4, 5, 6]
+    # Without the stored index (re-embedding with the step-4 weights) the index would differ:
+    fresh = make_trainer(config_b)
+    fresh.resume()
+    stored = fresh.index.embeddings.copy()
+    fresh.reindex(4)
+    assert not np.allclose(stored, fresh.index.embeddings)
+
+
+def first_step_gradients(trainer):
+    """Step 0's loss and rank-averaged gradients, before any optimiser update."""
+    from spart.training.distributed import average_gradients
+
+    trainer.reindex(0)
+    trainer.encoder.train()
+    loss, _ = trainer.compute_loss_and_backward(trainer.local_questions(0))
+    params = dict(trainer.encoder.named_parameters())
+    average_gradients(params.values(), trainer.ctx.world_size)
+    grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return float(loss), grads
+
+
+def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir):
+    init_gloo(rank, world, rendezvous)
+    ctx = DistributedContext(rank=rank, world_size=world)
+    config = art_config(out_dir / "dist", model_dir, max_steps=3, checkpoint_every=0, reindex_every=2)
+    loss, grads = first_step_gradients(make_trainer(config, ctx=ctx))
+    trainer = make_trainer(config, ctx=ctx)
+    trainer.train()
+    torch.save({"loss": loss, "grads": grads, "weights": weights(trainer.encoder)}, out_dir / f"r{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_train_like_one_process(tmp_path, model_no_dropout):
+    config = art_config(tmp_path / "single", model_no_dropout, max_steps=3, checkpoint_every=0, reindex_every=2)
+    _, ref_grads = first_step_gradients(make_trainer(config))
+    single = make_trainer(config)
+    single.train()
+    spawn(_two_rank_worker, 2, tmp_path / "rdzv", tmp_path, model_no_dropout)
+    r0, r1 = torch.load(tmp_path / "r0.pt"), torch.load(tmp_path / "r1.pt")
+    # Step 0: the rank-averaged gradient is the single-process gradient of the whole batch.
+    assert set(r0["grads"]) == set(ref_grads)
+    for name, grad in ref_grads.items():
+        assert torch.allclose(r0["grads"][name], grad, rtol=1e-4, atol=1e-7), name
+    # Training: the ranks stay identical, and the logged (global) losses follow the single process.
+    for key, value in r0["weights"].items():
+        assert torch.equal(value, r1["weights"][key]), key
+    metrics = list(csv.DictReader(open(tmp_path / "dist" / "metrics.csv", newline="")))
+    single_metrics = list(csv.DictReader(open(tmp_path / "single" / "metrics.csv", newline="")))
+    assert [float(r["loss"]) for r in metrics] == pytest.approx([float(r["loss"]) for r in single_metrics], rel=1e-3)
+
+
+def _tiny_gpt2(out, minilm_dir):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    tok.eos_token = "[SEP]"
+    config = GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
+    from spart.training.art import build_teacher
+
+    lm = _tiny_gpt2(tmp_path / "lm", minilm_dir)
+    config = art_config(tmp_path / "run", model_no_dropout, max_steps=4, checkpoint_every=0, reindex_every=0,
+                        teacher={"model": str(lm), "precision": "fp32", "max_passage_tokens": 32})
+    teacher = build_teacher(config, torch.device("cpu"))
+    assert teacher.cache is not None and str(teacher.cache.path).endswith("run/teacher-scores.sqlite")
+    trainer = make_trainer(config, teacher=teacher)
+    trainer.train()
+    # 16 questions, batch 4: steps 5+ would repeat questions; 4 steps see each once, all scored by the LM.
+    assert teacher.stats["scored"] > 0 and len(teacher.cache) == teacher.stats["scored"]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv", newline="")))
+    assert len(rows) == 4 and all(np.isfinite(float(r["loss"])) for r in rows)
+    # A second run over the same questions is served from the cache.
+    again = make_trainer(art_config(tmp_path / "run2", model_no_dropout, max_steps=1, checkpoint_every=0,
+                                    reindex_every=0), teacher=teacher)
+    hits = teacher.stats["cache_hits"]
+    again.reindex(0)
+    again.train_step(0)
+    assert teacher.stats["cache_hits"] > hits
+
+
+def test_temperature_defaults(tmp_path, model_no_dropout, minilm_dir):
+    plain = build_encoder(art_config(tmp_path, model_no_dropout, pooling=None, temperature=None), torch.device("cpu"))
+    assert plain.config.pooling == "cls" and not plain.config.normalize and not plain.config.shared  # ART defaults
+    assert resolve_temperature(art_config(tmp_path, model_no_dropout, temperature=None), plain) == pytest.approx(32 ** 0.5)
+    minilm = build_encoder(art_config(tmp_path, minilm_dir, pooling=None, temperature=None), torch.device("cpu"))
+    assert minilm.config.normalize and minilm.config.pooling == "mean"  # the model's own settings are kept
+    assert resolve_temperature(art_config(tmp_path, minilm_dir, temperature=None), minilm) == 0.05
+
+
+def test_bad_configs_are_clear_errors(tmp_path, model_no_dropout):
+    with pytest.raises(ValueError, match="top_k=41 exceeds the 40 evidence passages"):
+        make_trainer(art_config(tmp_path, model_no_dropout, top_k=41))
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        make_trainer(art_config(tmp_path, model_no_dropout, batch_size=32))
+    with pytest.raises(ValueError, match="not divisible"):
+        make_trainer(art_config(tmp_path, model_no_dropout, batch_size=5), ctx=DistributedContext(rank=0, world_size=2))
+    with pytest.raises(ValueError, match="top_k"):
+        art_config(tmp_path, model_no_dropout, top_k=0)
+    with pytest.raises(ValueError, match="teacher.bogus"):
+        load_config(ARTTrainingConfig, None, [f"output_dir={tmp_path}", "model=x", "questions=q", "evidence=e",
+                                              "teacher.bogus=1"])
+
+
+def test_teacher_with_wrong_shape_is_rejected(tmp_path, model_no_dropout):
+    class Broken(LexicalTeacher):
+        def score_topk(self, questions, passages):
+            return super().score_topk(questions, passages)[:, :-1]
+
+    trainer = make_trainer(art_config(tmp_path, model_no_dropout), teacher=Broken())
+    trainer.reindex(0)
+    with pytest.raises(ValueError, match="teacher returned scores of shape"):
+        trainer.train_step(0)
+
+
+def test_example_config_and_cli_print_config(capsys):
+    from pathlib import Path
+
+    from spart.cli import main
+
+    example = Path(__file__).resolve().parents[2] / "src" / "spart" / "training" / "configs" / "art.yaml"
+    config = load_config(ARTTrainingConfig, example)
+    assert config.top_k == 8 and not config.shared and config.teacher.model is None
+    assert main(["train", "art", "--config", str(example), "--set", "top_k=16", "--print-config"]) == 0
+    import json
+
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["top_k"] == 16 and printed["teacher"]["batch_size"] == 16
+    assert main(["train", "art", "--config", str(example), "--set", "top_k=0", "--print-config"]) == 2
