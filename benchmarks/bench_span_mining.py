@@ -156,7 +156,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     parser.add_argument("--subset-passages", type=int, default=1500, help="passages for the naive comparison")
-    parser.add_argument("--out-dir", type=Path, default=Path("/work/runs/spans"))
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs" / "spans", help="span files + JSON"
+    )
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     baseline_rss = _run_child("idle", "wiki", 1, 1, args.out_dir)["peak_rss_mb"]
