@@ -72,6 +72,30 @@ def test_fast_miner_equals_naive_reference(raw, config):
         assert result.clusters == naive_mine_document(passages, config)
 
 
+# Three tokens and long passages: highly repetitive text ("a b c a b ..."), where one longer span can
+# cover two occurrences of a shorter one at different offsets.
+repetitive_strategy = st.lists(
+    st.lists(st.lists(st.sampled_from(["a", "b", "Cc"]), min_size=0, max_size=25).map(_text), min_size=1, max_size=5),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=repetitive_strategy, config=configs_strategy)
+def test_fast_miner_equals_naive_reference_on_repetitive_text(raw, config):
+    config = SpanMiningConfig(
+        min_span_length=config.min_span_length,
+        max_span_length=config.max_span_length,
+        min_span_passages=config.min_span_passages,
+        maximal_only=config.maximal_only,
+        stopwords=frozenset({"a"}),
+    )
+    docs = _as_docs(raw)
+    for result, (_, passages) in zip(mine_documents(docs, config), docs):
+        assert result.clusters == naive_mine_document(passages, config)
+
+
 @settings(max_examples=60, deadline=None)
 @given(raw=documents_strategy)
 def test_batching_does_not_change_results(raw):
