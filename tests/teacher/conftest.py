@@ -77,8 +77,8 @@ def build_tiny_gpt2(out: Path, minilm_dir: Path) -> Path:
 
     torch.manual_seed(0)
     tok = _tokenizer(minilm_dir)
-    config = GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512, bos_token_id=tok.cls_token_id,
-                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512,
+                        bos_token_id=tok.cls_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     GPT2LMHeadModel(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out

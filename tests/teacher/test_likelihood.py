@@ -99,11 +99,20 @@ def test_seq2seq_padding_invariant(seq2seq, passages):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_bf16_close_to_fp32(tiny_causal_dir, causal, passages):
-    bf16 = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="bf16", device="cpu")
+@pytest.mark.parametrize("precision", ["bf16", "bf16-weights"])
+def test_bf16_close_to_fp32(precision, tiny_causal_dir, causal, passages):
+    bf16 = QuestionLikelihoodScorer(str(tiny_causal_dir), precision=precision, device="cpu")
     bf16.warm_up()
-    assert bf16.uses_bf16 and bf16.fingerprint != causal.fingerprint
+    assert bf16.resolved_precision == precision and bf16.fingerprint != causal.fingerprint
+    assert (next(bf16.model.parameters()).dtype == torch.bfloat16) == (precision == "bf16-weights")
     np.testing.assert_allclose(bf16.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages), atol=0.05)
+
+
+def test_auto_precision_is_fp32_on_cpu(causal):
+    assert causal.resolved_precision == "fp32"
+    auto = QuestionLikelihoodScorer(str(causal.model_name), device="cpu")
+    auto.warm_up()
+    assert auto.resolved_precision == "fp32" and auto.fingerprint == causal.fingerprint
 
 
 def test_cache_serves_repeats_without_the_model(tiny_causal_dir, passages, tmp_path, monkeypatch):
