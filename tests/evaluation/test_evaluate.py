@@ -55,7 +55,7 @@ def test_dpr_title_only_answer_is_not_a_hit(dpr_dir):
     result = evaluate_rankings(ds, rankings, ks=(1, 2, 3), max_k=3)
     assert result.summary == {"top1": 0.0, "top2": 0.25, "top3": 0.5}
     assert [r["first_hit_rank"] for r in result.per_query] == [2, 3, 0, 0]
-    assert result.curve == [0.0, 0.25, 0.5]
+    assert result.curve == [0.0, 0.25, 0.5] and result.curve_ks == [1, 2, 3]
 
 
 def test_dpr_uses_corpus_text_not_document_content(dpr_dir):
@@ -86,7 +86,9 @@ def test_evaluate_beir_fixed_rankings(beir_dir):
     # q1: d1 at rank 2 → RR 0.5, recall@2 1; q2: d3 at rank 1, d4 at 4 → RR 1, recall@2 0.5
     assert result.summary["mrr@10"] == pytest.approx(0.75)
     assert result.summary["recall@2"] == pytest.approx(0.75)
-    assert result.curve == pytest.approx([0.25, 0.75, 0.75, 1.0])
+    # the Recall@k curve is sampled at CURVE_KS (1, 2, 3, 5, ...) up to top_k
+    assert result.curve_ks == [1, 2, 3]
+    assert result.curve == pytest.approx([0.25, 0.75, 0.75])
     assert result.per_query[1]["hits"] == [1, 0, 0, 1]
 
 

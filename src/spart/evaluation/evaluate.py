@@ -23,6 +23,9 @@ from spart.evaluation.metrics import DEFAULT_BEIR_METRICS, DEFAULT_KS, accuracy_
 from spart.evaluation.runs import Retrieved, run_pipeline, write_jsonl
 
 
+CURVE_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+
+
 @dataclass
 class SystemResult:
     """The evaluation of one system on one data set."""
@@ -32,11 +35,13 @@ class SystemResult:
     kind: str
     summary: dict[str, float]
     curve: list[float]
+    curve_ks: list[int] = field(default_factory=list)
     per_query: list[dict[str, Any]] = field(repr=False, default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, with_per_query: bool = False) -> dict[str, Any]:
-        out = {"system": self.system, "dataset": self.dataset, "kind": self.kind, "summary": self.summary, "curve": self.curve, "meta": self.meta}
+        out = {"system": self.system, "dataset": self.dataset, "kind": self.kind, "summary": self.summary,
+               "curve_ks": self.curve_ks, "curve": self.curve, "meta": self.meta}
         if with_per_query:
             out["per_query"] = self.per_query
         return out
@@ -95,6 +100,7 @@ def evaluate_rankings(
         accuracy = top_k_accuracy(hits, ks)
         summary = {summary_key(k): v for k, v in accuracy.items()}
         curve = accuracy_curve(hits, max_k).tolist() if with_curve else []
+        curve_ks = list(range(1, len(curve) + 1))
         ranks = first_hit_ranks(hits)
         for q, r, h, rank in zip(dataset.queries, rankings, hits, ranks):
             per_query.append(
@@ -103,7 +109,9 @@ def evaluate_rankings(
             )
     elif dataset.kind == BEIR:
         ranked = {q.id: r.doc_ids for q, r in zip(dataset.queries, rankings)}
-        curve_metrics = [f"recall@{k}" for k in range(1, max_k + 1)] if with_curve else []
+        # ranx costs about a second per metric here, so the Recall@k curve is sampled, not taken at every k.
+        curve_ks = [k for k in CURVE_KS if k <= max_k] if with_curve else []
+        curve_metrics = [f"recall@{k}" for k in curve_ks]
         wanted = list(dict.fromkeys(list(metrics) + curve_metrics))
         means, per_q = beir_metrics(dataset.qrels, ranked, wanted)
         summary = {m: means[m] for m in metrics}
@@ -117,7 +125,7 @@ def evaluate_rankings(
             )
     else:
         raise ValueError(f"unknown data set kind {dataset.kind!r}")
-    return SystemResult(system, dataset.name, dataset.kind, summary, curve, per_query, {"n_queries": len(rankings)})
+    return SystemResult(system, dataset.name, dataset.kind, summary, curve, curve_ks, per_query, {"n_queries": len(rankings)})
 
 
 def evaluate_pipeline(

@@ -35,15 +35,15 @@ def plot_topk_curves(results: Sequence[SystemResult], path: str | os.PathLike, t
     for ax, dataset in zip(axes[0], datasets):
         group = [r for r in results if r.dataset == dataset]
         for result in group:
-            ks = list(range(1, len(result.curve) + 1))
+            ks = result.curve_ks or list(range(1, len(result.curve) + 1))
             values = [100.0 * v for v in result.curve]
-            marks = [k - 1 for k in _MARKS if k <= len(ks)]
+            marks = [i for i, k in enumerate(ks) if k in _MARKS]
             ax.plot(ks, values, label=result.system, linewidth=1.8, marker="o", markersize=4, markevery=marks)
         kind = group[0].kind
         ax.set_xlabel("k (number of retrieved passages)")
         ax.set_ylabel("top-k accuracy (%)" if kind == "dpr" else "Recall@k (%)")
         ax.set_title(f"{dataset} ({group[0].meta.get('n_queries', '?')} questions)")
-        ax.set_xlim(1, max(len(r.curve) for r in group))
+        ax.set_xlim(1, max(max(r.curve_ks or [len(r.curve)]) for r in group))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=9)
     if title:
