@@ -284,3 +284,37 @@ def test_ivf_store_trains_on_first_write_or_fails_cleanly():
     store.write_documents(_docs(300))
     assert store.count_documents() == 300
     assert len(store.embedding_retrieval(np.ones(4), top_k=7)) == 7
+
+
+def test_bm25_token_cache_is_saved_and_reused(tmp_path):
+    path = tmp_path / "store"
+    store = FaissDocumentStore(path=str(path), embedding_dim=4, bm25_method="okapi")
+    store.write_documents(_docs(20))
+    store.save()  # tokenizes now and stores the token ids with the snapshot
+    want = [(d.id, d.score) for d in store.bm25_retrieval("topic2 number", top_k=5)]
+    loaded = FaissDocumentStore.load(path)
+    assert loaded._doc_tokens is not None and len(loaded._doc_tokens) == 20
+    loaded._tokenizer = _QueryOnlyTokenizer(loaded._tokenizer)  # any corpus re-tokenization would fail
+    assert [(d.id, d.score) for d in loaded.bm25_retrieval("topic2 number", top_k=5)] == want
+    # a different tokenizer cannot reuse the cache: it re-tokenizes lazily and stays correct
+    stemmed = FaissDocumentStore.load(path, bm25_stemmer="english")
+    assert stemmed._doc_tokens is None
+    assert store.bm25_retrieval("documents", top_k=30) == []  # unstemmed: "documents" != "document"
+    assert len(stemmed.bm25_retrieval("documents", top_k=30)) == 20
+    snapshot = path / json.loads((path / "CURRENT").read_text())["snapshot"]
+    (snapshot / "bm25_tokens.npz").write_bytes(b"broken")
+    with pytest.raises(ValueError, match="bm25_tokens.npz is corrupt"):
+        FaissDocumentStore.load(path)
+
+
+class _QueryOnlyTokenizer:
+    """Wraps a tokenizer and allows exactly one call per query (the query itself), not the corpus."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def __call__(self, text):
+        self.calls += 1
+        if self.calls > 1:
+            raise AssertionError("the corpus was re-tokenized although the token cache was loaded")
+        return self.inner(text)

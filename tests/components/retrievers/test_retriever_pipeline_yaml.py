@@ -40,3 +40,14 @@ def test_yaml_round_trip_with_environment_allowlist(tmp_path, monkeypatch):
     text = _pipeline(tmp_path / "store").dumps()
     monkeypatch.setenv("HAYSTACK_DESERIALIZATION_ALLOWLIST", "spart.*")
     assert Pipeline.loads(text).dumps() == text
+
+
+def test_yaml_round_trip_with_process_wide_allowlist(tmp_path, monkeypatch):
+    from haystack.core import serialization_security
+    from haystack.core.serialization import allow_deserialization_module
+
+    text = _pipeline(tmp_path / "store").dumps()
+    # the process-wide list is global state: give this test a private one that pytest restores afterwards
+    monkeypatch.setattr(serialization_security, "_extra_allowed_modules", [])
+    allow_deserialization_module("spart")
+    assert Pipeline.loads(text).dumps() == text
