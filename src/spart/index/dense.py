@@ -309,6 +309,14 @@ class DenseIndex:
         self._index = index
         return removed
 
+    def clear(self) -> None:
+        """Remove every vector but keep the training (IVF / PQ quantizers)."""
+        faiss = _faiss()
+        base = faiss.clone_index(self._base)
+        base.reset()
+        self._index = self._wrap(base)
+        self._next_id = 0
+
     def reset(self) -> None:
         """Remove every vector and forget training (a fresh index of the same factory)."""
         self._index = self._new_index()

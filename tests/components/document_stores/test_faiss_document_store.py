@@ -9,7 +9,7 @@ import pytest
 from haystack import Document
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
-from haystack.testing.document_store import DocumentStoreBaseTests
+from haystack.testing.document_store import CountDocumentsByFilterTest, DocumentStoreBaseExtendedTests
 
 from spart.components.document_stores import FaissDocumentStore
 from spart.components.document_stores import faiss_document_store as fds_module
@@ -27,8 +27,9 @@ def _assert_same_documents(received: list[Document], expected: list[Document]) -
             np.testing.assert_array_equal(np.float32(got.embedding), np.float32(want.embedding))
 
 
-class TestConformance(DocumentStoreBaseTests):
-    """Haystack's own DocumentStore tests, run against an in-memory FaissDocumentStore."""
+class TestConformance(DocumentStoreBaseExtendedTests, CountDocumentsByFilterTest):
+    """Haystack's own DocumentStore tests (base + delete_all / delete_by_filter / update_by_filter /
+    count_documents_by_filter), run against an in-memory FaissDocumentStore."""
 
     @pytest.fixture
     def document_store(self) -> FaissDocumentStore:
@@ -318,3 +319,18 @@ class _QueryOnlyTokenizer:
         if self.calls > 1:
             raise AssertionError("the corpus was re-tokenized although the token cache was loaded")
         return self.inner(text)
+
+
+def test_update_by_filter_title_changes_bm25_and_clear_keeps_training():
+    store = FaissDocumentStore(embedding_dim=4, factory="IVF4,Flat", nprobe=4)
+    store.write_documents(_docs(200))
+    assert store.bm25_retrieval("zeppelin", top_k=3) == []
+    n = store.update_by_filter({"field": "meta.i", "operator": "<", "value": 2}, {"title": "Zeppelin"})
+    assert n == 2
+    assert {d.id for d in store.bm25_retrieval("zeppelin", top_k=3)} == {"d0", "d1"}
+    store.delete_all_documents()
+    assert store._dense.is_trained and store.count_documents() == 0
+    store.write_documents(_docs(3))  # too few to train, but the index is still trained
+    assert len(store.embedding_retrieval(np.ones(4), top_k=5)) == 3
+    store.delete_all_documents(recreate_index=True)
+    assert not store._dense.is_trained

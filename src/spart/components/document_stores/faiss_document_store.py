@@ -234,12 +234,62 @@ class FaissDocumentStore:
                     self._doc_tokens.pop(r, None)
             self._bm25_stale = True
 
-    def delete_all_documents(self) -> None:
-        """Remove every document (the dense index keeps its configuration but forgets its training)."""
+    def delete_all_documents(self, recreate_index: bool = False) -> None:
+        """Remove every document.
+
+        :param recreate_index: Also forget the dense index's training (IVF / PQ quantizers); by default a
+            trained index stays trained.
+        """
         with self._lock:
             self._conn.execute("DELETE FROM documents")
-            self._dense.reset()
+            if recreate_index:
+                self._dense.reset()
+            else:
+                self._dense.clear()
             self._reset_bm25_cache()
+
+    def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
+        """Number of documents matching Haystack ``filters``."""
+        with self._lock:
+            return sum(1 for _ in self._iter_matching(filters))
+
+    def delete_by_filter(self, filters: dict[str, Any]) -> int:
+        """Delete the documents matching Haystack ``filters``.
+
+        :returns: Number of documents deleted.
+        """
+        with self._lock:
+            ids = [doc.id for _, doc in self._iter_matching(filters)]
+            self.delete_documents(ids)
+            return len(ids)
+
+    def update_by_filter(self, filters: dict[str, Any], meta: dict[str, Any]) -> int:
+        """Merge ``meta`` into the metadata of the documents matching Haystack ``filters``.
+
+        :returns: Number of documents updated.
+        :raises ValueError: If ``meta`` is not a JSON-serialisable dict.
+        """
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
+        try:
+            json.dumps(meta)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"meta is not JSON-serialisable: {exc}") from exc
+        with self._lock:
+            updates = [(rowid, {**doc.meta, **meta}, doc.content) for rowid, doc in self._iter_matching(filters)]
+            cur = self._conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                cur.executemany("UPDATE documents SET meta=? WHERE rowid=?", [(json.dumps(m), r) for r, m, _ in updates])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            if "title" in meta and self._doc_tokens is not None:  # the title is part of the BM25 text
+                for rowid, new_meta, content in updates:
+                    self._doc_tokens[rowid] = self._token_ids(_bm25_text(content, new_meta))
+                self._bm25_stale = True
+            return len(updates)
 
     # ================================================================== retrieval
     def embedding_retrieval(
