@@ -76,7 +76,9 @@ def run_scale(passages, args) -> dict:
     hs_store.write_documents(docs)
     out["haystack_write_s"] = time.perf_counter() - t
     hs = InMemoryEmbeddingRetriever(hs_store, top_k=10)
-    qps, n, hs_res = time_queries(lambda q: hs.run(query_embedding=q)["documents"], queries, args.budget, args.min_queries)
+    qps, n, hs_res = time_queries(
+        lambda q: hs.run(query_embedding=q)["documents"], queries, args.budget, args.min_queries
+    )
     out["haystack_qps"], out["haystack_n"] = qps, n
     print(f"  Haystack InMemoryEmbeddingRetriever: {qps:9.1f} q/s over {n} queries", flush=True)
     same = sum([d.id for d in hs_res[i]] == exact_ids[i] for i in range(n))

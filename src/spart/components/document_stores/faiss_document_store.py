@@ -280,7 +280,9 @@ class FaissDocumentStore:
             cur = self._conn.cursor()
             cur.execute("BEGIN")
             try:
-                cur.executemany("UPDATE documents SET meta=? WHERE rowid=?", [(json.dumps(m), r) for r, m, _ in updates])
+                cur.executemany(
+                    "UPDATE documents SET meta=? WHERE rowid=?", [(json.dumps(m), r) for r, m, _ in updates]
+                )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -589,7 +591,12 @@ class FaissDocumentStore:
             self._save_tokens(directory / _TOKENS)
         n_docs = self.count_documents()
         n_vectors = len(self._dense)
-        manifest = {"format_version": FORMAT_VERSION, "config": self._config(), "documents": n_docs, "vectors": n_vectors}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "config": self._config(),
+            "documents": n_docs,
+            "vectors": n_vectors,
+        }
         _write_atomic(directory / _MANIFEST, json.dumps(manifest, indent=2).encode())
         _fsync_dir(directory)
 
