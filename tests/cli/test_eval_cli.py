@@ -157,3 +157,19 @@ def test_eval_packaged_pipelines_build_and_reuse_a_cached_store(tmp_path, wiki, 
     # with all 4 passages retrieved, every answerable question (2 of 3) is found by every system
     assert all(v["top4"] == pytest.approx(2 / 3) for v in summaries.values())
     assert summaries["bm25_qa"]["top1"] == pytest.approx(2 / 3)
+
+
+def test_tuned_packaged_hybrid_round_trip(tmp_path, wiki, tiny_bert_dir):
+    """tune-fusion on hybrid_qa (train split) saves a pipeline that eval then scores on test with those weights."""
+    cache = ["--model", str(tiny_bert_dir), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    tuned = tmp_path / "tuned.yaml"
+    out = tmp_path / "tuning.json"
+    assert main(["tune-fusion", "--pipeline", "hybrid_qa", "--dataset", str(wiki), "--modes", "convex_minmax",
+                 "--depth", "4", "--out", str(out), "--save-pipeline", str(tuned), *cache]) == 0
+    best = json.loads(out.read_text())["best"]
+    assert main(["eval", "--pipeline", f"tuned={tuned}", "--dataset", str(wiki), "--top-k", "1,4", "--depth", "4",
+                 "--out", str(tmp_path / "r.json"), *cache]) == 0
+    from spart.pipelines import load_pipeline
+
+    fuser = load_pipeline(tuned).get_component("fuser")
+    assert (fuser.mode, fuser.weights) == ("convex_minmax", best["weights"])
