@@ -189,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{dataset.name} ({len(dataset.queries)} questions)")
     print(format_table(results))
     tests = significance(results, dataset, args.stat_test)
+    if tests:
+        print(f"\npaired {tests['test']} test against {tests['baseline']} (p-values):")
+        for system, values in tests["p_values"].items():
+            print(f"  {system}: " + "  ".join(f"{m}={p:.3g}" for m, p in values.items()))
     if out:
         payload = {"dataset": dataset.name, "kind": dataset.kind, "files": dataset.files, "depth": depth,
                    "systems": [dict(r.to_dict(), pipeline=spec) for r, (_, spec) in zip(results, labels)],
