@@ -43,7 +43,7 @@ def plot_topk_curves(results: Sequence[SystemResult], path: str | os.PathLike, t
         ax.set_xlabel("k (number of retrieved passages)")
         ax.set_ylabel("top-k accuracy (%)" if kind == "dpr" else "Recall@k (%)")
         ax.set_title(f"{dataset} ({group[0].meta.get('n_queries', '?')} questions)")
-        ax.set_xlim(1, max(max(r.curve_ks or [len(r.curve)]) for r in group))
+        ax.set_xlim(0, max(max(r.curve_ks or [len(r.curve)]) for r in group) + 2)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="lower right", fontsize=9)
     if title:
