@@ -334,3 +334,33 @@ def test_update_by_filter_title_changes_bm25_and_clear_keeps_training():
     assert len(store.embedding_retrieval(np.ones(4), top_k=5)) == 3
     store.delete_all_documents(recreate_index=True)
     assert not store._dense.is_trained
+
+
+def test_filters_on_content_and_meta_agree_with_haystack_matcher():
+    from haystack.utils.filters import document_matches_filter
+
+    docs = _docs(40)
+    store = FaissDocumentStore(embedding_dim=4)
+    store.write_documents(docs)
+    cases = [
+        {"field": "meta.i", "operator": "in", "value": [1, 5, 7]},
+        {"field": "content", "operator": "==", "value": "document number 3 about topic0"},
+        {"operator": "OR", "conditions": [
+            {"field": "id", "operator": "==", "value": "d9"},
+            {"field": "content", "operator": "==", "value": "document number 4 about topic1"},
+        ]},
+        {"operator": "NOT", "conditions": [{"field": "meta.title", "operator": "in", "value": ["T1", "T2"]}]},
+    ]
+    for flt in cases:
+        want = [d.id for d in docs if document_matches_filter(flt, d)]
+        assert [d.id for d in store.filter_documents(flt)] == want
+        assert store.count_documents_by_filter(flt) == len(want)
+    # the id/meta view cache follows writes, updates and deletes
+    flt = {"field": "meta.i", "operator": ">=", "value": 38}
+    assert store.count_documents_by_filter(flt) == 2
+    store.write_documents([Document(id="new", content="x", meta={"i": 99})])
+    assert store.count_documents_by_filter(flt) == 3
+    store.update_by_filter({"field": "id", "operator": "==", "value": "new"}, {"i": 0})
+    assert store.count_documents_by_filter(flt) == 2
+    assert store.delete_by_filter(flt) == 2
+    assert store.count_documents_by_filter(flt) == 0

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,9 @@ class FaissDocumentStore:
         :raises FilterError: On a malformed filter.
         """
         with self._lock:
+            if filters and _light_filter_ok(filters):
+                rowids = self._matching_rowids(filters)
+                return self._documents_by_rowid(rowids, None, with_embedding=True)
             return [doc for _, doc in self._iter_matching(filters, with_embedding=True)]
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
@@ -233,6 +237,7 @@ class FaissDocumentStore:
                 for r in rowids:
                     self._doc_tokens.pop(r, None)
             self._bm25_stale = True
+            self._views = None
 
     def delete_all_documents(self, recreate_index: bool = False) -> None:
         """Remove every document.
@@ -251,7 +256,7 @@ class FaissDocumentStore:
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
         """Number of documents matching Haystack ``filters``."""
         with self._lock:
-            return sum(1 for _ in self._iter_matching(filters))
+            return len(self._matching_rowids(filters))
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
         """Delete the documents matching Haystack ``filters``.
@@ -259,7 +264,10 @@ class FaissDocumentStore:
         :returns: Number of documents deleted.
         """
         with self._lock:
-            ids = [doc.id for _, doc in self._iter_matching(filters)]
+            if _light_filter_ok(filters):
+                ids = [view.id for _, view in self._filter_views() if document_matches_filter(filters, view)]
+            else:
+                ids = [doc.id for _, doc in self._iter_matching(filters)]
             self.delete_documents(ids)
             return len(ids)
 
@@ -287,6 +295,7 @@ class FaissDocumentStore:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            self._views = None
             if "title" in meta and self._doc_tokens is not None:  # the title is part of the BM25 text
                 for rowid, new_meta, content in updates:
                     self._doc_tokens[rowid] = self._token_ids(_bm25_text(content, new_meta))
@@ -343,7 +352,7 @@ class FaissDocumentStore:
             index, positions_rowids = self._bm25_index()
             allowed = None
             if filters:
-                match = np.fromiter((r for r, _ in self._iter_matching(filters)), dtype=np.int64)
+                match = self._matching_rowids(filters)
                 allowed = np.isin(positions_rowids, match)
             if index.n_docs == 0:
                 return []
@@ -473,6 +482,7 @@ class FaissDocumentStore:
             for d in batch:
                 self._doc_tokens[rowid_of[d.id]] = self._token_ids(_bm25_text(d.content, d.meta))
         self._bm25_stale = True
+        self._views = None
 
     def _existing_rowids(self, ids: list[str], cursor=None) -> dict[str, int]:
         cur = cursor or self._conn
@@ -498,19 +508,43 @@ class FaissDocumentStore:
                 if not filters or document_matches_filter(filters, doc):
                     yield row[0], doc
 
-    def _documents_by_rowid(self, rowids: np.ndarray, scores: np.ndarray, with_embedding: bool) -> list[Document]:
-        if len(rowids) == 0:
-            return []
+    def _documents_by_rowid(
+        self, rowids: np.ndarray, scores: np.ndarray | None, with_embedding: bool
+    ) -> list[Document]:
         emb_col = "embedding" if with_embedding else "NULL"
         wanted = [int(r) for r in rowids]
-        marks = ",".join("?" * len(wanted))
-        rows = self._conn.execute(
-            f"SELECT rowid, id, content, meta, {emb_col}, blob_data, blob_info, sparse_embedding "
-            f"FROM documents WHERE rowid IN ({marks})",
-            wanted,
-        ).fetchall()
-        by_rowid = {row[0]: row for row in rows}
-        return [_row_to_document(by_rowid[r], score=float(s)) for r, s in zip(wanted, scores)]
+        docs = []
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT rowid, id, content, meta, {emb_col}, blob_data, blob_info, sparse_embedding "
+                f"FROM documents WHERE rowid IN ({marks})",
+                chunk,
+            ).fetchall()
+            by_rowid = {row[0]: row for row in rows}
+            for i, r in enumerate(chunk, start):
+                docs.append(_row_to_document(by_rowid[r], score=None if scores is None else float(scores[i])))
+        return docs
+
+    def _filter_views(self) -> list[tuple[int, _FilterView]]:
+        """(rowid, id + meta view) of every document, cached until the next write, delete or update."""
+        if self._views is None:
+            views = []
+            cur = self._conn.execute("SELECT rowid, id, meta FROM documents ORDER BY rowid")
+            while rows := cur.fetchmany(_BATCH):
+                views.extend((rowid, _FilterView(id=doc_id, meta=json.loads(meta))) for rowid, doc_id, meta in rows)
+            self._views = views
+        return self._views
+
+    def _matching_rowids(self, filters: dict[str, Any]) -> np.ndarray:
+        """Rowids of the documents matching ``filters`` (in rowid order)."""
+        if _light_filter_ok(filters):
+            # Filters on id / meta only: evaluate on cached light views instead of building full Documents.
+            rows = (r for r, view in self._filter_views() if document_matches_filter(filters, view))
+        else:
+            rows = (r for r, _ in self._iter_matching(filters))
+        return np.fromiter(rows, dtype=np.int64)
 
     def _filtered_dense_search(self, query: np.ndarray, top_k: int, filters: dict[str, Any]):
         best_scores = np.zeros(0, dtype=np.float32)
@@ -530,11 +564,15 @@ class FaissDocumentStore:
             rowids.clear()
             vectors.clear()
 
-        for rowid, doc in self._iter_matching(filters, with_embedding=True):
-            if doc.embedding is None:
-                continue
-            rowids.append(rowid)
-            vectors.append(np.asarray(doc.embedding, dtype=np.float32))
+        matching = self._matching_rowids(filters).tolist()
+        for start in range(0, len(matching), 900):  # SQLite's bound-parameter limit
+            chunk = matching[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for rowid, emb in self._conn.execute(
+                f"SELECT rowid, embedding FROM documents WHERE rowid IN ({marks}) AND embedding IS NOT NULL", chunk
+            ):
+                rowids.append(rowid)
+                vectors.append(np.frombuffer(emb, dtype="<f4"))
             if len(rowids) >= _BATCH:
                 flush()
         flush()
@@ -542,6 +580,7 @@ class FaissDocumentStore:
 
     # ================================================================== internals: BM25
     def _reset_bm25_cache(self) -> None:
+        self._views: list[tuple[int, _FilterView]] | None = None  # see _filter_views()
         self._vocab: dict[str, int] = {}
         self._doc_tokens: dict[int, np.ndarray] | None = None  # None: not tokenized yet (lazy after load)
         self._bm25: BM25Index | None = None
@@ -698,6 +737,39 @@ class FaissDocumentStore:
 
 
 # ====================================================================== helpers
+@dataclass
+class _FilterView:
+    """A document's id and meta only, for evaluating filters without building full Documents.
+
+    Field names mirror ``Document`` because ``document_matches_filter`` checks them with
+    ``dataclasses.fields``; only filters on ``id`` and ``meta`` are evaluated on views.
+    """
+
+    id: str
+    meta: dict[str, Any]
+    content: None = None
+    blob: None = None
+    score: None = None
+    embedding: None = None
+    sparse_embedding: None = None
+
+
+_HEAVY_FIELDS = ("content", "blob", "score", "embedding", "sparse_embedding")
+
+
+def _filter_fields(filters: Any) -> Iterator[str]:
+    if isinstance(filters, dict):
+        if "field" in filters:
+            yield str(filters["field"])
+        for condition in filters.get("conditions", ()) if isinstance(filters.get("conditions"), list) else ():
+            yield from _filter_fields(condition)
+
+
+def _light_filter_ok(filters: dict[str, Any]) -> bool:
+    """Whether ``filters`` only look at ``id`` and metadata (so a :class:`_FilterView` suffices)."""
+    return all(f.split(".", 1)[0] not in _HEAVY_FIELDS for f in _filter_fields(filters))
+
+
 def _check_top_k(top_k: Any) -> None:
     if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k <= 0:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
