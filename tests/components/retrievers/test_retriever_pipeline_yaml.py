@@ -51,3 +51,18 @@ def test_yaml_round_trip_with_process_wide_allowlist(tmp_path, monkeypatch):
     monkeypatch.setattr(serialization_security, "_extra_allowed_modules", [])
     allow_deserialization_module("spart")
     assert Pipeline.loads(text).dumps() == text
+
+
+def test_retrievers_loaded_from_one_yaml_share_one_store(tmp_path):
+    text = _pipeline(tmp_path / "store").dumps()
+    first = Pipeline.loads(text, allowed_modules=["spart"])
+    store = first.get_component("dense").document_store
+    assert first.get_component("sparse").document_store is store
+    assert Pipeline.loads(text, allowed_modules=["spart"]).get_component("sparse").document_store is store
+    # unsaved changes are never shared with a newly loaded pipeline: it gets the saved snapshot
+    store.write_documents([Document(id="c", content="cherries", embedding=[0.5, 0.5])])
+    fresh = Pipeline.loads(text, allowed_modules=["spart"]).get_component("dense").document_store
+    assert fresh is not store and fresh.count_documents() == 2
+    store.save()
+    again = Pipeline.loads(text, allowed_modules=["spart"]).get_component("dense").document_store
+    assert again is store and again.count_documents() == 3

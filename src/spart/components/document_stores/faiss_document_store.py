@@ -13,6 +13,7 @@ import sqlite3
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS documents (
 """
 _COLUMNS = "rowid, id, content, meta, embedding, blob_data, blob_info, sparse_embedding"
 
+# Open stores by (directory, configuration): from_dict hands out the same instance for the same saved
+# snapshot, so the two retrievers of a hybrid pipeline loaded from YAML share one copy of the corpus.
+_OPEN_STORES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_OPEN_STORES_LOCK = threading.Lock()
+
 
 class FaissDocumentStore:
     """Document store with dense (FAISS, inner product) and sparse (BM25, bm25s) retrieval.
@@ -69,8 +75,10 @@ class FaissDocumentStore:
     * Removal from the dense index is native for ``Flat`` and IVF; for HNSW / PQ a delete or overwrite
       rebuilds the FAISS index from the remaining vectors (FAISS cannot remove from them), so batch those.
     * Filters (Haystack filter syntax) are evaluated in Python with
-      ``haystack.utils.filters.document_matches_filter`` over all stored documents. Filtered dense retrieval
-      is exact (brute force over the matching documents' embeddings), even when the index is approximate.
+      ``haystack.utils.filters.document_matches_filter`` over all stored documents: on cached (id, meta) views
+      when the filter only reads ``id`` / ``meta`` (60 ms for 15.5k documents), on full documents otherwise.
+      Filtered dense retrieval is exact (brute force over the matching documents' embeddings), even when the
+      index is approximate.
     * Writes are validated as a whole before anything changes (wrong embedding dimension, non-documents,
       documents with neither content, embedding nor blob -> ``ValueError``; duplicate ids with
       ``DuplicatePolicy.FAIL``/``NONE`` -> ``DuplicateDocumentError``); a failed write changes nothing.
@@ -134,11 +142,16 @@ class FaissDocumentStore:
         self._dense = DenseIndex(embedding_dim, factory, nprobe=nprobe, ef_search=ef_search)
         self._conn = self._new_connection()
         self._reset_bm25_cache()
+        self._snapshot_name: str | None = None  # the snapshot this instance mirrors, when unchanged
+        self._unsaved = False
 
         if self.path is not None:
             snapshot = self._current_snapshot(Path(self.path), must_exist=False)
             if snapshot is not None:
                 self._load_snapshot(snapshot)
+                self._snapshot_name = snapshot.name
+            with _OPEN_STORES_LOCK:
+                _OPEN_STORES[self._registry_key()] = self
 
     # ================================================================== serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -160,8 +173,28 @@ class FaissDocumentStore:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaissDocumentStore:
-        """Re-create the store from :meth:`to_dict` output (re-opening ``path`` when it is set)."""
+        """Re-create the store from :meth:`to_dict` output (re-opening ``path`` when it is set).
+
+        An in-memory store (``path=None``) serialises its configuration only, so this gives an empty store
+        (as with Haystack's InMemoryDocumentStore). For a ``path``, an already open instance with the same
+        configuration is reused when it has no unsaved changes and mirrors the directory's current snapshot;
+        so retrievers deserialised from one pipeline share one store (one copy of the corpus in memory).
+        """
+        params = data.get("init_parameters", {})
+        if params.get("path") is not None:
+            with _OPEN_STORES_LOCK:
+                shared = _OPEN_STORES.get(_registry_key(params))
+            if shared is not None and not shared._unsaved:
+                try:
+                    current = cls._current_snapshot(Path(shared.path), must_exist=False)
+                except ValueError:
+                    current = None
+                if current is not None and current.name == shared._snapshot_name:
+                    return shared
         return default_from_dict(cls, data)
+
+    def _registry_key(self) -> tuple[str, str]:
+        return _registry_key(self.to_dict()["init_parameters"])
 
     # ================================================================== protocol
     def count_documents(self) -> int:
@@ -238,6 +271,7 @@ class FaissDocumentStore:
                     self._doc_tokens.pop(r, None)
             self._bm25_stale = True
             self._views = None
+            self._unsaved = True
 
     def delete_all_documents(self, recreate_index: bool = False) -> None:
         """Remove every document.
@@ -252,6 +286,7 @@ class FaissDocumentStore:
             else:
                 self._dense.clear()
             self._reset_bm25_cache()
+            self._unsaved = True
 
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
         """Number of documents matching Haystack ``filters``."""
@@ -296,6 +331,7 @@ class FaissDocumentStore:
                 cur.execute("ROLLBACK")
                 raise
             self._views = None
+            self._unsaved = True
             if "title" in meta and self._doc_tokens is not None:  # the title is part of the BM25 text
                 for rowid, new_meta, content in updates:
                     self._doc_tokens[rowid] = self._token_ids(_bm25_text(content, new_meta))
@@ -389,6 +425,10 @@ class FaissDocumentStore:
                     shutil.rmtree(child, ignore_errors=True)
             if self.path is None:
                 self.path = str(target)
+            if os.path.realpath(self.path) == os.path.realpath(target):
+                self._snapshot_name, self._unsaved = final.name, False
+                with _OPEN_STORES_LOCK:
+                    _OPEN_STORES[self._registry_key()] = self
 
     @classmethod
     def load(cls, path: str | os.PathLike, **overrides: Any) -> FaissDocumentStore:
@@ -483,6 +523,7 @@ class FaissDocumentStore:
                 self._doc_tokens[rowid_of[d.id]] = self._token_ids(_bm25_text(d.content, d.meta))
         self._bm25_stale = True
         self._views = None
+        self._unsaved = True
 
     def _existing_rowids(self, ids: list[str], cursor=None) -> dict[str, int]:
         cur = cursor or self._conn
@@ -768,6 +809,11 @@ def _filter_fields(filters: Any) -> Iterator[str]:
 def _light_filter_ok(filters: dict[str, Any]) -> bool:
     """Whether ``filters`` only look at ``id`` and metadata (so a :class:`_FilterView` suffices)."""
     return all(f.split(".", 1)[0] not in _HEAVY_FIELDS for f in _filter_fields(filters))
+
+
+def _registry_key(init_parameters: dict[str, Any]) -> tuple[str, str]:
+    config = {k: v for k, v in init_parameters.items() if k != "path"}
+    return os.path.realpath(str(init_parameters["path"])), json.dumps(config, sort_keys=True, default=str)
 
 
 def _check_top_k(top_k: Any) -> None:
