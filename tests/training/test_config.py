@@ -106,7 +106,9 @@ def test_save_config_round_trips(tmp_path):
 
 
 def test_example_configs_are_valid():
-    configs = sorted((Path(__file__).resolve().parents[2] / "src/spart/training/configs").glob("*.yaml"))
-    assert configs, "no example configs shipped"
+    root = Path(__file__).resolve().parents[2] / "src/spart/training/configs"
+    # Only the contrastive trainer's configs (other trainers ship theirs in the same folder).
+    configs = sorted([*root.glob("spider*.yaml"), *root.glob("fewshot*.yaml")])
+    assert len(configs) >= 3, configs
     for path in configs:
         load_config(ContrastiveTrainingConfig, path)

@@ -217,3 +217,27 @@ def test_bf16_autocast_step_runs(tmp_path, model_no_dropout):
     trainer = train(config, synthetic_examples(16))
     assert trainer.precision == "bf16"
     assert all(p.dtype == torch.float32 for p in trainer.encoder.parameters())  # master weights stay fp32
+
+
+def test_concat_examples_forwards_epoch_and_indexes_parts():
+    from spart.training.contrastive import ConcatExamples
+    from spart.training.supervised_pairs import LabelledQuestion, SupervisedPairs
+    from spart.training.contrastive import PassageRef
+
+    passages = {i: PassageRef(i, "", f"text {i}") for i in "abcd"}
+    first = SupervisedPairs([LabelledQuestion("q1", ("a", "b"))], passages)
+    second = SupervisedPairs([LabelledQuestion("q2", ("c",)), LabelledQuestion("q3", ("d",))], passages)
+    both = ConcatExamples([first, second])
+    assert len(both) == 3 and [both[i]["query"] for i in range(3)] == ["q1", "q2", "q3"]
+    both.set_epoch(1)
+    assert both[0]["positive"].id == "b"
+    with pytest.raises(IndexError):
+        both[3]
+
+
+def test_spider_data_config_pairs_sources():
+    from spart.training.config import SpiderDataConfig
+
+    assert len(SpiderDataConfig(corpus=["a", "b"], spans=["x", "y"]).sources()) == 2
+    with pytest.raises(ValueError, match="same length"):
+        SpiderDataConfig(corpus=["a", "b"], spans=["x"])

@@ -82,15 +82,30 @@ class TrainingConfig(StrictModel):
 class SpiderDataConfig(StrictModel):
     """SPIDER pre-training data: recurring-span examples mined from a corpus (``spart.training.spider_examples``).
 
-    :param corpus: passages (DPR TSV or BEIR corpus.jsonl) the spans were mined from.
-    :param spans: the mined span file (``spart mine-spans`` output, ``.jsonl[.gz]``).
+    :param corpus: passages (DPR TSV or BEIR corpus.jsonl) the spans were mined from; a list trains on several
+        corpora at once (paired with ``spans`` in order; examples of all corpora are shuffled together).
+    :param spans: the mined span file (``spart mine-spans`` output, ``.jsonl[.gz]``), or one per corpus.
     :param options: passed as keyword arguments to the examples dataset (query transformation etc.).
     """
 
     kind: Literal["spider"] = "spider"
-    corpus: Path
-    spans: Path
+    corpus: Path | list[Path]
+    spans: Path | list[Path]
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _paired(self) -> "SpiderDataConfig":
+        if isinstance(self.corpus, list) != isinstance(self.spans, list) or (
+            isinstance(self.corpus, list) and len(self.corpus) != len(self.spans)
+        ):
+            raise ValueError("corpus and spans must both be single paths or lists of the same length")
+        return self
+
+    def sources(self) -> list[tuple[Path, Path]]:
+        """``(corpus, spans)`` pairs."""
+        if isinstance(self.corpus, list):
+            return list(zip(self.corpus, self.spans))
+        return [(self.corpus, self.spans)]
 
 
 class PairsDataConfig(StrictModel):

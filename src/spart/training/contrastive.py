@@ -494,7 +494,39 @@ def build_dataset(config: ContrastiveTrainingConfig) -> Any:
         from spart.training import spider_examples
     except ImportError as error:
         raise ValueError(f"SPIDER examples are not available ({error})") from None
-    return spider_examples.open_spider_examples(data.corpus, data.spans, seed=config.seed, **data.options)
+    parts = [
+        spider_examples.open_spider_examples(corpus, spans, seed=config.seed, **data.options)
+        for corpus, spans in data.sources()
+    ]
+    return parts[0] if len(parts) == 1 else ConcatExamples(parts)
+
+
+class ConcatExamples:
+    """Several example datasets as one index space; ``set_epoch`` reaches every part."""
+
+    def __init__(self, parts: Sequence[Any]) -> None:
+        if not parts:
+            raise ValueError("no datasets to concatenate")
+        self.parts = list(parts)
+        self.offsets = [0]
+        for part in self.parts:
+            self.offsets.append(self.offsets[-1] + len(part))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.parts:
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        import bisect
+
+        part = bisect.bisect_right(self.offsets, index) - 1
+        return self.parts[part][index - self.offsets[part]]
 
 
 def run_training(config: ContrastiveTrainingConfig, resume: bool = False) -> Path:
