@@ -123,6 +123,8 @@ def test_dimension_and_value_errors():
         DenseIndex(4, "NotAnIndex")
     with pytest.raises(ValueError, match="dim must be a positive integer"):
         DenseIndex(0)
+    with pytest.raises(ValueError, match="drop the IDMap prefix"):
+        DenseIndex(4, "IDMap,Flat")
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW16", "IVF4,Flat", "PQ2x4"])

@@ -122,6 +122,8 @@ class DenseIndex:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if not isinstance(factory, str) or not factory.strip():
             raise ValueError(f"factory must be a non-empty FAISS factory string, got {factory!r}")
+        if factory.strip().upper().startswith("IDMAP"):
+            raise ValueError(f"factory {factory!r}: DenseIndex manages ids itself; drop the IDMap prefix")
         self.dim = int(dim)
         self.factory = factory
         self.nprobe = nprobe

@@ -364,3 +364,10 @@ def test_filters_on_content_and_meta_agree_with_haystack_matcher():
     assert store.count_documents_by_filter(flt) == 2
     assert store.delete_by_filter(flt) == 2
     assert store.count_documents_by_filter(flt) == 0
+
+
+def test_huge_top_k_returns_everything_without_allocating_k_slots():
+    store = FaissDocumentStore(embedding_dim=4)
+    store.write_documents(_docs(5))
+    assert len(store.embedding_retrieval(np.ones(4), top_k=10**12)) == 5
+    assert len(store.bm25_retrieval("document", top_k=10**12)) == 5

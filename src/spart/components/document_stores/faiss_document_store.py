@@ -364,7 +364,8 @@ class FaissDocumentStore:
             if filters:
                 scores, rowids = self._filtered_dense_search(query, top_k, filters)
             else:
-                s, i = self._dense.search(query, top_k)
+                # cap k: the index pads results to k, and a huge top_k must not allocate a huge array
+                s, i = self._dense.search(query, min(top_k, max(len(self._dense), 1)))
                 keep = i[0] != -1
                 scores, rowids = s[0][keep], i[0][keep]
             return self._documents_by_rowid(rowids, scores, with_embedding=return_embedding)
