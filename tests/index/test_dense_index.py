@@ -176,3 +176,28 @@ def test_save_load_roundtrip_and_errors(tmp_path):
     (tmp_path / "truncated.index").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="corrupt"):
         DenseIndex.load(tmp_path / "truncated.index")
+
+
+def test_hnsw_removal_uses_tombstones_until_purge(tmp_path):
+    rng = np.random.default_rng(5)
+    x = _unit(rng, 100, 8)
+    index = DenseIndex(8, "HNSW16", ef_search=200)
+    index.add(x, np.arange(100))
+    assert index.remove([3, 4, 4, 999]) == 2
+    assert len(index) == 98 and index._index.ntotal == 100  # hidden, not yet rebuilt
+    _, ids = index.search(x, 100)
+    assert not np.isin(ids, [3, 4]).any()
+    assert (ids != -1).sum(axis=1).max() <= 98
+    # tombstones survive save/load
+    index.save(tmp_path / "h.index")
+    loaded = DenseIndex.load(tmp_path / "h.index")
+    assert len(loaded) == 98 and not np.isin(loaded.search(x[:10], 5)[1], [3, 4]).any()
+    # re-adding a removed id purges its old vector first, so the new vector is what is found
+    loaded.add(-x[3:4], ids=[3])
+    assert loaded._index.ntotal == 99 and len(loaded) == 99
+    assert loaded.search(-x[3], 1)[1].tolist() == [[3]]
+    # past 20% deleted, the graph is rebuilt without them
+    assert index.remove(np.arange(10, 40)) == 30
+    assert index._index.ntotal == len(index) == 68 and len(index._deleted) == 0
+    _, top = index.search(x[50:53], 1)
+    assert top[:, 0].tolist() == [50, 51, 52]

@@ -72,8 +72,9 @@ class FaissDocumentStore:
       loaded 2-core machine, see ``docs/benchmarks.md``): batch writes before querying. The token cache is
       saved with each snapshot, so re-opening a store does not re-tokenize the corpus (unless the tokenizer
       settings changed).
-    * Removal from the dense index is native for ``Flat`` and IVF; for HNSW / PQ a delete or overwrite
-      rebuilds the FAISS index from the remaining vectors (FAISS cannot remove from them), so batch those.
+    * Removal from the dense index is native for ``Flat`` and IVF. HNSW hides deleted ids (tombstones) and
+      rebuilds the graph once they pass 20% of it, or when an overwritten document's rowid is re-added, so
+      overwrites in an HNSW store are expensive; PQ rebuilds on every delete (see :class:`DenseIndex`).
     * Filters (Haystack filter syntax) are evaluated in Python with
       ``haystack.utils.filters.document_matches_filter`` over all stored documents: on cached (id, meta) views
       when the filter only reads ``id`` / ``meta`` (60 ms for 15.5k documents), on full documents otherwise.
