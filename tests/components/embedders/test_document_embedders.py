@@ -129,3 +129,17 @@ def test_art_query_and_passage_towers_are_separate(tiny_bert_dir):
     text = ARTTextEmbedder(**kwargs)
     assert docs.encoder is text.encoder
     assert docs.encoder.tower("query") is not docs.encoder.tower("passage")
+
+
+def test_bf16_keeps_weights_in_bf16_and_stays_close_to_fp32(tiny_bert_dir):
+    import torch
+
+    kwargs = {"model": str(tiny_bert_dir), "device": "cpu", "progress_bar": False}
+    bf16 = SpiderDocumentEmbedder(**kwargs, precision="bf16")
+    fp32 = SpiderDocumentEmbedder(**kwargs, precision="fp32")
+    assert next(bf16.encoder.parameters()).dtype == torch.bfloat16
+    assert next(fp32.encoder.parameters()).dtype == torch.float32
+    a = np.array([d.embedding for d in bf16.run(_docs())["documents"]])
+    b = np.array([d.embedding for d in fp32.run(_docs())["documents"]])
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99

@@ -22,7 +22,8 @@ class SpiderTextEmbedder(TextEmbedderBase):
         or a plain Hugging Face BERT-family directory. ``None``: the packaged MiniLM (see above).
     :param passage_model: optional second directory for the passage tower (e.g. a DPR context encoder).
     :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
-    :param precision: ``"auto"`` (bf16 autocast where the hardware runs it natively), ``"fp32"`` or ``"bf16"``.
+    :param precision: ``"auto"`` (bf16 where the hardware runs it natively), ``"fp32"`` or ``"bf16"``. In bf16 the
+        (inference-only) weights are held in bf16 and the forward pass runs under bf16 autocast.
     :param query_max_length: token budget of a query (``None``: the model's or method's default, 64).
     :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
     :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
