@@ -32,6 +32,19 @@ def _graph(pipeline: Pipeline) -> dict:
     return data
 
 
+def test_dumped_pipeline_reloads_with_another_store(tiny_store, tmp_path, tiny_bert_dir):
+    import shutil
+
+    dumped = tmp_path / "hybrid.yaml"
+    dumped.write_text(load_pipeline("hybrid_qa", store=tiny_store).dumps())
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_store, copy)
+    data = load_pipeline(dumped, store=copy).to_dict()["components"]
+    for name in ("dense_retriever", "bm25_retriever"):  # separate (not anchored) store dicts, both updated
+        assert data[name]["init_parameters"]["document_store"]["init_parameters"]["path"] == str(copy.resolve())
+    assert data["text_embedder"]["init_parameters"]["model"] == str(tiny_bert_dir)
+
+
 def test_plain_haystack_needs_the_spart_opt_in(tiny_store):
     text = load_pipeline("bm25_qa", store=tiny_store).dumps()
     with pytest.raises(DeserializationError, match="allowlist"):

@@ -191,7 +191,8 @@ def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     found = []
     for spec in specs.values():
         nested = spec["init_parameters"].get("document_store")
-        if isinstance(nested, dict) and nested.get("type") == STORE_TYPE and nested not in found:
+        # Identity, not equality: YAML anchors make one dict, a dumped pipeline has equal but separate dicts.
+        if isinstance(nested, dict) and nested.get("type") == STORE_TYPE and all(nested is not f for f in found):
             found.append(nested)
     return found
 
@@ -250,6 +251,12 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
         for key in ("model", "passage_model", "device", "precision"):
             if overrides.get(key) is not None:
                 params[key] = overrides[key]
+        if info is not None and params.get("model") is not None and params["model"] != info["embedder"]["init_parameters"].get("model"):
+            logger.warning(
+                "the store at %s was embedded with model %s, but the text embedder uses %s: dense scores are only "
+                "meaningful if the two models share an embedding space",
+                store, info.get("resolved_model"), params["model"],
+            )
     if embedders or not any(overrides.get(k) is not None for k in ("model", "passage_model", "method")):
         return
     raise ValueError("model/passage_model/method given, but this pipeline has no text embedder")
