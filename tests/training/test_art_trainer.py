@@ -72,6 +72,18 @@ def test_training_learns_the_teacher_and_writes_outputs(tmp_path, model_dropout)
     texts = ["apple river", "castle engine"]
     assert np.allclose(loaded.encode_queries(texts), trainer.encoder.encode_queries(texts), atol=1e-5)
     assert np.allclose(loaded.encode_passages(texts), trainer.encoder.encode_passages(texts), atol=1e-5)
+    # ... and the ART Haystack embedders serve it.
+    from haystack import Document
+
+    from spart.components.embedders import ARTDocumentEmbedder, ARTTextEmbedder
+
+    text_embedder = ARTTextEmbedder(model=str(final), device="cpu", precision="fp32")
+    text_embedder.warm_up()
+    assert np.allclose(text_embedder.run(texts[0])["embedding"], trainer.encoder.encode_queries(texts[:1])[0], atol=1e-5)
+    doc_embedder = ARTDocumentEmbedder(model=str(final), device="cpu", precision="fp32", progress_bar=False)
+    doc_embedder.warm_up()
+    doc = doc_embedder.run([Document(content=texts[1], meta={"title": "castle"})])["documents"][0]
+    assert np.allclose(doc.embedding, trainer.encoder.encode_passages(texts[1:], ["castle"])[0], atol=1e-5)
     assert (tmp_path / "run" / "models" / "step-00000000").is_dir() and (tmp_path / "run" / "models" / "step-00000040").is_dir()
     assert (tmp_path / "run" / "config.yaml").is_file()
 
