@@ -2,7 +2,7 @@
 
 Examples::
 
-    spart demo                                   # 3000 passages, 5 trivia questions
+    spart demo                                   # 5000 passages, 5 trivia questions
     spart demo --max-passages 1000 --questions 3 # quicker first run
     spart demo --ask "who painted the mona lisa?" --ask "what is the largest ocean?"
     SPART_CACHE=/tmp/spart spart demo --rebuild

@@ -33,7 +33,7 @@ from spart.demo.data import (
     summary_passages,
 )
 
-DEFAULT_MAX_PASSAGES = 3000
+DEFAULT_MAX_PASSAGES = 5000
 DEFAULT_QUESTIONS = 5
 STORE_DIR = "store"
 WHEEL_DIR = "wheels"
