@@ -160,7 +160,15 @@ def cmd_rerank(args) -> dict:
         name, chat = configs[key]
         precision = args.precision
         scorer = make_scorer(precision, cache=cache, use_chat_template=chat, batch_size=args.batch_size)
-        scores, t = timed_topk(scorer, questions, passages)
+        scorer.progress_bar = False
+        # a few questions per call, so the cache checkpoints progress (a rerun resumes where this stopped)
+        parts, t = [], 0.0
+        for start in range(0, len(questions), args.chunk):
+            part, dt = timed_topk(scorer, questions[start:start + args.chunk], passages[start:start + args.chunk])
+            parts.append(part)
+            t += dt
+            print(f"#   {name}: {start + len(part)}/{len(questions)} questions, {t:.0f}s", flush=True)
+        scores = np.concatenate(parts)
         print(f"# {name}: {len(questions) * args.k} pairs in {t:.1f}s ({scorer.stats})", flush=True)
         runs[name] = {q: {corpus[i].id: float(s) for i, s in zip(row, srow)}
                       for q, row, srow in zip(qids, top, scores)}
@@ -186,6 +194,7 @@ def main(argv=None) -> int:
         if name == "rerank":
             p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "bf16-weights"])
             p.add_argument("--configs", default="plain,chat", help="comma-separated: plain, chat")
+            p.add_argument("--chunk", type=int, default=3, help="questions per scoring call (cache checkpoint)")
             p.add_argument("--cache", default=None, help="SQLite score cache (reruns are then free)")
     args = parser.parse_args(argv)
     import torch

@@ -68,9 +68,9 @@ class QuestionLikelihoodScorer:
         template and score the question as the assistant's reply. ``None`` = off (measured better for SmolLM2
         on pydocs; see docs/teacher.md).
     :param precision: ``"fp32"``; ``"bf16"`` (autocast: fp32 weights, bf16 matmuls); ``"bf16-weights"`` (weights
-        cast to bf16: on CPU autocast re-casts fp32 weights every call and was slower than fp32, casting once was
-        1.6x faster, see docs/teacher.md); ``"auto"`` = ``"bf16"`` on a CUDA device with bf16, else ``"fp32"``.
-        The log-softmax always runs in fp32.
+        cast to bf16 once; CPU autocast re-casts the fp32 weights on every call); ``"auto"`` = ``"bf16"`` on a
+        CUDA device with bf16, else ``"fp32"`` (on the project's CPU neither bf16 mode was reliably faster;
+        rankings agree closely, see docs/teacher.md). The log-softmax always runs in fp32.
     :param device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
     :param batch_size: (question, passage) pairs per forward pass.
     :param max_passage_tokens: passage text is truncated to this many tokens (the instruction is kept).
