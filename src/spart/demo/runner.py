@@ -5,7 +5,7 @@ of ``max_passages`` with the dense encoder (the slow part, ~40-80 passages/s on 
 MiniLM) and save a `FaissDocumentStore` under the demo cache. Later runs find the store with the same corpus
 and encoder recorded in its ``spart-build.json`` and skip straight to the questions.
 
-The corpus always contains the articles whose titles answer the trivia questions (about 110 passages), so the
+The corpus always contains the articles whose titles answer the trivia questions (121 passages of 98 articles), so the
 demo's questions have findable answers; the rest is a deterministic sample of the other summaries.
 """
 
