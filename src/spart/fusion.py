@@ -154,7 +154,10 @@ def normalize_scores(scores: Sequence[float], method: str) -> tuple[list[float],
 
 
 def _weighted_sum(
-    lists: list[list[tuple[Hashable, float]]], weights: list[float], values: list[tuple[list[float], float]], top_k: int | None
+    lists: list[list[tuple[Hashable, float]]],
+    weights: list[float],
+    values: list[tuple[list[float], float]],
+    top_k: int | None,
 ) -> Fused:
     totals = _union(lists)
     for ranked, weight, (normalised, missing) in zip(lists, weights, values):

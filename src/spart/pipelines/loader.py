@@ -251,7 +251,8 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
         for key in ("model", "passage_model", "device", "precision"):
             if overrides.get(key) is not None:
                 params[key] = overrides[key]
-        if info is not None and params.get("model") is not None and params["model"] != info["embedder"]["init_parameters"].get("model"):
+        built_with = info["embedder"]["init_parameters"].get("model") if info is not None else None
+        if info is not None and params.get("model") is not None and params["model"] != built_with:
             logger.warning(
                 "the store at %s was embedded with model %s, but the text embedder uses %s: dense scores are only "
                 "meaningful if the two models share an embedding space",
