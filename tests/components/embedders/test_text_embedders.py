@@ -130,3 +130,20 @@ def test_in_a_pipeline_yaml_round_trip(tiny_bert_dir):
     assert restored.to_dict() == pipeline.to_dict()
     result = restored.run({"embedder": {"text": "what is a gyroscope?"}})
     assert len(result["embedder"]["embedding"]) == 32
+
+
+def test_a_model_saved_again_at_the_same_path_is_reloaded(tmp_path, tiny_bert_dir):
+    import torch
+
+    location = tmp_path / "model"
+    encoder = DualEncoder.load(tiny_bert_dir, device="cpu", precision="fp32")
+    encoder.save(location)
+    first = SpiderTextEmbedder(model=str(location), device="cpu", precision="fp32")
+    before = first.run("a question")["embedding"]
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.add_(0.01)
+    encoder.save(location)  # new weights, same path (as a trainer's checkpoint would)
+    second = SpiderTextEmbedder(model=str(location), device="cpu", precision="fp32")
+    assert second.encoder is not first.encoder  # `first` is still alive, yet not reused
+    assert not np.allclose(second.run("a question")["embedding"], before)

