@@ -75,13 +75,17 @@ def _load_hf(path: Path, hints: dict[str, Any] | None = None) -> Tower:
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    # The unused BERT pooler makes transformers print a load report on every load; it is noise here.
-    verbosity = hf_logging.get_verbosity()
+    # The unused BERT pooler makes transformers print a load report, and a progress bar, on every load of a
+    # small local model: noise here.
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         return _load_hf_quiet(path, hints, AutoConfig, AutoTokenizer)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _load_hf_quiet(path: Path, hints: dict[str, Any] | None, AutoConfig: Any, AutoTokenizer: Any) -> Tower:
