@@ -9,7 +9,7 @@ ratio for every batch size.
 
 Usage::
 
-    nice -n 10 .venv/bin/python benchmarks/bench_grad_cache_memory.py --batches 8 16 32 64 128 --chunk 8 \\
+    nice -n 10 .venv/bin/python benchmarks/bench_grad_cache_memory.py --batches 4 8 16 32 --chunk 4 --seq 32 \\
         --out docs/figures/grad_cache_memory.png
 """
 
