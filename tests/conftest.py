@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Haystack would otherwise try to send telemetry (no network here, and never from tests).
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPART_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -27,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command line runs offline: Haystack's usage telemetry would only try (and retry) the network. An
+    # explicit HAYSTACK_TELEMETRY_ENABLED in the environment still wins.
+    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -18,17 +18,11 @@ significance tests as JSON, and per-query runs as ``<out stem>.<system>.jsonl`` 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 DESCRIPTION = "Evaluate retrieval pipelines on a DPR (top-k accuracy) or BEIR (nDCG/Recall/MRR) data set."
-
-
-def quiet_haystack() -> None:
-    """No telemetry: spart runs offline, and Haystack's usage reporting would try the network."""
-    os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 
 def parse_ks(text: str) -> tuple[int, ...]:
@@ -163,7 +157,6 @@ def significance(results, dataset, stat_test: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_haystack()
     from spart.evaluation.evaluate import evaluate_pipeline
     from spart.evaluation.loading import split_label
     from spart.evaluation.plots import plot_topk_curves

@@ -25,7 +25,6 @@ from spart.cli.eval import (
     load_for_eval,
     parse_override,
     pipeline_overrides,
-    quiet_haystack,
 )
 
 DESCRIPTION = "Tune a hybrid pipeline's fusion (RRF / convex α / dense + λ·bm25) on a dev split, never on test."
@@ -50,7 +49,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_haystack()
     from spart.evaluation.runs import write_json
     from spart.evaluation.tuning import tune_fusion
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from spart.encoders.config import DualEncoderConfig
-from spart.encoders.loading import Tower, load_towers
+from spart.encoders.loading import load_towers
 from spart.encoders.precision import autocast, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
