@@ -65,8 +65,8 @@ class QuestionLikelihoodScorer:
     :param passage_template: overrides ``prompt.passage`` (placeholders ``{title}``, ``{text}``).
     :param question_template: overrides ``prompt.question`` (placeholder ``{question}``).
     :param use_chat_template: causal LMs only: wrap the passage prompt as a user turn with the tokenizer's chat
-        template and score the question as the assistant's reply. ``None`` = off (measured better for SmolLM2
-        on pydocs; see docs/teacher.md).
+        template and score the question as the assistant's reply. ``None`` = off (for SmolLM2 on pydocs the
+        two were statistically indistinguishable; plain matches UPR/ART and is shorter; see docs/teacher.md).
     :param precision: ``"fp32"``; ``"bf16"`` (autocast: fp32 weights, bf16 matmuls); ``"bf16-weights"`` (weights
         cast to bf16 once; CPU autocast re-casts the fp32 weights on every call); ``"auto"`` = ``"bf16"`` on a
         CUDA device with bf16, else ``"fp32"`` (on the project's CPU neither bf16 mode was reliably faster;
