@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,18 +107,76 @@ def fingerprint_source(source: ModelSource) -> str:
     return h.hexdigest()[:24]
 
 
+_GGUF_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def gguf_architecture(path: str | os.PathLike) -> str | None:
+    """``general.architecture`` of a GGUF file, read from its header only (``None`` if not found).
+
+    ``AutoConfig.from_pretrained(gguf_file=...)`` parses the whole file (~14 s for SmolLM2 on the loaded
+    project machine) just to tell a causal LM from a seq2seq one; the key is normally among the first few.
+    """
+    def read_string(f) -> bytes:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return f.read(n)
+
+    def skip_value(f, vtype: int) -> None:
+        if vtype in _GGUF_SCALAR_SIZES:
+            f.seek(_GGUF_SCALAR_SIZES[vtype], os.SEEK_CUR)
+        elif vtype == _GGUF_STRING:
+            read_string(f)
+        elif vtype == _GGUF_ARRAY:
+            etype, count = struct.unpack("<IQ", f.read(12))
+            if etype in _GGUF_SCALAR_SIZES:
+                f.seek(_GGUF_SCALAR_SIZES[etype] * count, os.SEEK_CUR)
+            else:
+                for _ in range(count):
+                    skip_value(f, etype)
+        else:
+            raise ValueError(f"unknown GGUF value type {vtype}")
+
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        version, _tensors, kv_count = struct.unpack("<IQQ", f.read(20))
+        if version < 2:
+            return None
+        for _ in range(kv_count):
+            key = read_string(f)
+            (vtype,) = struct.unpack("<I", f.read(4))
+            if key == b"general.architecture" and vtype == _GGUF_STRING:
+                return read_string(f).decode()
+            skip_value(f, vtype)
+    return None
+
+
+def detect_model_kind(source: ModelSource) -> str:
+    """``"seq2seq"`` for encoder-decoder models (T5, T0, BART...), else ``"causal"``."""
+    if source.gguf_file:
+        try:
+            arch = gguf_architecture(Path(source.location) / source.gguf_file)
+        except (OSError, ValueError, struct.error):
+            arch = None
+        if arch is not None:
+            return "seq2seq" if arch.startswith("t5") else "causal"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source.location, **source.load_kwargs())
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+
+
 def load_teacher(source: ModelSource, model_kind: str = "auto", device: str = "cpu"):
     """Load tokenizer and frozen model; returns ``(model, tokenizer, kind)`` with kind ``"causal"``/``"seq2seq"``.
 
     GGUF files are dequantised to fp32 by transformers on load.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     kwargs = source.load_kwargs()
     tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
     if model_kind == "auto":
-        config = AutoConfig.from_pretrained(source.location, **kwargs)
-        model_kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+        model_kind = detect_model_kind(source)
     if model_kind == "seq2seq":
         model = AutoModelForSeq2SeqLM.from_pretrained(source.location, **kwargs)
     elif model_kind == "causal":
