@@ -66,7 +66,8 @@ def test_gguf_architecture_read_from_header(tmp_path):
     # version 3, 0 tensors, 3 KVs: a uint32, a string array, then the architecture string
     body = b"GGUF" + struct.pack("<IQQ", 3, 0, 3)
     body += string(b"general.alignment") + struct.pack("<I", 4) + struct.pack("<I", 32)
-    body += string(b"tokenizer.ggml.tokens") + struct.pack("<I", 9) + struct.pack("<IQ", 8, 2) + string(b"a") + string(b"bc")
+    body += string(b"tokenizer.ggml.tokens") + struct.pack("<I", 9) + struct.pack("<IQ", 8, 2)
+    body += string(b"a") + string(b"bc")
     body += string(b"general.architecture") + struct.pack("<I", 8) + string(b"t5")
     path = tmp_path / "tiny.gguf"
     path.write_bytes(body)

@@ -19,7 +19,16 @@ _EXPORTS = {
     "packaged_smollm2_path": "spart.teacher.loading",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "PassageLike",
+    "PromptTemplate",
+    "QuestionLikelihoodScorer",
+    "ScoreCache",
+    "TeacherPassage",
+    "as_passage",
+    "default_template",
+    "packaged_smollm2_path",
+]
 
 if TYPE_CHECKING:
     from spart.teacher.cache import ScoreCache

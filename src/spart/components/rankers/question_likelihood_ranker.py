@@ -125,7 +125,7 @@ class QuestionLikelihoodRanker:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "QuestionLikelihoodRanker":
+    def from_dict(cls, data: dict[str, Any]) -> QuestionLikelihoodRanker:
         """Deserialise the component from a dictionary made by :meth:`to_dict`.
 
         :param data: the dictionary.
