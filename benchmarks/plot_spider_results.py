@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         if entry in results:
             results[point] = results[entry]
     runs = dict(r.split("=", 1) for r in args.run)
-    panels = [("pydocs", "mrr@10", "pydocs test: MRR@10 (pool)"), ("trivia", "top5", "trivia test: top-5 acc. (pool)")]
+    panels = [("pydocs", "mrr@10", "pydocs test: MRR@10 (pool)"), ("trivia", "top1", "trivia test: top-1 acc. (BM25 top-5 re-ranked)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (dataset, metric, title) in zip(axes, panels):
         for name in runs:
