@@ -31,6 +31,8 @@ _LAZY = {
     "build_adamw": "spart.training.schedule",
     "linear_warmup_decay": "spart.training.schedule",
     "ContrastiveTrainer": "spart.training.contrastive",
+    "ARTTrainer": "spart.training.art",
+    "ARTTrainingConfig": "spart.training.art",
 }
 
 __all__ = sorted(_LAZY)

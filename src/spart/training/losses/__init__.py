@@ -1,5 +1,6 @@
 """Training losses, one per module (named after the class)."""
 
 from spart.training.losses.in_batch_contrastive_loss import InBatchContrastiveLoss
+from spart.training.losses.kl_distillation_loss import KLDistillationLoss
 
-__all__ = ["InBatchContrastiveLoss"]
+__all__ = ["InBatchContrastiveLoss", "KLDistillationLoss"]
