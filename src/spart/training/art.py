@@ -38,10 +38,8 @@ Deviations from the reference (``DevSinghSachan/art``):
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -66,6 +64,7 @@ from spart.training.checkpoint import Checkpointer, capture_rng_state, restore_r
 from spart.training.config import StrictModel, TrainingConfig, save_config
 from spart.training.distributed import DistributedContext, average_gradients, broadcast_parameters
 from spart.training.losses.kl_distillation_loss import KLDistillationLoss
+from spart.training.metrics_log import MetricsLog, step_progress
 from spart.training.schedule import build_adamw, linear_warmup_decay
 
 logger = logging.getLogger(__name__)
@@ -427,10 +426,10 @@ class ARTTrainer:
             self.reindex(0)
             # Different dropout streams per rank, reproducible from the seed (after the re-index, which draws none).
             torch.manual_seed(config.seed + 7919 * self.ctx.rank)
-        metrics = _MetricsLog(out / "metrics.csv", self.step) if self.ctx.is_main else None
+        metrics = MetricsLog(out / "metrics.csv", METRICS_FIELDS, self.step) if self.ctx.is_main else None
         if self.step == 0 and 0 in config.export_steps:
             self._export(0)
-        progress = _progress(config.max_steps, self.step, config.progress and self.ctx.is_main)
+        progress = step_progress(config.max_steps, self.step, config.progress and self.ctx.is_main, desc="ART")
         window: dict[str, float] = {}
         window_steps, window_start, t0 = 0, time.perf_counter(), time.perf_counter()
         hits0 = _teacher_stats(self.teacher)
@@ -514,36 +513,6 @@ def _ids_hash(ids: Sequence[str]) -> str:
 def _teacher_stats(teacher: Any) -> tuple[int, int]:
     stats = getattr(teacher, "stats", None) or {}
     return int(stats.get("pairs", 0)), int(stats.get("cache_hits", 0))
-
-
-class _MetricsLog:
-    """metrics.csv, row by row; on resume, rows after the resumed step (written after the last checkpoint of
-    the interrupted run) are dropped, since they will be produced again."""
-
-    def __init__(self, path: Path, resumed_step: int) -> None:
-        self.path = path
-        rows = []
-        if path.is_file() and resumed_step > 0:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resumed_step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRICS_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, fieldnames=METRICS_FIELDS).writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="ART", unit="step", disable=not enabled, dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------------- entry point (spart train art)

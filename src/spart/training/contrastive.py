@@ -29,10 +29,8 @@ are masked instead of being counted as negatives.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from spart.training.distributed import (
 )
 from spart.training.grad_cache import grad_cache_step, split_inputs
 from spart.training.losses import InBatchContrastiveLoss
+from spart.training.metrics_log import MetricsLog, step_progress
 from spart.training.schedule import build_adamw, linear_warmup_decay
 
 logger = logging.getLogger(__name__)
@@ -391,10 +390,10 @@ class ContrastiveTrainer:
         if self.ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             save_config(config, out / "config.yaml")
-        metrics = _MetricsLog(out / "metrics.csv", self.step) if self.ctx.is_main else None
+        metrics = MetricsLog(out / "metrics.csv", METRICS_FIELDS, self.step) if self.ctx.is_main else None
         if self.step == 0 and 0 in config.export_steps:
             self._export(0)
-        progress = _progress(config.max_steps, self.step, config.progress and self.ctx.is_main)
+        progress = step_progress(config.max_steps, self.step, config.progress and self.ctx.is_main)
         window_start, window_steps, t0 = time.perf_counter(), 0, time.perf_counter()
         losses: list[float] = []
         try:
@@ -445,36 +444,6 @@ class ContrastiveTrainer:
             self.encoder.eval()
             self.encoder.save(Path(self.config.output_dir) / "models" / f"step-{step:08d}")
         barrier()
-
-
-class _MetricsLog:
-    """metrics.csv, appended row by row; on resume rows after the resumed step are dropped (they were
-    written by the interrupted run after its last checkpoint and will be produced again)."""
-
-    def __init__(self, path: Path, resumed_step: int) -> None:
-        self.path = path
-        rows = []
-        if path.is_file() and resumed_step > 0:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resumed_step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRICS_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, fieldnames=METRICS_FIELDS).writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="training", unit="step", disable=not enabled, dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------------- entry point
