@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spart.atomic import replace_directory
 from spart.encoders.config import DualEncoderConfig
 from spart.encoders.loading import load_towers
 from spart.encoders.precision import autocast, resolve_device, resolve_precision
@@ -133,7 +134,7 @@ class DualEncoder(nn.Module):
         try:
             self._write_sentence_transformers(staging)
             self.config.save(staging)
-            _replace_directory(staging, target)
+            replace_directory(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -336,20 +337,3 @@ def _apply_lowercase(tokenizer: Any, lowercase: bool | None) -> None:
     existing = backend.normalizer
     backend.normalizer = normalizers.Sequence([existing, normalizers.Lowercase()]) if existing else normalizers.Lowercase()
     logger.warning("uncased vocabulary but the tokenizer did not lowercase: added a lowercasing normaliser")
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Swap ``staging`` into ``target``: the old copy is moved aside first and removed only after the swap."""
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(backup, ignore_errors=True)
-        os.replace(target, backup)
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        if backup is not None:
-            os.replace(backup, target)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)

@@ -24,6 +24,8 @@ from typing import Any
 
 from haystack import Document
 
+from spart.atomic import replace_directory
+
 BUILD_INFO_FILE = "spart-build.json"
 BUILD_INFO_FORMAT = 1
 
@@ -123,7 +125,7 @@ def build_store(
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a store directory is ordinary data
         store.save(staging)
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(staging, target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -134,23 +136,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first and removed after."""
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(backup, ignore_errors=True)
-        os.replace(target, backup)
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        if backup is not None:
-            os.replace(backup, target)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
 
 
 def read_build_info(store_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from spart.atomic import replace_directory
+
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -94,9 +96,8 @@ class Checkpointer:
                 torch.save({"step": step, **state}, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if target.exists():  # re-saving the same step (e.g. final == periodic): replace it whole
-                shutil.rmtree(target)
-            os.replace(staging, target)
+            # Re-saving the same step (e.g. final == periodic) replaces it whole, never leaving it missing.
+            replace_directory(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
