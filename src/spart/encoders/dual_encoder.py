@@ -18,7 +18,7 @@ from torch import nn
 
 from spart.atomic import replace_directory
 from spart.encoders.config import DualEncoderConfig
-from spart.encoders.loading import load_towers
+from spart.encoders.loading import load_towers, quiet_transformers
 from spart.encoders.precision import autocast, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class DualEncoder(nn.Module):
                 modules.append(Normalize())
             return modules
 
-        with tempfile.TemporaryDirectory() as scratch:
+        with tempfile.TemporaryDirectory() as scratch, quiet_transformers():
             scratch = Path(scratch)
             if self.config.shared:
                 st = SentenceTransformer(modules=route(self.query_model, scratch / "shared"), device="cpu")

@@ -13,8 +13,10 @@ Understood layouts (first match wins):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,21 +73,31 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"cannot read model file {path}: {error}") from error
 
 
-def _load_hf(path: Path, hints: dict[str, Any] | None = None) -> Tower:
-    from transformers import AutoConfig, AutoTokenizer
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' per-load report and progress bars for small local models.
+
+    The unused BERT pooler makes every load print a MISSING/UNEXPECTED report, and loads and saves draw
+    progress bars: noise in a CLI that loads a model in a second.
+    """
     from transformers.utils import logging as hf_logging
 
-    # The unused BERT pooler makes transformers print a load report, and a progress bar, on every load of a
-    # small local model: noise here.
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        return _load_hf_quiet(path, hints, AutoConfig, AutoTokenizer)
+        yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def _load_hf(path: Path, hints: dict[str, Any] | None = None) -> Tower:
+    from transformers import AutoConfig, AutoTokenizer
+
+    with quiet_transformers():
+        return _load_hf_quiet(path, hints, AutoConfig, AutoTokenizer)
 
 
 def _load_hf_quiet(path: Path, hints: dict[str, Any] | None, AutoConfig: Any, AutoTokenizer: Any) -> Tower:
