@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -22,6 +22,8 @@ def bf16_supported(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
     if precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
     return precision
@@ -29,8 +31,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def autocast(precision: str, device: torch.device):
     """A context manager running the forward pass in ``precision`` (already resolved)."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
     return contextlib.nullcontext()
 
 

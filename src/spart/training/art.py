@@ -37,7 +37,6 @@ Deviations from the reference (``DevSinghSachan/art``):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -64,6 +63,7 @@ from spart.training.checkpoint import Checkpointer, capture_rng_state, restore_r
 from spart.training.config import StrictModel, TrainingConfig, save_config
 from spart.training.distributed import DistributedContext, average_gradients, broadcast_parameters
 from spart.training.losses.kl_distillation_loss import KLDistillationLoss
+from spart.encoders.precision import autocast, resolve_precision
 from spart.training.metrics_log import MetricsLog, step_progress
 from spart.training.schedule import build_adamw, linear_warmup_decay
 
@@ -234,7 +234,7 @@ class ARTTrainer:
         self.steps_per_epoch = len(self.questions) // config.batch_size
         self.temperature = resolve_temperature(config, encoder)
         self.loss_fn = KLDistillationLoss(config.teacher_temperature)
-        self.precision = self._resolve_precision()
+        self.precision = resolve_precision(self.config.precision, self.ctx.device)
         self.optimizer = build_adamw(encoder, config.lr, config.weight_decay, config.adam_betas, config.adam_eps)
         self.scheduler = linear_warmup_decay(self.optimizer, config.resolved_warmup_steps(), config.max_steps)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
@@ -245,21 +245,8 @@ class ARTTrainer:
         self._order: tuple[int, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ precision
-    def _resolve_precision(self) -> str:
-        from spart.encoders.precision import bf16_supported
-
-        wanted, device = self.config.precision, self.ctx.device
-        if wanted == "fp16" and device.type != "cuda":
-            raise ValueError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
-        if wanted == "auto":
-            return "bf16" if bf16_supported(device) else "fp32"
-        return wanted
-
     def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.ctx.device.type, dtype=dtype)
+        return autocast(self.precision, self.ctx.device)
 
     # ------------------------------------------------------------------ data
     def position(self, step: int) -> tuple[int, int]:

@@ -28,7 +28,6 @@ are masked instead of being counted as negatives.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -53,6 +52,7 @@ from spart.training.distributed import (
 )
 from spart.training.grad_cache import grad_cache_step, split_inputs
 from spart.training.losses import InBatchContrastiveLoss
+from spart.encoders.precision import autocast, resolve_precision
 from spart.training.metrics_log import MetricsLog, step_progress
 from spart.training.schedule import build_adamw, linear_warmup_decay
 
@@ -203,7 +203,7 @@ class ContrastiveTrainer:
             raise ValueError(f"the dataset has {len(dataset)} examples, fewer than one batch of {config.batch_size}")
         self.steps_per_epoch = len(dataset) // config.batch_size
         self.loss_fn = InBatchContrastiveLoss(config.temperature)
-        self.precision = self._resolve_precision()
+        self.precision = resolve_precision(self.config.precision, self.ctx.device)
         self.optimizer = build_adamw(
             encoder, config.lr, config.weight_decay, config.adam_betas, config.adam_eps
         )
@@ -214,23 +214,8 @@ class ContrastiveTrainer:
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ precision
-    def _resolve_precision(self) -> str:
-        from spart.encoders.precision import bf16_supported
-
-        wanted, device = self.config.precision, self.ctx.device
-        if wanted == "fp16":
-            if device.type != "cuda":
-                raise ValueError("precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
-            return "fp16"
-        if wanted == "auto":
-            return "bf16" if bf16_supported(device) else "fp32"
-        return wanted
-
     def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.ctx.device.type, dtype=dtype)
+        return autocast(self.precision, self.ctx.device)
 
     # ------------------------------------------------------------------ data
     def position(self, step: int) -> tuple[int, int]:
