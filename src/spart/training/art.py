@@ -519,8 +519,6 @@ def run_training(config: ARTTrainingConfig, resume: bool = False) -> Path:
         evidence = Evidence.read(config.evidence, config.max_evidence)
         logger.info("%d questions, %d evidence passages, %d steps of %d", len(questions), len(evidence),
                     config.max_steps, config.batch_size)
-        from spart.encoders.precision import resolve_precision
-
         # The encoder's own precision is used when it re-embeds the evidence (the training step autocasts).
         encoder_precision = resolve_precision("fp32" if config.precision == "fp16" else config.precision, ctx.device)
         encoder = build_encoder(config, ctx.device, encoder_precision)
