@@ -1,4 +1,4 @@
-"""The packaged hybrid_rerank_qa pipeline: hybrid retrieval + QuestionLikelihoodRanker, YAML round trip and run."""
+"""The packaged rerank pipelines (hybrid_rerank_qa, dense_rerank_qa): YAML round trip and run."""
 
 from __future__ import annotations
 
@@ -28,17 +28,21 @@ def tiny_teacher(tmp_path_factory, minilm_dir) -> Path:
     return out
 
 
-def _load(tiny_store, tiny_teacher, **kwargs):
+RERANK_PIPELINES = ["hybrid_rerank_qa", "dense_rerank_qa"]
+
+
+def _load(tiny_store, tiny_teacher, name="hybrid_rerank_qa", **kwargs):
     ranker = {"model": str(tiny_teacher), "precision": "fp32", "device": "cpu"}
-    return load_pipeline("hybrid_rerank_qa", store=tiny_store, components={"ranker": ranker}, **kwargs)
+    return load_pipeline(name, store=tiny_store, components={"ranker": ranker}, **kwargs)
 
 
 def test_listed():
-    assert "hybrid_rerank_qa" in available_pipelines()
+    assert set(RERANK_PIPELINES) <= set(available_pipelines())
 
 
-def test_yaml_round_trip(tiny_store, tiny_teacher):
-    pipeline = _load(tiny_store, tiny_teacher)
+@pytest.mark.parametrize("name", RERANK_PIPELINES)
+def test_yaml_round_trip(tiny_store, tiny_teacher, name):
+    pipeline = _load(tiny_store, tiny_teacher, name)
     again = Pipeline.loads(pipeline.dumps(), allowed_modules=["spart"])
     assert again.to_dict()["components"] == pipeline.to_dict()["components"]
     assert sorted(again.graph.edges(keys=True)) == sorted(pipeline.graph.edges(keys=True))
@@ -59,3 +63,16 @@ def test_ranker_reorders_the_fused_list(tiny_store, tiny_teacher):
     alone = pipeline.get_component("ranker").run(query=question, documents=fused, top_k=3)["documents"]
     assert [(d.id, d.score) for d in alone] == [(d.id, d.score) for d in reranked]
     assert [d.id for d in retrieve(pipeline, question)] == [d.id for d in reranked]
+
+
+def test_dense_rerank_reorders_the_dense_list(tiny_store, tiny_teacher):
+    pipeline = _load(tiny_store, tiny_teacher, "dense_rerank_qa", top_k=4)
+    question = "first artificial satellite"
+    assert query_inputs(pipeline, question) == {"text_embedder": {"text": question}, "ranker": {"query": question}}
+    result = pipeline.run(query_inputs(pipeline, question), include_outputs_from={"dense_retriever"})
+    dense, reranked = result["dense_retriever"]["documents"], result["ranker"]["documents"]
+    assert len(dense) == 6  # all six documents (the retriever keeps up to 20): the ranker sees every candidate
+    assert len(reranked) == 4
+    alone = pipeline.get_component("ranker").run(query=question, documents=dense, top_k=4)["documents"]
+    assert [(d.id, d.score) for d in alone] == [(d.id, d.score) for d in reranked]
+    assert [d.score for d in reranked] == sorted((d.score for d in reranked), reverse=True)

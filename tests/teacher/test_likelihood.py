@@ -108,11 +108,18 @@ def test_bf16_close_to_fp32(precision, tiny_causal_dir, causal, passages):
     np.testing.assert_allclose(bf16.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages), atol=0.05)
 
 
-def test_auto_precision_is_fp32_on_cpu(causal):
-    assert causal.resolved_precision == "fp32"
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_native_bf16_support(causal, monkeypatch, native):
+    """``auto`` = bf16 autocast where bf16 is native (the shared encoders test), fp32 elsewhere; the resolved
+    precision is part of the fingerprint, so fp32 and bf16 scores never share cache rows."""
+    from spart.encoders import precision
+
+    monkeypatch.setattr(precision, "bf16_supported", lambda device: native)
     auto = QuestionLikelihoodScorer(str(causal.model_name), device="cpu")
     auto.warm_up()
-    assert auto.resolved_precision == "fp32" and auto.fingerprint == causal.fingerprint
+    assert auto.resolved_precision == ("bf16" if native else "fp32")
+    assert auto.uses_bf16 is native
+    assert (auto.fingerprint == causal.fingerprint) is (not native)  # `causal` is the fp32 fixture
 
 
 def test_cache_serves_repeats_without_the_model(tiny_causal_dir, passages, tmp_path, monkeypatch):
