@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +244,19 @@ def test_minilm_loads_as_sentence_transformers_model(minilm_dir):
     assert encoder.config.pooling == "mean" and encoder.config.normalize and encoder.embedding_dim == 384
     st = SentenceTransformer(str(minilm_dir), device="cpu")
     np.testing.assert_allclose(encoder.encode_queries(TEXTS), st.encode(TEXTS), atol=1e-5)
+
+
+@pytest.mark.parametrize("alias", ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"])
+def test_minilm_aliases_load_the_packaged_copy_offline(minilm_dir, alias, monkeypatch):
+    """The aliases never reach the hub (which is offline here): they mean the packaged directory."""
+    import huggingface_hub
+
+    from spart.encoders.loading import resolve_location
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the hub was asked for a packaged model")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hub)
+    assert resolve_location(alias) == Path(minilm_dir)
+    encoder = DualEncoder.load(alias, device="cpu", precision="fp32")
+    np.testing.assert_array_equal(encoder.encode_queries(TEXTS), fp32(minilm_dir).encode_queries(TEXTS))

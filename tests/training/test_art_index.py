@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from _dist_helpers import init_gloo, spawn
 
 from spart.index.dense import DenseIndex
-from spart.training.art_data import CollectiveError, ShardedEvidenceIndex, shard_rows
-
-from _dist_helpers import init_gloo, spawn
+from spart.training.art_data import ShardedEvidenceIndex, shard_rows
+from spart.training.distributed import CollectiveError
 
 N, DIM, K = 103, 16, 7
 QUERY_COUNTS = (3, 5)  # ranks hold different numbers of questions

@@ -6,13 +6,13 @@ import csv
 
 import pytest
 import torch
-
-from spart.encoders import DualEncoder
-from spart.training.contrastive import Batch, ContrastiveTrainer, build_encoder, epoch_order
-from spart.training.distributed import DistributedContext
-
 from _dist_helpers import init_gloo, spawn
 from _trainer_helpers import make_tiny_bert, synthetic_examples, tiny_config, weights
+
+from spart.encoders import DualEncoder
+from spart.training.contrastive import Batch, ContrastiveTrainer, build_encoder
+from spart.training.distributed import DistributedContext
+from spart.training.trainer import epoch_order
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +220,8 @@ def test_bf16_autocast_step_runs(tmp_path, model_no_dropout):
 
 
 def test_concat_examples_forwards_epoch_and_indexes_parts():
-    from spart.training.contrastive import ConcatExamples
+    from spart.training.contrastive import ConcatExamples, PassageRef
     from spart.training.supervised_pairs import LabelledQuestion, SupervisedPairs
-    from spart.training.contrastive import PassageRef
 
     passages = {i: PassageRef(i, "", f"text {i}") for i in "abcd"}
     first = SupervisedPairs([LabelledQuestion("q1", ("a", "b"))], passages)

