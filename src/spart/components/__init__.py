@@ -6,29 +6,16 @@ imports its subpackage (and torch, faiss...) only when it is first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spart._lazy import lazy_exports
 
-_SUBPACKAGES = {
-    "SpiderTextEmbedder": "embedders",
-    "SpiderDocumentEmbedder": "embedders",
-    "ARTTextEmbedder": "embedders",
-    "ARTDocumentEmbedder": "embedders",
-    "FaissDocumentStore": "document_stores",
-    "FaissEmbeddingRetriever": "retrievers",
-    "BM25Retriever": "retrievers",
-    "HybridScoreFuser": "fusers",
-    "QuestionLikelihoodRanker": "rankers",
-}
-
-__all__ = list(_SUBPACKAGES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return getattr(importlib.import_module(f"{__name__}.{_SUBPACKAGES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "SpiderTextEmbedder": ".embedders",
+    "SpiderDocumentEmbedder": ".embedders",
+    "ARTTextEmbedder": ".embedders",
+    "ARTDocumentEmbedder": ".embedders",
+    "FaissDocumentStore": ".document_stores",
+    "FaissEmbeddingRetriever": ".retrievers",
+    "BM25Retriever": ".retrievers",
+    "HybridScoreFuser": ".fusers",
+    "QuestionLikelihoodRanker": ".rankers",
+})

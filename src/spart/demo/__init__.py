@@ -5,25 +5,12 @@ Names load lazily (no Haystack or torch import at package import).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spart._lazy import lazy_exports
 
-_MODULES = {
-    "run_demo": "runner",
-    "prepare_store": "runner",
-    "load_demo_data": "runner",
-    "default_cache_dir": "runner",
-    "DemoDataError": "data",
-}
-
-__all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "run_demo": ".runner",
+    "prepare_store": ".runner",
+    "load_demo_data": ".runner",
+    "default_cache_dir": ".runner",
+    "DemoDataError": ".data",
+})

@@ -5,18 +5,11 @@ Names are imported lazily so that ``import spart.encoders`` does not load torch.
 
 from __future__ import annotations
 
-from typing import Any
+from spart._lazy import lazy_exports
 
-__all__ = ["DualEncoder", "DualEncoderConfig", "SPIDER_DEFAULTS", "ART_DEFAULTS"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "DualEncoder":
-        from spart.encoders.dual_encoder import DualEncoder
-
-        return DualEncoder
-    if name in ("DualEncoderConfig", "SPIDER_DEFAULTS", "ART_DEFAULTS"):
-        from spart.encoders import config
-
-        return getattr(config, name)
-    raise AttributeError(name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "DualEncoder": ".dual_encoder",
+    "DualEncoderConfig": ".config",
+    "SPIDER_DEFAULTS": ".config",
+    "ART_DEFAULTS": ".config",
+})

@@ -5,10 +5,9 @@ Names are imported lazily so ``import spart.evaluation`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from spart._lazy import lazy_exports
 
-_EXPORTS = {
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "has_answer": "spart.evaluation.has_answer",
     "hits_for_ranking": "spart.evaluation.has_answer",
     "top_k_accuracy": "spart.evaluation.metrics",
@@ -29,12 +28,4 @@ _EXPORTS = {
     "encode_corpus_cached": "spart.evaluation.cache",
     "corpus_fingerprint": "spart.evaluation.cache",
     "load_any_pipeline": "spart.evaluation.loading",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'spart.evaluation' has no attribute {name!r}")
+})

@@ -6,29 +6,16 @@ asks it one question. See docs/pipelines.md. Names load lazily (no Haystack impo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spart._lazy import lazy_exports
 
-_MODULES = {
-    "available_pipelines": "loader",
-    "load_pipeline": "loader",
-    "pipeline_path": "loader",
-    "read_pipeline_dict": "loader",
-    "configure_pipeline_dict": "loader",
-    "query_inputs": "loader",
-    "retrieve": "loader",
-    "build_store": "build",
-    "read_build_info": "build",
-}
-
-__all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "available_pipelines": ".loader",
+    "load_pipeline": ".loader",
+    "pipeline_path": ".loader",
+    "read_pipeline_dict": ".loader",
+    "configure_pipeline_dict": ".loader",
+    "query_inputs": ".loader",
+    "retrieve": ".loader",
+    "build_store": ".build",
+    "read_build_info": ".build",
+})

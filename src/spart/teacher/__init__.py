@@ -5,10 +5,11 @@ Names are imported lazily so ``import spart.teacher`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-_EXPORTS = {
+from spart._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "QuestionLikelihoodScorer": "spart.teacher.likelihood",
     "ScoreCache": "spart.teacher.cache",
     "PromptTemplate": "spart.teacher.prompts",
@@ -17,18 +18,7 @@ _EXPORTS = {
     "TeacherPassage": "spart.teacher.passages",
     "as_passage": "spart.teacher.passages",
     "packaged_smollm2_path": "spart.teacher.loading",
-}
-
-__all__ = [
-    "PassageLike",
-    "PromptTemplate",
-    "QuestionLikelihoodScorer",
-    "ScoreCache",
-    "TeacherPassage",
-    "as_passage",
-    "default_template",
-    "packaged_smollm2_path",
-]
+})
 
 if TYPE_CHECKING:
     from spart.teacher.cache import ScoreCache
@@ -36,9 +26,3 @@ if TYPE_CHECKING:
     from spart.teacher.loading import packaged_smollm2_path
     from spart.teacher.passages import PassageLike, TeacherPassage, as_passage
     from spart.teacher.prompts import PromptTemplate, default_template
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'spart.teacher' has no attribute {name!r}")

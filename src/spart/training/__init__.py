@@ -17,10 +17,9 @@ Names are imported lazily: ``import spart.training`` does not load torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spart._lazy import lazy_exports
 
-_LAZY = {
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "TrainingConfig": "spart.training.config",
     "ContrastiveTrainingConfig": "spart.training.config",
     "load_config": "spart.training.config",
@@ -33,13 +32,4 @@ _LAZY = {
     "ContrastiveTrainer": "spart.training.contrastive",
     "ARTTrainer": "spart.training.art",
     "ARTTrainingConfig": "spart.training.art",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(name)
-    return getattr(importlib.import_module(module), name)
+})

@@ -5,24 +5,11 @@ Names load lazily, so importing this package does not import torch or Haystack's
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spart._lazy import lazy_exports
 
-_MODULES = {
-    "SpiderTextEmbedder": "spider_text_embedder",
-    "SpiderDocumentEmbedder": "spider_document_embedder",
-    "ARTTextEmbedder": "art_text_embedder",
-    "ARTDocumentEmbedder": "art_document_embedder",
-}
-
-__all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "SpiderTextEmbedder": ".spider_text_embedder",
+    "SpiderDocumentEmbedder": ".spider_document_embedder",
+    "ARTTextEmbedder": ".art_text_embedder",
+    "ARTDocumentEmbedder": ".art_document_embedder",
+})

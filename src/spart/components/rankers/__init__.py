@@ -5,19 +5,6 @@ Names load lazily, so importing this package does not import Haystack or torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spart._lazy import lazy_exports
 
-_MODULES = {"QuestionLikelihoodRanker": "question_likelihood_ranker"}
-
-__all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {"QuestionLikelihoodRanker": ".question_likelihood_ranker"})
