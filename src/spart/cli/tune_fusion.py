@@ -13,11 +13,10 @@ function the fuser uses. ``--split test`` is refused: weights picked on the repo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from spart.atomic import write_text_atomic
 from spart.cli.eval import (
     add_dataset_arguments,
     add_store_arguments,
@@ -73,13 +72,6 @@ def run(args: argparse.Namespace) -> int:
     if args.save_pipeline:
         target = Path(args.save_pipeline)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(pipeline.dumps())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(target, pipeline.dumps())
         print(f"wrote {target}", file=sys.stderr)
     return 0

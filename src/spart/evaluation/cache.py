@@ -19,13 +19,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from spart.atomic import atomic_path, atomic_write, write_text_atomic
 from spart.data.readers import Passage
 
 logger = logging.getLogger(__name__)
@@ -62,28 +62,6 @@ def corpus_fingerprint(passages: Iterable[Passage]) -> tuple[str, int]:
             digest.update(data)
         count += 1
     return digest.hexdigest()[:16], count
-
-
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _chunks(passages: Iterable[Passage], size: int) -> Iterable[list[Passage]]:
@@ -140,7 +118,7 @@ def encode_corpus_cached(
         # Chunks cut at other boundaries cannot be reused.
         shutil.rmtree(partial)
         partial.mkdir(parents=True)
-    _atomic_write_text(settings_file, json.dumps(settings))
+    write_text_atomic(settings_file, json.dumps(settings))
 
     chunk_files: list[Path] = []
     count = 0
@@ -156,7 +134,8 @@ def encode_corpus_cached(
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[0] != len(chunk):
             raise ValueError(f"encoder returned {vectors.shape[0]} vectors for {len(chunk)} passages")
-        _atomic_save_npy(chunk_file, vectors)
+        with atomic_write(chunk_file) as handle:
+            np.save(handle, vectors)
         logger.info("encoded %d passages", count)
     if count == 0:
         raise ValueError("cannot encode an empty corpus")
@@ -164,9 +143,7 @@ def encode_corpus_cached(
     # Assemble into one file through a memory map, so memory stays bounded by a chunk.
     first = np.load(chunk_files[0], mmap_mode="r")
     dim = first.shape[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".embeddings.", suffix=".npy")
-    os.close(fd)
-    try:
+    with atomic_path(final) as tmp:  # open_memmap wants a file name, not a handle
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, dim))
         row = 0
         for chunk_file in chunk_files:
@@ -175,11 +152,7 @@ def encode_corpus_cached(
             row += len(block)
         out.flush()
         del out
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     meta = {"model_fingerprint": model_fp, "corpus_fingerprint": corpus_fp, "count": count, "dim": int(dim)}
-    _atomic_write_text(directory / "meta.json", json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(directory / "meta.json", json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(partial, ignore_errors=True)
     return np.load(final, mmap_mode="r")

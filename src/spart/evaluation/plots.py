@@ -6,10 +6,10 @@ DPR data sets plot top-k answer accuracy; BEIR data sets plot Recall@k. Several 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from spart.atomic import atomic_write
 from spart.evaluation.evaluate import SystemResult
 
 _MARKS = (1, 5, 20, 50, 100)
@@ -51,14 +51,9 @@ def plot_topk_curves(results: Sequence[SystemResult], path: str | os.PathLike, t
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_write(path) as handle:
+            fig.savefig(handle, dpi=120, format="png")
     finally:
         plt.close(fig)
     return path

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spart.atomic import replace_directory
+from spart.atomic import replace_directory, write_text_atomic
 
 STATE_FILE = "state.pt"
 LATEST_FILE = "latest"
@@ -53,19 +53,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Checkpointer:
@@ -101,7 +88,7 @@ class Checkpointer:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _write_text_atomic(self.root / LATEST_FILE, target.name + "\n")
+        write_text_atomic(self.root / LATEST_FILE, target.name + "\n")
         self._prune()
         return target
 

@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from spart.atomic import atomic_write
+
 C = TypeVar("C", bound="TrainingConfig")
 
 
@@ -236,12 +238,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
 
 def save_config(config: TrainingConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (atomically), so a run records exactly what it was started with."""
-    import os
-    import tempfile
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_write(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(config.model_dump(mode="json"), handle, sort_keys=False)
-    os.replace(tmp, path)

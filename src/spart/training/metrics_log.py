@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from spart.atomic import atomic_write
 
 
 class MetricsLog:
@@ -23,12 +24,10 @@ class MetricsLog:
         if self.path.is_file() and resumed_step > 0:
             with open(self.path, newline="", encoding="utf-8") as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resumed_step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        with atomic_write(self.path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.fields)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def write(self, row: Mapping[str, Any]) -> None:
         with open(self.path, "a", newline="", encoding="utf-8") as handle:

@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from spart.atomic import write_text_atomic
 from spart.training.stopwords import NLTK_ENGLISH_STOPWORDS
 
 TOKEN_PATTERN = re.compile(r"[^\W_]+|\S")
@@ -652,12 +653,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def mine_spans_to_file(
     corpus: str | os.PathLike,
     output: str | os.PathLike,
@@ -780,9 +775,12 @@ def mine_spans_to_file(
                 handle.flush()
                 os.fsync(handle.fileno())
                 stats.seconds = elapsed_before + now - started
-                _write_json_atomic(
+                write_text_atomic(
                     progress_path,
-                    {"identity": identity, "documents": done_docs, "bytes": handle.tell(), "stats": vars(stats)},
+                    json.dumps(
+                        {"identity": identity, "documents": done_docs, "bytes": handle.tell(), "stats": vars(stats)},
+                        indent=1,
+                    ),
                 )
                 last_record = now
         bar.close()
@@ -792,7 +790,7 @@ def mine_spans_to_file(
         # No document had clusters: still produce a valid (empty) gzip file.
         partial.write_bytes(gzip.compress(b""))
     stats.seconds = elapsed_before + time.perf_counter() - started
-    _write_json_atomic(stats_path, {"identity": identity, "stats": vars(stats)})
+    write_text_atomic(stats_path, json.dumps({"identity": identity, "stats": vars(stats)}, indent=1))
     os.replace(partial, output)
     progress_path.unlink(missing_ok=True)
     return stats

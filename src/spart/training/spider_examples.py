@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import numpy as np
 from torch.utils.data import Dataset
 
+from spart.atomic import atomic_path
 from spart.data import Passage, read_passages
 from spart.training.spans import DocumentSpans, read_spans, token_char_spans
 
@@ -105,20 +106,23 @@ class SqlitePassageLookup:
         """Copy ``corpus`` into ``path`` (written to a temp file, then renamed; an existing file is reused)."""
         path = Path(path)
         if not path.exists():
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.unlink(missing_ok=True)
-            connection = sqlite3.connect(tmp)
-            connection.execute("CREATE TABLE passages (id TEXT PRIMARY KEY, title TEXT, text TEXT) WITHOUT ROWID")
-            rows: list[tuple[str, str, str]] = []
-            for passage in read_passages(corpus):
-                rows.append((passage.id, passage.title, passage.text))
-                if len(rows) >= batch:
+            # SQLite takes a file name; an empty file (as atomic_path creates it) is an empty database to it.
+            with atomic_path(path) as tmp:
+                connection = sqlite3.connect(tmp)
+                try:
+                    connection.execute(
+                        "CREATE TABLE passages (id TEXT PRIMARY KEY, title TEXT, text TEXT) WITHOUT ROWID"
+                    )
+                    rows: list[tuple[str, str, str]] = []
+                    for passage in read_passages(corpus):
+                        rows.append((passage.id, passage.title, passage.text))
+                        if len(rows) >= batch:
+                            connection.executemany("INSERT INTO passages VALUES (?, ?, ?)", rows)
+                            rows = []
                     connection.executemany("INSERT INTO passages VALUES (?, ?, ?)", rows)
-                    rows = []
-            connection.executemany("INSERT INTO passages VALUES (?, ?, ?)", rows)
-            connection.commit()
-            connection.close()
-            os.replace(tmp, path)
+                    connection.commit()
+                finally:
+                    connection.close()
         return cls(path)
 
     def _db(self) -> sqlite3.Connection:

@@ -26,6 +26,8 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.filters import document_matches_filter
 
+# Bound to a module name of its own so that tests can simulate a crash at one particular write.
+from spart.atomic import write_bytes_atomic as _write_atomic
 from spart.bm25 import BM25Index, Tokenizer
 from spart.index import DenseIndex
 
@@ -679,8 +681,7 @@ class FaissDocumentStore:
             "documents": n_docs,
             "vectors": n_vectors,
         }
-        _write_atomic(directory / _MANIFEST, json.dumps(manifest, indent=2).encode())
-        _fsync_dir(directory)
+        _write_atomic(directory / _MANIFEST, json.dumps(manifest, indent=2).encode())  # also fsyncs the directory
 
     @staticmethod
     def _current_snapshot(path: Path, must_exist: bool) -> Path | None:
@@ -878,25 +879,3 @@ def _read_manifest(snapshot: Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{file} is corrupt: {exc}") from exc
     return manifest
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
