@@ -84,13 +84,16 @@ def main(argv=None) -> int:
             with open(metrics_csv, newline="") as handle:
                 rows = list(csv.DictReader(handle))
             axes[-1].plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label=f"{dataset}: {label}")
-    for dataset, label, value in map(split_spec, args.ref):
+    styles = [("grey", "--"), ("tab:green", ":"), ("tab:olive", "-."), ("tab:purple", "--"), ("tab:red", ":"),
+              ("tab:brown", "-.")]
+    for i, (dataset, label, value) in enumerate(map(split_spec, args.ref)):
         if dataset not in panels:
             continue
         if Path(value).is_file():
             kind, values = summary(Path(value))
             value = values[metric_of.get(dataset) or DEFAULT_METRICS[kind]]
-        panels[dataset].axhline(float(value), linestyle="--", linewidth=1, color=None, label=label)
+        color, linestyle = styles[i % len(styles)]
+        panels[dataset].axhline(float(value), linestyle=linestyle, linewidth=1.2, color=color, label=label)
     for dataset, ax in panels.items():
         ax.set_title(f"{dataset} test (full corpus)")
         ax.set_xlabel("ART step")
