@@ -109,7 +109,7 @@ def register(subparsers) -> None:
     add_dataset_arguments(parser)
     add_store_arguments(parser)
     parser.add_argument("--top-k", type=parse_ks, default=(1, 5, 20, 100), help="accuracy cut-offs (default 1,5,20,100)")
-    parser.add_argument("--depth", type=int, default=None, help="documents retrieved per query (default: largest --top-k, at least 100)")
+    parser.add_argument("--depth", type=int, default=None, help="documents retrieved per query (default: largest --top-k, at least 100); every open top_k input gets it, so a rerank pipeline (dense_rerank_qa) reranks this many candidates: one LM pass each")
     parser.add_argument("--metrics", default="ndcg@10,recall@20,recall@100,mrr@10,map", help="BEIR metrics (ranx names)")
     parser.add_argument("--out", help="results JSON (per-query JSONL files are written beside it)")
     parser.add_argument("--plot", help="PNG of top-k accuracy / Recall@k curves, one line per system")
