@@ -109,15 +109,15 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 def rank_and_world() -> tuple[int, int]:
     """``(rank, world size)`` of this process; ``(0, 1)`` without a process group."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _world() -> int:
+    return rank_and_world()[1]
 
 
 class CollectiveError(RuntimeError):
