@@ -103,6 +103,29 @@ def test_single_process_is_identity_and_context(monkeypatch):
     average_gradients([x])  # no-op, must not fail without a process group
 
 
+def test_single_process_under_torchrun_initialises_the_backend(monkeypatch):
+    """torchrun --nproc_per_node 1 sets up the process group (gloo here, NCCL on CUDA) like a multi-rank job."""
+    import socket
+
+    import torch.distributed as dist
+
+    from spart.training.distributed import cleanup_distributed
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in (("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("TORCHELASTIC_RUN_ID", "test"),
+                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port))):
+        monkeypatch.setenv(name, value)
+    try:
+        ctx = init_distributed(device="cpu")
+        assert dist.is_initialized() and dist.get_backend() == "gloo"
+        assert ctx.world_size == 1 and ctx.is_main and not ctx.enabled
+    finally:
+        cleanup_distributed()
+    assert not dist.is_initialized()
+
+
 def test_bad_environment_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE"):

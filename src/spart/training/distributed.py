@@ -77,7 +77,10 @@ def _env_int(name: str, default: int) -> int:
 def init_distributed(device: str = "auto", backend: str | None = None, timeout_s: float = 1800.0) -> DistributedContext:
     """Initialise the process group from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
 
-    With ``WORLD_SIZE`` unset or 1 nothing is initialised. Backend: NCCL on CUDA, gloo on CPU.
+    A process group is initialised when ``WORLD_SIZE`` > 1, and also for a single process launched by torchrun
+    (``TORCHELASTIC_RUN_ID`` set), so that ``torchrun --nproc_per_node 1`` exercises the same backend set-up as a
+    multi-GPU job; a plain ``python`` run with ``WORLD_SIZE`` unset or 1 initialises nothing. Backend: NCCL on
+    CUDA, gloo on CPU.
     ``timeout_s`` bounds every collective, so a dead rank ends the job instead of hanging it.
 
     :param device: ``auto``, ``cpu`` or ``cuda``; on CUDA each rank takes ``cuda:<local_rank>``.
@@ -94,12 +97,13 @@ def init_distributed(device: str = "auto", backend: str | None = None, timeout_s
         torch.cuda.set_device(dev)
     else:
         dev = torch.device(device)
-    if world > 1 and not dist.is_initialized():
+    launched_by_torchrun = bool(os.environ.get("TORCHELASTIC_RUN_ID"))
+    if (world > 1 or launched_by_torchrun) and not dist.is_initialized():
         backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
         dist.init_process_group(
             backend=backend, rank=rank, world_size=world, timeout=_dt.timedelta(seconds=timeout_s)
         )
-    if world > 1:
+    if dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
     return DistributedContext(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
