@@ -97,12 +97,11 @@ def make_pool(args) -> None:
 # ---------------------------------------------------------------------- eval
 def dense_rankings(model: str, pool, queries: list[str], k: int, batch_size: int = 64) -> np.ndarray:
     from spart.encoders import ART_DEFAULTS, DualEncoder
-    from spart.training.art_data import resolve_model_location
 
     if model.startswith("ckpt:"):  # a training checkpoint directory: <run>/checkpoints/step-N
         encoder = encoder_from_checkpoint(Path(model[5:]))
     else:
-        encoder = DualEncoder.load(resolve_model_location(model), defaults=ART_DEFAULTS, device="cpu",
+        encoder = DualEncoder.load(model, defaults=ART_DEFAULTS, device="cpu",
                                    precision="auto", query_max_length=32, passage_max_length=128)
     p = encoder.encode_passages([x.text for x in pool], [x.title for x in pool], batch_size=batch_size, show_progress=True)
     q = encoder.encode_queries(queries)
@@ -113,14 +112,15 @@ def encoder_from_checkpoint(path: Path):
     """The model of an ART checkpoint: the run's config.yaml rebuilds the encoder, the state fills it."""
     import torch
 
-    from spart.training.art import ARTTrainingConfig, build_encoder
+    from spart.encoders import ART_DEFAULTS
+    from spart.encoders.precision import resolve_precision
     from spart.training.checkpoint import Checkpointer
-    from spart.training.config import load_config
+    from spart.training.config import ARTTrainingConfig, load_config
+    from spart.training.models import build_encoder
 
     config = load_config(ARTTrainingConfig, path.parents[1] / "config.yaml")
-    from spart.encoders.precision import resolve_precision
-
-    encoder = build_encoder(config, torch.device("cpu"), resolve_precision("auto", torch.device("cpu")))
+    cpu = torch.device("cpu")
+    encoder = build_encoder(config, cpu, defaults=ART_DEFAULTS, precision=resolve_precision("auto", cpu))
     encoder.load_state_dict(Checkpointer(path.parents[1]).load(path)["model"])
     return encoder.eval()
 

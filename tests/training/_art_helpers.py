@@ -53,7 +53,7 @@ class LexicalTeacher:
 
 
 def art_config(output_dir: Path, model_dir: Path, **overrides):
-    from spart.training.art import ARTTrainingConfig
+    from spart.training.config import ARTTrainingConfig
 
     values = dict(
         output_dir=output_dir, model=str(model_dir), questions="unused.txt", evidence="unused.tsv",

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from spart.encoders import DualEncoder
-from spart.training.art import ARTTrainer, ARTTrainingConfig, build_encoder, resolve_temperature
-from spart.training.config import load_config
+from spart.training.art import ARTTrainer, resolve_temperature
+from spart.training.config import ARTTrainingConfig, load_config
 from spart.training.distributed import DistributedContext
+from spart.training.models import art_encoder
 
 from _art_helpers import LexicalTeacher, art_config, synthetic_evidence, synthetic_questions
 from _dist_helpers import init_gloo, spawn
@@ -30,7 +31,7 @@ def model_dropout(tmp_path_factory, minilm_dir):
 
 
 def make_trainer(config, ctx=None, on_step_end=None, teacher=None):
-    encoder = build_encoder(config, torch.device("cpu"))
+    encoder = art_encoder(config, torch.device("cpu"))
     return ARTTrainer(config, encoder, synthetic_questions(), synthetic_evidence(), teacher or LexicalTeacher(),
                       ctx, on_step_end)
 
@@ -40,9 +41,9 @@ def teacher_agreement(encoder, questions, evidence) -> float:
     q = encoder.encode_queries(questions)
     p = encoder.encode_passages(evidence.texts, evidence.titles)
     teacher = LexicalTeacher()
-    from spart.teacher.passages import TeacherPassage
+    from spart.data import Passage
 
-    passages = [TeacherPassage(i, t, x) for i, t, x in zip(evidence.ids, evidence.titles, evidence.texts)]
+    passages = [Passage(id=i, text=x, title=t) for i, t, x in zip(evidence.ids, evidence.titles, evidence.texts)]
     scores = teacher.score_topk(questions, [passages] * len(questions))
     best = (q @ p.T).argmax(1)
     return float(np.mean(scores[np.arange(len(questions)), best]))
@@ -181,7 +182,7 @@ def _tiny_gpt2(out, minilm_dir):
 
 
 def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
-    from spart.training.art import build_teacher
+    from spart.training.models import build_teacher
 
     lm = _tiny_gpt2(tmp_path / "lm", minilm_dir)
     config = art_config(tmp_path / "run", model_no_dropout, max_steps=4, checkpoint_every=0, reindex_every=0,
@@ -204,10 +205,10 @@ def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
 
 
 def test_temperature_defaults(tmp_path, model_no_dropout, minilm_dir):
-    plain = build_encoder(art_config(tmp_path, model_no_dropout, pooling=None, temperature=None), torch.device("cpu"))
+    plain = art_encoder(art_config(tmp_path, model_no_dropout, pooling=None, temperature=None), torch.device("cpu"))
     assert plain.config.pooling == "cls" and not plain.config.normalize and not plain.config.shared  # ART defaults
     assert resolve_temperature(art_config(tmp_path, model_no_dropout, temperature=None), plain) == pytest.approx(32 ** 0.5)
-    minilm = build_encoder(art_config(tmp_path, minilm_dir, pooling=None, temperature=None), torch.device("cpu"))
+    minilm = art_encoder(art_config(tmp_path, minilm_dir, pooling=None, temperature=None), torch.device("cpu"))
     assert minilm.config.normalize and minilm.config.pooling == "mean"  # the model's own settings are kept
     assert resolve_temperature(art_config(tmp_path, minilm_dir, temperature=None), minilm) == 0.05
 
@@ -251,3 +252,26 @@ def test_example_config_and_cli_print_config(capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["top_k"] == 16 and printed["teacher"]["batch_size"] == 16
     assert main(["train", "art", "--config", str(example), "--set", "top_k=0", "--print-config"]) == 2
+
+
+def test_cli_trains_art_through_the_registry(tmp_path, model_no_dropout, minilm_dir):
+    from spart.cli import main
+
+    lm = _tiny_gpt2(tmp_path / "lm", minilm_dir)
+    evidence = synthetic_evidence(12)
+    rows = zip(evidence.ids, evidence.texts, evidence.titles)
+    (tmp_path / "e.tsv").write_text("id\ttext\ttitle\n" + "".join("\t".join(row) + "\n" for row in rows))
+    (tmp_path / "q.txt").write_text("\n".join(synthetic_questions(8)) + "\n")
+    config = tmp_path / "art.yaml"
+    config.write_text(
+        f"output_dir: {tmp_path / 'run'}\nmodel: {model_no_dropout}\nquestions: {tmp_path / 'q.txt'}\n"
+        f"evidence: {tmp_path / 'e.tsv'}\nbatch_size: 4\nmax_steps: 2\ntop_k: 3\nreindex_every: 0\n"
+        f"checkpoint_every: 0\nlog_every: 1\nprecision: fp32\nprogress: false\n"
+        f"query_max_length: 16\npassage_max_length: 24\n"
+        f"teacher: {{model: {lm}, precision: fp32, max_passage_tokens: 32}}\n"
+    )
+    assert main(["train", "art", "--config", str(config)]) == 0
+    assert (tmp_path / "run" / "final" / "spart.json").is_file()
+    assert (tmp_path / "run" / "teacher-scores.sqlite").is_file()  # the teacher came from config.teacher
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv", newline="")))
+    assert [r["step"] for r in rows] == ["1", "2"] and all(np.isfinite(float(r["loss"])) for r in rows)

@@ -112,3 +112,30 @@ def test_example_configs_are_valid():
     assert len(configs) >= 3, configs
     for path in configs:
         load_config(ContrastiveTrainingConfig, path)
+
+
+def test_spider_data_config_pairs_sources():
+    from spart.training.config import SpiderDataConfig
+
+    assert len(SpiderDataConfig(corpus=["a", "b"], spans=["x", "y"]).sources()) == 2
+    with pytest.raises(ValueError, match="same length"):
+        SpiderDataConfig(corpus=["a", "b"], spans=["x"])
+
+
+def test_a_separate_passage_model_needs_two_towers(tmp_path):
+    from spart.training.config import ARTTrainingConfig
+
+    with pytest.raises(ValueError, match="set shared: false"):
+        load_config(ContrastiveTrainingConfig, write(tmp_path, SPIDER_YAML + "passage_model: other/model\n"))
+    with pytest.raises(ValueError, match="set shared: false"):
+        ARTTrainingConfig(output_dir=tmp_path, model="m", passage_model="p", shared=True, questions="q", evidence="e")
+    config = load_config(ContrastiveTrainingConfig, write(tmp_path, SPIDER_YAML + "passage_model: p\nshared: false\n"))
+    assert config.passage_model == "p" and not config.shared
+
+
+def test_art_defaults_differ_from_spider_only_where_art_differs(tmp_path):
+    from spart.training.config import ARTTrainingConfig, EncoderTrainingConfig
+
+    art = ARTTrainingConfig(output_dir=tmp_path, model="m", questions="q", evidence="e")
+    assert isinstance(art, EncoderTrainingConfig) and not art.shared and art.grad_clip == 1.0
+    assert art.pooling is None and art.normalize is None and art.top_k == 32 and art.teacher.use_cache

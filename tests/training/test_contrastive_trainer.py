@@ -10,7 +10,8 @@ from _dist_helpers import init_gloo, spawn
 from _trainer_helpers import make_tiny_bert, synthetic_examples, tiny_config, weights
 
 from spart.encoders import DualEncoder
-from spart.training.contrastive import Batch, ContrastiveTrainer, build_encoder
+from spart.training.contrastive import Batch, ContrastiveTrainer
+from spart.training.models import spider_encoder
 from spart.training.distributed import DistributedContext
 from spart.training.trainer import epoch_order
 
@@ -26,7 +27,7 @@ def model_dropout(tmp_path_factory, minilm_dir):
 
 
 def train(config, examples, resume=False, **kwargs):
-    encoder = build_encoder(config, torch.device("cpu"))
+    encoder = spider_encoder(config, torch.device("cpu"))
     trainer = ContrastiveTrainer(config, encoder, examples, **kwargs)
     trainer.train(resume=resume)
     return trainer
@@ -34,7 +35,7 @@ def train(config, examples, resume=False, **kwargs):
 
 def first_step_gradients(config, examples, ctx=None):
     """Loss and (rank-averaged) gradients of step 0, before any optimiser update."""
-    trainer = ContrastiveTrainer(config, build_encoder(config, torch.device("cpu")), examples, ctx)
+    trainer = ContrastiveTrainer(config, spider_encoder(config, torch.device("cpu")), examples, ctx)
     torch.manual_seed(0)
     loss = trainer.accumulate_gradients(0)
     grads = {n: p.grad.detach().clone() for n, p in trainer.encoder.named_parameters() if p.grad is not None}
@@ -95,7 +96,7 @@ def test_resume_after_crash_is_exact(tmp_path, model_dropout, grad_cache_chunk):
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path, model_no_dropout):
     config = tiny_config(tmp_path / "r", model_no_dropout, max_steps=2)
-    trainer = ContrastiveTrainer(config, build_encoder(config, torch.device("cpu")), synthetic_examples(16))
+    trainer = ContrastiveTrainer(config, spider_encoder(config, torch.device("cpu")), synthetic_examples(16))
     assert trainer.resume() is False and trainer.step == 0
 
 
@@ -128,7 +129,7 @@ def _rank_worker(rank, world, rendezvous, out_dir, model_dir, grad_cache_chunk):
     global_loss = loss.clone()
     torch.distributed.all_reduce(global_loss)
     torch.save({"loss": global_loss / world, "grads": grads}, Path(out_dir) / f"rank{rank}.pt")
-    trainer = ContrastiveTrainer(config, build_encoder(config, ctx.device), synthetic_examples(16, seed=1), ctx)
+    trainer = ContrastiveTrainer(config, spider_encoder(config, ctx.device), synthetic_examples(16, seed=1), ctx)
     trainer.train()
     torch.distributed.destroy_process_group()
 
@@ -177,7 +178,7 @@ def test_epoch_order_is_deterministic_and_differs_per_epoch():
 
 def test_bad_setups_are_clear_errors(tmp_path, model_no_dropout):
     config = tiny_config(tmp_path / "x", model_no_dropout, batch_size=8)
-    encoder = build_encoder(config, torch.device("cpu"))
+    encoder = spider_encoder(config, torch.device("cpu"))
     with pytest.raises(ValueError, match="fewer than one batch"):
         ContrastiveTrainer(config, encoder, synthetic_examples(5))
     with pytest.raises(ValueError, match="not divisible"):
@@ -188,17 +189,6 @@ def test_bad_setups_are_clear_errors(tmp_path, model_no_dropout):
         Batch.from_examples([{"query": "q", "positive": ("a", "", "")}])
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         ContrastiveTrainer(tiny_config(tmp_path / "y", model_no_dropout, precision="fp16"), encoder, synthetic_examples(16))
-
-
-def test_random_init_keeps_vocabulary_and_shrinks(tmp_path, model_no_dropout):
-    config = tiny_config(tmp_path / "ri", model_no_dropout, random_init=True, random_init_layers=1)
-    encoder = build_encoder(config, torch.device("cpu"))
-    original = DualEncoder.load(model_no_dropout, device="cpu", precision="fp32")
-    assert encoder.query_model.config.num_hidden_layers == 1
-    assert encoder.query_model.config.vocab_size == original.query_model.config.vocab_size
-    a = encoder.query_model.embeddings.word_embeddings.weight
-    b = original.query_model.embeddings.word_embeddings.weight
-    assert not torch.allclose(a, b)
 
 
 def test_separate_towers_train_both(tmp_path, model_no_dropout):
@@ -217,26 +207,3 @@ def test_bf16_autocast_step_runs(tmp_path, model_no_dropout):
     trainer = train(config, synthetic_examples(16))
     assert trainer.precision == "bf16"
     assert all(p.dtype == torch.float32 for p in trainer.encoder.parameters())  # master weights stay fp32
-
-
-def test_concat_examples_forwards_epoch_and_indexes_parts():
-    from spart.training.contrastive import ConcatExamples, PassageRef
-    from spart.training.supervised_pairs import LabelledQuestion, SupervisedPairs
-
-    passages = {i: PassageRef(i, "", f"text {i}") for i in "abcd"}
-    first = SupervisedPairs([LabelledQuestion("q1", ("a", "b"))], passages)
-    second = SupervisedPairs([LabelledQuestion("q2", ("c",)), LabelledQuestion("q3", ("d",))], passages)
-    both = ConcatExamples([first, second])
-    assert len(both) == 3 and [both[i]["query"] for i in range(3)] == ["q1", "q2", "q3"]
-    both.set_epoch(1)
-    assert both[0]["positive"].id == "b"
-    with pytest.raises(IndexError):
-        both[3]
-
-
-def test_spider_data_config_pairs_sources():
-    from spart.training.config import SpiderDataConfig
-
-    assert len(SpiderDataConfig(corpus=["a", "b"], spans=["x", "y"]).sources()) == 2
-    with pytest.raises(ValueError, match="same length"):
-        SpiderDataConfig(corpus=["a", "b"], spans=["x"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from spart.cli import main as spart_main
+from spart.data import Passage
 from spart.training.supervised_pairs import LabelledQuestion, SupervisedPairs, with_bm25_negatives
-from spart.training.contrastive import PassageRef
 
 from _trainer_helpers import make_tiny_bert
 
@@ -65,7 +65,7 @@ def test_epochs_cycle_positives_and_negatives(beir_dir):
     assert {first["positive"].id, second["positive"].id} == {"d1", "d2"}
     assert first["negative"].id != second["negative"].id
     assert set(first["positive_ids"]) == {"d1", "d2"}
-    assert isinstance(first["positive"], PassageRef) and first["positive"].title == "Lists"
+    assert isinstance(first["positive"], Passage) and first["positive"].title == "Lists"
 
 
 def test_without_negatives(beir_dir):
@@ -107,7 +107,7 @@ def test_bad_inputs(tmp_path, beir_dir):
     with pytest.raises(ValueError, match="no labelled"):
         SupervisedPairs([], {})
     with pytest.raises(ValueError, match="k must be positive"):
-        with_bm25_negatives([LabelledQuestion("q", ("a",))], [PassageRef("a", "", "t")], 0)
+        with_bm25_negatives([LabelledQuestion("q", ("a",))], [Passage(id="a", text="t")], 0)
 
 
 def _write(path: Path, data) -> Path:

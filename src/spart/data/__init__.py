@@ -1,7 +1,8 @@
-"""spart.data: streaming readers for DPR and BEIR corpora, QA files, queries, qrels and questions."""
+"""spart.data: the passage type and its adapter, and streaming readers for DPR and BEIR corpora, QA files,
+queries, qrels and questions."""
 
+from spart.data.passages import Passage, as_passage
 from spart.data.readers import (
-    Passage,
     QAPair,
     Query,
     passages_to_documents,
@@ -18,6 +19,7 @@ __all__ = [
     "Passage",
     "QAPair",
     "Query",
+    "as_passage",
     "passages_to_documents",
     "read_beir_corpus",
     "read_beir_qrels",

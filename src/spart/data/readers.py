@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
+from spart.data.passages import Passage
+
 if TYPE_CHECKING:  # haystack is only imported when documents are actually built
     from haystack import Document
 
@@ -35,15 +37,6 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 DPR_PASSAGE_HEADER = ["id", "text", "title"]
 BEIR_QRELS_HEADER = ["query-id", "corpus-id", "score"]
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """One retrieval unit: a passage id, its text and the title of the document it comes from."""
-
-    id: str
-    text: str
-    title: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """Question-likelihood teacher (UPR / ART): a frozen LM's log p(question | passage), with a SQLite score cache.
 
+Passages are :class:`spart.data.Passage`, or anything :func:`spart.data.as_passage` reads.
+
 Names are imported lazily so ``import spart.teacher`` does not import torch.
 """
 
@@ -14,9 +16,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "ScoreCache": "spart.teacher.cache",
     "PromptTemplate": "spart.teacher.prompts",
     "default_template": "spart.teacher.prompts",
-    "PassageLike": "spart.teacher.passages",
-    "TeacherPassage": "spart.teacher.passages",
-    "as_passage": "spart.teacher.passages",
     "packaged_smollm2_path": "spart.teacher.loading",
 })
 
@@ -24,5 +23,4 @@ if TYPE_CHECKING:
     from spart.teacher.cache import ScoreCache
     from spart.teacher.likelihood import QuestionLikelihoodScorer
     from spart.teacher.loading import packaged_smollm2_path
-    from spart.teacher.passages import PassageLike, TeacherPassage, as_passage
     from spart.teacher.prompts import PromptTemplate, default_template

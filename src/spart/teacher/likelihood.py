@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from spart.data.passages import Passage, as_passage
 from spart.teacher.cache import CacheKey, ScoreCache
 from spart.teacher.loading import ModelSource, describe_config, fingerprint_source, load_teacher, resolve_model_source
-from spart.teacher.passages import TeacherPassage, as_passage
 from spart.teacher.prompts import PromptTemplate, default_template
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class QuestionLikelihoodScorer:
             return np.zeros(0, dtype=np.float32)
         self._require_warm()
         keys: list[CacheKey] = [(q, p.id, p.text_hash) for q, p in zip(questions, normalised)]
-        unique: dict[CacheKey, TeacherPassage] = {}
+        unique: dict[CacheKey, Passage] = {}
         for key, passage in zip(keys, normalised):
             unique.setdefault(key, passage)
         known: dict[CacheKey, float] = {}
@@ -248,7 +248,7 @@ class QuestionLikelihoodScorer:
             out.append(text)
         return out
 
-    def _prompt_strings(self, passages: list[TeacherPassage]) -> list[str]:
+    def _prompt_strings(self, passages: list[Passage]) -> list[str]:
         texts = self._truncate_texts([p.text for p in passages])
         prompts = [self.prompt.render_passage(p.title, t) for p, t in zip(passages, texts)]
         if self.use_chat_template:
@@ -260,7 +260,7 @@ class QuestionLikelihoodScorer:
             ]
         return prompts
 
-    def _encode_prompts(self, passages: list[TeacherPassage]) -> list[list[int]]:
+    def _encode_prompts(self, passages: list[Passage]) -> list[list[int]]:
         prompts = self._prompt_strings(passages)
         # The chat template already wrote any BOS / special tokens into the string.
         add_special = not self.use_chat_template
@@ -283,13 +283,13 @@ class QuestionLikelihoodScorer:
         return out
 
     # ------------------------------------------------------------------ forward passes
-    def _score_uncached(self, questions: list[str], passages: list[TeacherPassage]) -> np.ndarray:
+    def _score_uncached(self, questions: list[str], passages: list[Passage]) -> np.ndarray:
         import torch
 
         q_index: dict[str, int] = {}
         p_index: dict[tuple[str, str], int] = {}
         unique_q: list[str] = []
-        unique_p: list[TeacherPassage] = []
+        unique_p: list[Passage] = []
         pair_ids = []
         for q, p in zip(questions, passages):
             if q not in q_index:

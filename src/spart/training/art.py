@@ -41,23 +41,21 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from spart.encoders import ART_DEFAULTS, DualEncoder
-from spart.encoders.precision import resolve_precision
+from spart.data.passages import Passage
+from spart.encoders import DualEncoder
 from spart.training.art_data import (
+    ARTData,
     Evidence,
     ShardedEvidenceIndex,
     check_topk_rows,
     gather_passages,
-    load_questions,
 )
-from spart.training.config import StrictModel, TrainingConfig
+from spart.training.config import ARTTrainingConfig
 from spart.training.distributed import DistributedContext, average_gradients, guarded
 from spart.training.losses.kl_distillation_loss import KLDistillationLoss
 from spart.training.trainer import Trainer
@@ -67,71 +65,6 @@ logger = logging.getLogger(__name__)
 NORMALIZED_TEMPERATURE = 0.05
 
 
-# ---------------------------------------------------------------------- configuration
-class TeacherConfig(StrictModel):
-    """The frozen question-likelihood teacher (see :class:`spart.teacher.QuestionLikelihoodScorer`).
-
-    :param model: HF directory, ``.gguf`` file or local hub id; ``None`` = the packaged SmolLM2-135M-Instruct.
-    :param cache: SQLite score cache; default ``<output_dir>/teacher-scores.sqlite``. Scores are keyed by the
-        teacher's fingerprint, so one file can be shared by runs and ranks.
-    :param use_cache: set ``false`` to score every pair afresh.
-    """
-
-    model: str | None = None
-    gguf_file: str | None = None
-    model_kind: Literal["auto", "causal", "seq2seq"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    device: str | None = None
-    batch_size: int = Field(16, gt=0)
-    max_passage_tokens: int = Field(256, gt=0)
-    max_question_tokens: int = Field(64, gt=0)
-    use_chat_template: bool | None = None
-    cache: Path | None = None
-    use_cache: bool = True
-
-
-class ARTTrainingConfig(TrainingConfig):
-    """ART training options (on top of :class:`TrainingConfig`'s schedule, checkpointing and logging).
-
-    :param model: initial encoder (MiniLM alias, spart/sentence-transformers/HF directory, a SPIDER model...).
-    :param passage_model: optional separate starting point of the passage tower.
-    :param shared: one tower for both sides; ART uses two (``false``).
-    :param pooling / normalize: ``None`` keeps the model's own (sentence-transformers settings, spart.json, else
-        ART's CLS without normalisation).
-    :param questions: training questions (text lines, DPR QA csv/tsv, or BEIR queries.jsonl).
-    :param evidence: the corpus to retrieve from (DPR TSV or BEIR corpus).
-    :param max_questions / max_evidence: keep only the first N (small runs).
-    :param top_k: retrieved passages per question (ART: 32).
-    :param temperature: student temperature; ``None`` = sqrt(dim), or 0.05 for normalised embeddings.
-    :param teacher_temperature: teacher scores are divided by it (ART: 1.0).
-    :param reindex_every: re-embed the evidence every N steps (ART: 500); 0 never re-embeds.
-    :param index_factory: FAISS factory of each shard (``Flat``: exact search, as ART).
-    :param encode_batch_size: batch size of evidence re-embedding.
-    :param export_steps: also save a loadable model at these steps (``models/step-N``), for learning curves.
-    """
-
-    grad_clip: float = Field(1.0, ge=0)
-    model: str
-    passage_model: str | None = None
-    shared: bool = False
-    pooling: Literal["cls", "mean"] | None = None
-    normalize: bool | None = None
-    query_max_length: int = Field(64, ge=4)
-    passage_max_length: int = Field(240, ge=4)
-    questions: Path
-    evidence: Path
-    max_questions: int | None = Field(None, gt=0)
-    max_evidence: int | None = Field(None, gt=0)
-    top_k: int = Field(32, gt=0)
-    temperature: float | None = Field(None, gt=0)
-    teacher_temperature: float = Field(1.0, gt=0)
-    reindex_every: int = Field(500, ge=0)
-    index_factory: str = "Flat"
-    encode_batch_size: int = Field(64, gt=0)
-    export_steps: list[int] = Field(default_factory=list)
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
-
-
 class Teacher(Protocol):
     """What the trainer needs from a teacher: ``(B, K)`` scores of each question against its K passages."""
 
@@ -139,36 +72,6 @@ class Teacher(Protocol):
 
 
 # ---------------------------------------------------------------------- building blocks
-def build_encoder(config: ARTTrainingConfig, device: torch.device, precision: str = "fp32") -> DualEncoder:
-    """The encoder to train, loaded with ART's defaults (two towers, CLS) unless the model or config says
-    otherwise. ``precision`` only affects the encoder's own inference (evidence re-embedding)."""
-    if config.passage_model is not None and config.shared:
-        raise ValueError("passage_model gives a separate passage tower; set shared: false")
-    return DualEncoder.load(
-        config.model, config.passage_model, defaults=ART_DEFAULTS, device=device,
-        precision=precision if precision in ("fp32", "bf16") else "fp32",
-        shared=config.shared, pooling=config.pooling, normalize=config.normalize,
-        query_max_length=config.query_max_length, passage_max_length=config.passage_max_length,
-    )
-
-
-def build_teacher(config: ARTTrainingConfig, device: torch.device):
-    """The question-likelihood scorer named by ``config.teacher``, warmed up, with its score cache."""
-    from spart.teacher import QuestionLikelihoodScorer, ScoreCache
-
-    t = config.teacher
-    cache = None
-    if t.use_cache:
-        cache = ScoreCache(t.cache or Path(config.output_dir) / "teacher-scores.sqlite")
-    scorer = QuestionLikelihoodScorer(
-        t.model, gguf_file=t.gguf_file, model_kind=t.model_kind, use_chat_template=t.use_chat_template,
-        precision=t.precision, device=t.device or str(device), batch_size=t.batch_size,
-        max_passage_tokens=t.max_passage_tokens, max_question_tokens=t.max_question_tokens, cache=cache,
-    )
-    scorer.warm_up()
-    return scorer
-
-
 def resolve_temperature(config: ARTTrainingConfig, encoder: DualEncoder) -> float:
     """The student temperature (see the module docstring)."""
     if config.temperature is not None:
@@ -187,14 +90,17 @@ class ARTTrainer(Trainer):
     :param questions: the training questions (the same list on every rank).
     :param evidence: the evidence corpus (the same on every rank).
     :param teacher: anything with ``score_topk(questions, passages) -> (B, K)``; passages are
-        :class:`spart.teacher.TeacherPassage`.
+        :class:`spart.data.Passage`.
     :param ctx: the distributed context (a world of one by default).
     :param on_step_end: called with the step number after each completed step (tests simulate crashes with it).
 
     Usage::
 
-        trainer = ARTTrainer(config, build_encoder(config, ctx.device), questions, evidence, teacher, ctx)
+        trainer = ARTTrainer(config, art_encoder(config, ctx.device), questions, evidence, teacher, ctx)
         trainer.train(resume=True)      # -> config.output_dir / "final"
+
+    (:mod:`spart.training.models` has ``art_encoder`` and ``build_teacher``; ``spart train art`` goes through
+    :meth:`build`.)
     """
 
     metrics_fields = (
@@ -224,6 +130,17 @@ class ARTTrainer(Trainer):
         self.loss_fn = KLDistillationLoss(config.teacher_temperature)
         self.index = ShardedEvidenceIndex(len(evidence), encoder.embedding_dim, config.index_factory, self.ctx.device)
         self._teacher_stats_at_window_start = _teacher_stats(teacher)
+
+    @classmethod
+    def build(
+        cls, config: ARTTrainingConfig, encoder: DualEncoder, dataset: ARTData, ctx: DistributedContext
+    ) -> "ARTTrainer":
+        """The trainer of a ``spart train art`` run: ``dataset`` from the registry's factory, the teacher from
+        ``config.teacher``."""
+        from spart.training.models import build_teacher
+
+        logger.info("%d evidence passages", len(dataset.evidence))
+        return cls(config, encoder, dataset.questions, dataset.evidence, build_teacher(config, ctx.device), ctx)
 
     # ------------------------------------------------------------------ data
     def local_questions(self, step: int) -> list[str]:
@@ -274,9 +191,7 @@ class ARTTrainer(Trainer):
         return loss.detach(), {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
 
     def _teacher_scores(self, questions, ids, titles, texts, b: int, k: int) -> torch.Tensor:
-        from spart.teacher.passages import TeacherPassage
-
-        passages = [TeacherPassage(i, t, x) for i, t, x in zip(ids, titles, texts)]
+        passages = [Passage(id=i, text=x, title=t) for i, t, x in zip(ids, titles, texts)]
         scores = self.teacher.score_topk(questions, [passages[j * k : (j + 1) * k] for j in range(b)])
         scores = np.asarray(scores, dtype=np.float32)
         if scores.shape != (b, k) or not np.isfinite(scores).all():
@@ -345,33 +260,3 @@ def _ids_hash(ids: Sequence[str]) -> str:
 def _teacher_stats(teacher: Any) -> tuple[int, int]:
     stats = getattr(teacher, "stats", None) or {}
     return int(stats.get("pairs", 0)), int(stats.get("cache_hits", 0))
-
-
-# ---------------------------------------------------------------------- entry point (spart train art)
-CONFIG_CLASS = ARTTrainingConfig
-
-
-def run_training(config: ARTTrainingConfig, resume: bool = False) -> Path:
-    """Train as ``config`` says, on this process's share of a torchrun job (or alone)."""
-    from spart.training.distributed import (
-        cleanup_distributed,
-        init_distributed,
-        setup_logging,
-    )
-
-    ctx = init_distributed(config.device, timeout_s=config.dist_timeout_s)
-    setup_logging(ctx)
-    try:
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        questions = load_questions(config.questions, config.max_questions)
-        evidence = Evidence.read(config.evidence, config.max_evidence)
-        logger.info("%d questions, %d evidence passages, %d steps of %d", len(questions), len(evidence),
-                    config.max_steps, config.batch_size)
-        # The encoder's own precision is used when it re-embeds the evidence (the training step autocasts).
-        encoder_precision = resolve_precision("fp32" if config.precision == "fp16" else config.precision, ctx.device)
-        encoder = build_encoder(config, ctx.device, encoder_precision)
-        teacher = build_teacher(config, ctx.device)
-        return ARTTrainer(config, encoder, questions, evidence, teacher, ctx).train(resume=resume)
-    finally:
-        cleanup_distributed()

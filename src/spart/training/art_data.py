@@ -81,6 +81,17 @@ class Evidence:
         return cls.from_passages(islice(read_passages(path), limit))
 
 
+@dataclass(frozen=True)
+class ARTData:
+    """What ART trains on: the questions (the same list on every rank) and the evidence to retrieve from."""
+
+    questions: list[str]
+    evidence: Evidence
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+
 # ---------------------------------------------------------------------- the sharded index
 def shard_rows(n: int, rank: int, world: int) -> np.ndarray:
     """Global row ids of ``rank``'s shard: contiguous, sizes differ by at most one."""

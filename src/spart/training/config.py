@@ -1,8 +1,10 @@
-"""Training configuration: pydantic models loaded from YAML, with command-line overrides.
+"""Training configuration: every trainer's pydantic config, loaded from YAML with command-line overrides.
 
 The general part (:class:`TrainingConfig`, :func:`load_config`, :func:`apply_overrides`) is shared by every
-trainer; a trainer subclasses :class:`TrainingConfig` with its own fields (see
-:class:`ContrastiveTrainingConfig`, used by SPIDER pre-training and few-shot fine-tuning).
+trainer; :class:`EncoderTrainingConfig` adds the options of the encoder being trained. The method configs:
+:class:`ContrastiveTrainingConfig` (SPIDER pre-training and few-shot fine-tuning, with
+:class:`SpiderDataConfig` or :class:`PairsDataConfig`) and :class:`ARTTrainingConfig` (with
+:class:`TeacherConfig`). Which method uses which config is :mod:`spart.training.registry`'s table.
 
 Overrides are ``key=value`` strings with dotted keys for nested sections; the value is parsed as YAML, so
 ``lr=1e-5``, ``data.kind=pairs``, ``shared=false`` and ``eval_steps=[100, 200]`` all do what they say::
@@ -80,6 +82,40 @@ class TrainingConfig(StrictModel):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)
 
 
+class EncoderTrainingConfig(TrainingConfig):
+    """Options of the dual encoder being trained, shared by every method (defaults vary per method).
+
+    :param model: initial encoder: a MiniLM alias, a spart/sentence-transformers/HF directory (a SPIDER
+        checkpoint...) or a hub id.
+    :param passage_model: optional separate starting point of the passage tower (needs ``shared: false``).
+    :param random_init: re-initialise the weights randomly (keeping the architecture and vocabulary of
+        ``model``); ``random_init_layers``/``random_init_hidden`` shrink the architecture.
+    :param shared: one tower for queries and passages, or two.
+    :param pooling / normalize: ``cls`` or ``mean`` pooling and L2 normalisation; ``None`` keeps the model's
+        own (sentence-transformers settings, spart.json, else the method's defaults).
+    :param query_max_length / passage_max_length: token budgets (SPIDER/DPR/ART: 64 / 240).
+    :param export_steps: also save a loadable model (``models/step-N``) at these steps, for learning curves.
+    """
+
+    model: str
+    passage_model: str | None = None
+    random_init: bool = False
+    random_init_layers: int | None = Field(None, gt=0)
+    random_init_hidden: int | None = Field(None, gt=0)
+    shared: bool = True
+    pooling: Literal["cls", "mean"] | None = None
+    normalize: bool | None = None
+    query_max_length: int = Field(64, ge=4)
+    passage_max_length: int = Field(240, ge=4)
+    export_steps: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _passage_tower(self) -> "EncoderTrainingConfig":
+        if self.passage_model is not None and self.shared:
+            raise ValueError("passage_model gives a separate passage tower; set shared: false")
+        return self
+
+
 # ---------------------------------------------------------------------- the contrastive trainer's config
 class SpiderDataConfig(StrictModel):
     """SPIDER pre-training data: recurring-span examples mined from a corpus (``spart.training.spider_examples``).
@@ -136,35 +172,78 @@ class PairsDataConfig(StrictModel):
         return self
 
 
-class ContrastiveTrainingConfig(TrainingConfig):
+class ContrastiveTrainingConfig(EncoderTrainingConfig):
     """SPIDER pre-training and few-shot fine-tuning: one in-batch contrastive loss, two data sources.
 
-    :param model: initial encoder: a spart/sentence-transformers/HF directory (MiniLM, a SPIDER checkpoint...).
-    :param passage_model: optional second directory for a separate passage tower.
-    :param random_init: re-initialise the weights randomly (keeping the architecture and vocabulary of
-        ``model``); ``random_init_layers``/``random_init_hidden`` shrink the architecture.
-    :param shared: one tower for queries and passages (SPIDER) or two (DPR-style fine-tuning).
-    :param pooling: ``cls`` (SPIDER/DPR) or ``mean``.
-    :param query_max_length / passage_max_length: token budgets (SPIDER/DPR: 64 / 240).
+    Encoder options are :class:`EncoderTrainingConfig`'s; here one shared tower (SPIDER; ``shared: false`` for
+    DPR-style fine-tuning), ``cls`` pooling (SPIDER/DPR) and no normalisation by default.
+
     :param temperature: scores are divided by it; 1.0 is SPIDER/DPR's plain dot product.
     :param grad_cache_chunk: GradCache chunk size (per rank, in texts); ``None`` encodes the batch at once.
-    :param export_steps: also save a loadable model (``DualEncoder.save``) at these steps (learning curves).
+    :param data: span examples (``kind: spider``) or labelled pairs (``kind: pairs``).
     """
 
-    model: str
-    passage_model: str | None = None
-    random_init: bool = False
-    random_init_layers: int | None = Field(None, gt=0)
-    random_init_hidden: int | None = Field(None, gt=0)
-    shared: bool = True
     pooling: Literal["cls", "mean"] = "cls"
     normalize: bool = False
-    query_max_length: int = Field(64, ge=4)
-    passage_max_length: int = Field(240, ge=4)
     temperature: float = Field(1.0, gt=0)
     grad_cache_chunk: int | None = Field(None, gt=0)
-    export_steps: list[int] = Field(default_factory=list)
     data: SpiderDataConfig | PairsDataConfig = Field(discriminator="kind")
+
+
+# ---------------------------------------------------------------------- the ART trainer's config
+class TeacherConfig(StrictModel):
+    """The frozen question-likelihood teacher (see :class:`spart.teacher.QuestionLikelihoodScorer`).
+
+    :param model: HF directory, ``.gguf`` file or local hub id; ``None`` = the packaged SmolLM2-135M-Instruct.
+    :param cache: SQLite score cache; default ``<output_dir>/teacher-scores.sqlite``. Scores are keyed by the
+        teacher's fingerprint, so one file can be shared by runs and ranks.
+    :param use_cache: set ``false`` to score every pair afresh.
+    """
+
+    model: str | None = None
+    gguf_file: str | None = None
+    model_kind: Literal["auto", "causal", "seq2seq"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    device: str | None = None
+    batch_size: int = Field(16, gt=0)
+    max_passage_tokens: int = Field(256, gt=0)
+    max_question_tokens: int = Field(64, gt=0)
+    use_chat_template: bool | None = None
+    cache: Path | None = None
+    use_cache: bool = True
+
+
+class ARTTrainingConfig(EncoderTrainingConfig):
+    """ART training options (see :mod:`spart.training.art`).
+
+    Encoder options are :class:`EncoderTrainingConfig`'s; here two towers (ART) and the model's own pooling
+    and normalisation (else ART's CLS without normalisation) by default.
+
+    :param questions: training questions (text lines, DPR QA csv/tsv, or BEIR queries.jsonl).
+    :param evidence: the corpus to retrieve from (DPR TSV or BEIR corpus).
+    :param max_questions / max_evidence: keep only the first N (small runs).
+    :param top_k: retrieved passages per question (ART: 32).
+    :param temperature: student temperature; ``None`` = sqrt(dim), or 0.05 for normalised embeddings.
+    :param teacher_temperature: teacher scores are divided by it (ART: 1.0).
+    :param reindex_every: re-embed the evidence every N steps (ART: 500); 0 never re-embeds.
+    :param index_factory: FAISS factory of each shard (``Flat``: exact search, as ART).
+    :param encode_batch_size: batch size of evidence re-embedding.
+    :param teacher: the teacher LM and its score cache.
+    """
+
+    grad_clip: float = Field(1.0, ge=0)
+    shared: bool = False
+    questions: Path
+    evidence: Path
+    max_questions: int | None = Field(None, gt=0)
+    max_evidence: int | None = Field(None, gt=0)
+    top_k: int = Field(32, gt=0)
+    temperature: float | None = Field(None, gt=0)
+    teacher_temperature: float = Field(1.0, gt=0)
+    reindex_every: int = Field(500, ge=0)
+    index_factory: str = "Flat"
+    encode_batch_size: int = Field(64, gt=0)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
 
 
 # ---------------------------------------------------------------------- loading

@@ -1,7 +1,8 @@
 """The contrastive trainer: SPIDER pre-training and few-shot fine-tuning with one loop and one loss.
 
 Each training example is ``{"query": str, "positive": passage, "negative": passage or None}`` where a passage
-is ``(id, title, text)`` (a tuple, a mapping with those keys, or an object with those attributes). Optional
+is anything :func:`spart.data.as_passage` reads (a :class:`spart.data.Passage`, an ``(id, title, text)`` tuple,
+a mapping with those keys...) and has an id. Optional
 ``"positive_ids"`` lists every passage id relevant to the query (few-shot data with several relevant
 passages); such passages are not used as negatives for that query.
 
@@ -26,16 +27,15 @@ are masked instead of being counted as negatives.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from spart.encoders import SPIDER_DEFAULTS, DualEncoder
+from spart.data.passages import Passage, as_passage
+from spart.encoders import DualEncoder
 from spart.training.config import ContrastiveTrainingConfig
 from spart.training.distributed import (
     DistributedContext,
@@ -48,41 +48,14 @@ from spart.training.grad_cache import grad_cache_step, split_inputs
 from spart.training.losses import InBatchContrastiveLoss
 from spart.training.trainer import Trainer
 
-logger = logging.getLogger(__name__)
-
-
 
 # ---------------------------------------------------------------------- examples
-@dataclass(frozen=True)
-class PassageRef:
-    id: str
-    title: str
-    text: str
-
-
-def as_passage(value: Any, what: str) -> PassageRef:
-    """A passage from an ``(id, title, text)`` tuple, a mapping or an object with those attributes."""
-    if isinstance(value, PassageRef):
-        return value
-    if isinstance(value, Mapping):
-        pid, title, text = value.get("id"), value.get("title", ""), value.get("text")
-    elif isinstance(value, (tuple, list)) and len(value) == 3:
-        pid, title, text = value
-    elif all(hasattr(value, a) for a in ("id", "text")):
-        pid, title, text = value.id, getattr(value, "title", ""), value.text
-    else:
-        raise ValueError(f"{what} must be (id, title, text), a mapping or a passage object, got {value!r}")
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} {pid!r} has an empty text")
-    return PassageRef(str(pid), title or "", text)
-
-
 @dataclass(frozen=True)
 class Batch:
     """One rank's share of a step, with the passage ids needed to mask in-batch duplicates."""
 
     queries: list[str]
-    passages: list[PassageRef]  # the b positives first, then the hard negatives that exist
+    passages: list[Passage]  # the b positives first, then the hard negatives that exist
     positive_ids: list[frozenset[str]]
 
     @classmethod
@@ -92,48 +65,22 @@ class Batch:
             query = example.get("query")
             if not isinstance(query, str) or not query.strip():
                 raise ValueError(f"example {i} has an empty query: {query!r}")
-            positive = as_passage(example.get("positive"), f"example {i} positive")
+            positive = _passage(example.get("positive"), f"example {i} positive")
             queries.append(query)
             positives.append(positive)
             if example.get("negative") is not None:
-                negatives.append(as_passage(example["negative"], f"example {i} negative"))
+                negatives.append(_passage(example["negative"], f"example {i} negative"))
             ids = set(example.get("positive_ids") or ())
             ids.add(positive.id)
             relevant.append(frozenset(ids))
         return cls(queries, positives + negatives, relevant)
 
 
-# ---------------------------------------------------------------------- model
-def build_encoder(config: ContrastiveTrainingConfig, device: torch.device) -> DualEncoder:
-    """The encoder to train: loaded from ``config.model`` (SPIDER defaults, config wins), or a random BERT with
-    its architecture (``random_init``; optionally fewer layers / a smaller hidden size) and vocabulary."""
-    if config.passage_model is not None and config.shared:
-        raise ValueError("passage_model gives a separate passage tower; set shared: false")
-    overrides = dict(
-        shared=config.shared,
-        pooling=config.pooling,
-        normalize=config.normalize,
-        query_max_length=config.query_max_length,
-        passage_max_length=config.passage_max_length,
-    )
-    encoder = DualEncoder.load(
-        config.model, config.passage_model, defaults=SPIDER_DEFAULTS, device=device, precision="fp32", **overrides
-    )
-    if config.random_init:
-        from transformers import AutoModel
-
-        arch = encoder.query_model.config.to_dict()
-        if config.random_init_layers:
-            arch["num_hidden_layers"] = config.random_init_layers
-        if config.random_init_hidden:
-            heads = max(1, config.random_init_hidden // 64)
-            arch.update(hidden_size=config.random_init_hidden, num_attention_heads=heads,
-                        intermediate_size=4 * config.random_init_hidden)
-        model_config = type(encoder.query_model.config).from_dict(arch)
-        torch.manual_seed(config.seed)
-        query_model = AutoModel.from_config(model_config)
-        encoder = DualEncoder(query_model, encoder.tokenizer, config=encoder.config, device=device, precision="fp32")
-    return encoder
+def _passage(value: Any, what: str) -> Passage:
+    passage = as_passage(value, what)
+    if not passage.id:
+        raise ValueError(f"{what} has no id (ids tell in-batch duplicates apart)")
+    return passage
 
 
 # ---------------------------------------------------------------------- trainer
@@ -149,8 +96,10 @@ class ContrastiveTrainer(Trainer):
 
     Usage::
 
-        trainer = ContrastiveTrainer(config, build_encoder(config, ctx.device), dataset, ctx)
+        trainer = ContrastiveTrainer(config, spider_encoder(config, ctx.device), dataset, ctx)
         trainer.train(resume=True)      # -> config.output_dir / "final"
+
+    (``spider_encoder`` is in :mod:`spart.training.models`, the datasets in :mod:`spart.training.datasets`.)
     """
 
     metrics_fields = ("step", "epoch", "loss", "lr", "examples_per_s", "elapsed_s")
@@ -241,76 +190,3 @@ class ContrastiveTrainer(Trainer):
 
     def summary(self, row) -> str:
         return f"{super().summary(row)} {row['examples_per_s']:.1f} examples/s"
-
-
-# ---------------------------------------------------------------------- entry point
-# What `spart train` looks for in a trainer module (see spart.cli.train).
-CONFIG_CLASS = ContrastiveTrainingConfig
-
-def build_dataset(config: ContrastiveTrainingConfig) -> Any:
-    """The examples named by ``config.data``: SPIDER recurring-span examples or labelled pairs."""
-    data = config.data
-    if data.kind == "pairs":
-        from spart.training.supervised_pairs import SupervisedPairs
-
-        if data.beir_dir is not None:
-            return SupervisedPairs.from_beir(data.beir_dir, data.split, data.bm25_negatives)
-        return SupervisedPairs.from_dpr_json(data.dpr_json, data.corpus, data.bm25_negatives)
-    try:
-        from spart.training import spider_examples
-    except ImportError as error:
-        raise ValueError(f"SPIDER examples are not available ({error})") from None
-    parts = [
-        spider_examples.open_spider_examples(corpus, spans, seed=config.seed, **data.options)
-        for corpus, spans in data.sources()
-    ]
-    return parts[0] if len(parts) == 1 else ConcatExamples(parts)
-
-
-class ConcatExamples:
-    """Several example datasets as one index space; ``set_epoch`` reaches every part."""
-
-    def __init__(self, parts: Sequence[Any]) -> None:
-        if not parts:
-            raise ValueError("no datasets to concatenate")
-        self.parts = list(parts)
-        self.offsets = [0]
-        for part in self.parts:
-            self.offsets.append(self.offsets[-1] + len(part))
-
-    def __len__(self) -> int:
-        return self.offsets[-1]
-
-    def set_epoch(self, epoch: int) -> None:
-        for part in self.parts:
-            if hasattr(part, "set_epoch"):
-                part.set_epoch(epoch)
-
-    def __getitem__(self, index: int) -> Any:
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        import bisect
-
-        part = bisect.bisect_right(self.offsets, index) - 1
-        return self.parts[part][index - self.offsets[part]]
-
-
-def run_training(config: ContrastiveTrainingConfig, resume: bool = False) -> Path:
-    """Train as ``config`` says, on this process's share of a torchrun job (or alone)."""
-    from spart.training.distributed import (
-        cleanup_distributed,
-        init_distributed,
-        setup_logging,
-    )
-
-    ctx = init_distributed(config.device, timeout_s=config.dist_timeout_s)
-    setup_logging(ctx)
-    try:
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
-        dataset = build_dataset(config)
-        logger.info("%d training examples, %d steps of %d", len(dataset), config.max_steps, config.batch_size)
-        encoder = build_encoder(config, ctx.device)
-        return ContrastiveTrainer(config, encoder, dataset, ctx).train(resume=resume)
-    finally:
-        cleanup_distributed()

@@ -14,7 +14,7 @@ per epoch; we cycle deterministically so a resumed run sees the same examples).
 Usage::
 
     data = SupervisedPairs.from_beir("../shared/data/pydocs", split="train", bm25_negatives=10)
-    data.set_epoch(0); data[0]   # {"query": ..., "positive": PassageRef, "negative": PassageRef, ...}
+    data.set_epoch(0); data[0]   # {"query": ..., "positive": Passage, "negative": Passage, ...}
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spart.training.contrastive import PassageRef
+from spart.data.passages import Passage
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SupervisedPairs:
     :param passages: every passage referenced by a question, by id.
     """
 
-    def __init__(self, questions: Sequence[LabelledQuestion], passages: Mapping[str, PassageRef]) -> None:
+    def __init__(self, questions: Sequence[LabelledQuestion], passages: Mapping[str, Passage]) -> None:
         if not questions:
             raise ValueError("no labelled questions")
         for q in questions:
@@ -89,7 +89,7 @@ class SupervisedPairs:
         qrels_path = beir_dir / "qrels" / f"{split}.tsv"
         qrels = read_beir_qrels(qrels_path)
         queries = {q.id: q.text for q in read_beir_queries(beir_dir / "queries.jsonl")}
-        corpus = [PassageRef(p.id, p.title, p.text) for p in read_beir_corpus(beir_dir / "corpus.jsonl")]
+        corpus = list(read_beir_corpus(beir_dir / "corpus.jsonl"))
         by_id = {p.id: p for p in corpus}
         labelled = []
         for qid in sorted(qrels, key=_natural_key):
@@ -121,7 +121,7 @@ class SupervisedPairs:
             raise ValueError(f"{path}: not valid JSON: {error}") from error
         if not isinstance(records, list):
             raise ValueError(f"{path}: expected a JSON list of questions")
-        passages: dict[str, PassageRef] = {}
+        passages: dict[str, Passage] = {}
         labelled = []
         for n, record in enumerate(records):
             question = record.get("question") if isinstance(record, dict) else None
@@ -138,14 +138,14 @@ class SupervisedPairs:
         if corpus is not None and bm25_negatives > 0:
             from spart.data.readers import read_passages
 
-            corpus_passages = [PassageRef(p.id, p.title, p.text) for p in read_passages(corpus)]
+            corpus_passages = list(read_passages(corpus))
             passages.update({p.id: p for p in corpus_passages})
             labelled = with_bm25_negatives([LabelledQuestion(q.text, q.positive_ids) for q in labelled], corpus_passages, bm25_negatives)
         return cls(labelled, passages)
 
 
 def with_bm25_negatives(
-    questions: Sequence[LabelledQuestion], corpus: Sequence[PassageRef], k: int
+    questions: Sequence[LabelledQuestion], corpus: Sequence[Passage], k: int
 ) -> list[LabelledQuestion]:
     """Each question with its top-``k`` BM25 passages (over ``title text``) that are not relevant to it."""
     if k <= 0:
@@ -168,7 +168,7 @@ def with_bm25_negatives(
     return out
 
 
-def _dpr_ctx(ctx: Any, passages: dict[str, PassageRef], path: Path, n: int) -> str:
+def _dpr_ctx(ctx: Any, passages: dict[str, Passage], path: Path, n: int) -> str:
     if not isinstance(ctx, dict) or not isinstance(ctx.get("text"), str) or not ctx["text"].strip():
         raise ValueError(f"{path}: record {n} has a context without text")
     title = ctx.get("title") or ""
@@ -178,7 +178,7 @@ def _dpr_ctx(ctx: Any, passages: dict[str, PassageRef], path: Path, n: int) -> s
 
         pid = "dpr:" + hashlib.sha1(f"{title}\n{ctx['text']}".encode()).hexdigest()[:16]
     pid = str(pid)
-    passages.setdefault(pid, PassageRef(pid, title, ctx["text"]))
+    passages.setdefault(pid, Passage(id=pid, text=ctx["text"], title=title))
     return pid
 
 

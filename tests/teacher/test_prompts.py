@@ -1,8 +1,5 @@
 import pytest
-from haystack import Document
 
-from spart.data.readers import Passage
-from spart.teacher.passages import TeacherPassage, as_passage
 from spart.teacher.prompts import PromptTemplate, default_template
 
 
@@ -31,28 +28,6 @@ def test_default_templates_differ_by_kind_and_digest():
     assert causal.passage.endswith("\n")
     with pytest.raises(ValueError):
         default_template("encoder")
-
-
-def test_as_passage_accepts_reader_passage_document_and_dict():
-    from_reader = as_passage(Passage("p1", "some text", "A title"))
-    from_doc = as_passage(Document(id="p1", content="some text", meta={"title": "A title"}))
-    from_dict = as_passage({"_id": "p1", "title": "A title", "text": "some text"})
-    assert from_reader == from_doc == from_dict == TeacherPassage("p1", "A title", "some text")
-
-
-def test_as_passage_rejects_missing_text():
-    with pytest.raises(ValueError, match="'d1' has no text"):
-        as_passage(Document(id="d1", content=None))
-    with pytest.raises(ValueError, match="no text"):
-        as_passage({"id": "x", "text": "  "})
-    with pytest.raises(ValueError, match="cannot read"):
-        as_passage(42)
-
-
-def test_text_hash_changes_with_text_and_title():
-    base = TeacherPassage("p", "t", "x")
-    assert base.text_hash != TeacherPassage("p", "t", "y").text_hash
-    assert base.text_hash != TeacherPassage("p", "u", "x").text_hash
 
 
 def test_gguf_architecture_read_from_header(tmp_path):

@@ -1,4 +1,5 @@
-"""A deliberately naive recurring-span miner: the executable specification of :mod:`spart.training.spans`.
+"""A deliberately naive recurring-span miner: the executable specification of :mod:`spart.training.spans`
+(:mod:`~spart.training.spans.semantics`).
 
 It enumerates every candidate span of every passage with nested loops, groups them by their lowercased
 token tuple, and drops non-maximal spans by comparing every pair of recurring spans occurrence by
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spart.training.spans import SpanCluster, SpanMiningConfig, tokenize
+from spart.training.spans.semantics import SpanCluster, SpanMiningConfig, tokenize
 
 
 def _is_candidate(tokens: Sequence[str], lowered: Sequence[str], config: SpanMiningConfig) -> bool:
@@ -33,7 +34,7 @@ def naive_mine_document(passages: Sequence[tuple[str, str]], config: SpanMiningC
 
     :param passages: ``(passage_id, text)`` pairs of one document, in order.
     :param config: the mining semantics.
-    :returns: the clusters, sorted like :func:`spart.training.spans.mine_documents` sorts them.
+    :returns: the clusters, sorted like :func:`spart.training.spans.kernel.mine_documents` sorts them.
     """
     occurrences: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
     for p_index, (_, text) in enumerate(passages):
