@@ -140,7 +140,7 @@ def rerank(rankings: np.ndarray, pool, queries: list[str], depth: int, cache: st
 
 def metrics_for(dataset: str, rankings: np.ndarray, pool, test, qrels) -> dict[str, float]:
     if dataset == "wiki":
-        from spart.evaluation.has_answer import hits_for_ranking
+        from spart.evaluation.answers import hits_for_ranking
         from spart.evaluation.metrics import top_k_accuracy
 
         hits = [hits_for_ranking(answers, [pool[int(i)].text for i in row]) for (_, _, answers), row in zip(test, rankings)]

@@ -45,7 +45,7 @@ def bm25_setup(passages):
 
 def build_pools(pydocs_k: int, trivia_k: int) -> dict:
     from spart.data.readers import read_beir_corpus, read_beir_qrels, read_beir_queries, read_dpr_passages, read_dpr_qa
-    from spart.evaluation.has_answer import has_answer
+    from spart.evaluation.answers import has_answer
 
     pools: dict = {}
     # ---- pydocs

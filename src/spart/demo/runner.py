@@ -157,7 +157,7 @@ def answer_checker(answer: str, article: str | None = None) -> Callable[[Any], b
     """``doc -> bool``: is the passage from the answer's article, or does its text contain the answer (DPR's
     token-level string match)? "Richard Nixon" is not in "Richard Milhous Nixon was the 37th president...",
     yet that passage answers the question, hence the article test."""
-    from spart.evaluation.has_answer import has_answer
+    from spart.evaluation.answers import has_answer
 
     return lambda doc: (article is not None and doc.meta.get("title") == article) or has_answer([answer], doc.content)
 
