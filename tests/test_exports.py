@@ -30,7 +30,7 @@ def _packages() -> list[str]:
 PACKAGES = _packages()
 
 # Runs in the fresh interpreter: prints {name: problem} for every export that is not what its name declares.
-_CHECK = r'''
+_CHECK = r"""
 import importlib, inspect, json, pkgutil, sys, types
 
 package = sys.argv[1]
@@ -45,7 +45,8 @@ def kind_problem(name, obj):
     else:
         expected = inspect.isfunction(obj)
     if not expected:
-        return f"is {type(obj).__name__} {obj!r}, not the {'class' if name[0].isupper() else 'function'} its name declares"
+        declared = "class" if name[0].isupper() else "function"
+        return f"is {type(obj).__name__} {obj!r}, not the {declared} its name declares"
     if obj.__name__ != name:
         return f"is {obj.__module__}.{obj.__name__}, an alias"
     if getattr(importlib.import_module(obj.__module__), name, None) is not obj:
@@ -73,7 +74,7 @@ for info in pkgutil.walk_packages(pkg.__path__, prefix=package + "."):
     importlib.import_module(info.name)
 _, after = check()
 print(json.dumps({"names": names, "first": first, "after_submodules": after}))
-'''
+"""
 
 
 def test_packages_are_found():
@@ -91,10 +92,12 @@ def test_every_export_imports_as_what_its_name_declares(package):
 
 
 def test_has_answer_is_the_function():
-    code = ("import spart.evaluation.answers\n"
-            "from spart.evaluation import has_answer\n"
-            "assert callable(has_answer) and has_answer.__name__ == 'has_answer', has_answer\n"
-            "assert has_answer(['Nixon'], 'Richard Nixon') is True\n")
+    code = (
+        "import spart.evaluation.answers\n"
+        "from spart.evaluation import has_answer\n"
+        "assert callable(has_answer) and has_answer.__name__ == 'has_answer', has_answer\n"
+        "assert has_answer(['Nixon'], 'Richard Nixon') is True\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
 
@@ -105,7 +108,9 @@ def test_lazy_exports_refuse_a_name_that_is_also_a_submodule(tmp_path, monkeypat
     (package / "thing.py").write_text("def thing():\n    return 1\n", encoding="utf-8")
     (package / "__init__.py").write_text(
         "from spart._lazy import lazy_exports\n"
-        "__all__, __getattr__, __dir__ = lazy_exports(__name__, {'thing': '.thing'})\n", encoding="utf-8")
+        "__all__, __getattr__, __dir__ = lazy_exports(__name__, {'thing': '.thing'})\n",
+        encoding="utf-8",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ImportError, match=r"shadowpkg: exported name\(s\) \['thing'\] are also submodules"):
         __import__("shadowpkg")
