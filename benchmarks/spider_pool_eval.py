@@ -13,8 +13,8 @@ docs/training-spider.md, so each model re-ranks a fixed candidate pool per quest
 
 Usage (from the repository root)::
 
-    nice -n 10 .venv/bin/python benchmarks/spider_pool_eval.py --out ../runs/d2/eval.json \\
-        init-cls=all-MiniLM-L6-v2:cls spider-100=../runs/d2/spider-minilm/models/step-00000100
+    nice -n 10 .venv/bin/python benchmarks/spider_pool_eval.py --out ../runs/spider-pool-eval.json \\
+        init-cls=all-MiniLM-L6-v2:cls spider-100=../runs/spider-minilm/models/step-00000100
 
 A model spec is ``name=path[:pooling]``; pooling ``cls``/``mean`` overrides the model's own (``mean`` also
 L2-normalises, as all-MiniLM-L6-v2 does natively). Results already in ``--out`` are kept (incremental).
