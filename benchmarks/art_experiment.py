@@ -7,11 +7,11 @@ still find the right passage among thousands of mostly lexically similar ones. A
 
 Usage::
 
-    python benchmarks/art_experiment.py pool --dataset pydocs --out /work/runs/art/pydocs-pool
-    spart train art --config ... --set evidence=/work/runs/art/pydocs-pool/corpus.jsonl \\
-        --set questions=/work/runs/art/pydocs-pool/train-questions.txt
-    python benchmarks/art_experiment.py eval --dataset pydocs --pool /work/runs/art/pydocs-pool \\
-        --model init=all-MiniLM-L6-v2 --model art=/work/runs/art/pydocs/final --rerank 8 --out results.json
+    python benchmarks/art_experiment.py pool --dataset pydocs --out ../runs/art/pydocs-pool
+    spart train art --config ... --set evidence=../runs/art/pydocs-pool/corpus.jsonl \\
+        --set questions=../runs/art/pydocs-pool/train-questions.txt
+    python benchmarks/art_experiment.py eval --dataset pydocs --pool ../runs/art/pydocs-pool \\
+        --model init=all-MiniLM-L6-v2 --model art=../runs/art/pydocs/final --rerank 8 --out results.json
 
 ``eval`` prints each metric with its ratio against BM25 and against the initial model, measured in the same run.
 """
@@ -140,7 +140,7 @@ def rerank(rankings: np.ndarray, pool, queries: list[str], depth: int, cache: st
 
 def metrics_for(dataset: str, rankings: np.ndarray, pool, test, qrels) -> dict[str, float]:
     if dataset == "wiki":
-        from spart.evaluation.has_answer import hits_for_ranking
+        from spart.evaluation.answers import hits_for_ranking
         from spart.evaluation.metrics import top_k_accuracy
 
         hits = [hits_for_ranking(answers, [pool[int(i)].text for i in row]) for (_, _, answers), row in zip(test, rankings)]
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     e.add_argument("--pool", required=True)
     e.add_argument("--model", action="append", default=[], help="name=location; the first is the baseline")
     e.add_argument("--rerank", type=int, default=0, help="rerank the first model's top-N with the LM teacher")
-    e.add_argument("--cache", default="/work/runs/art/teacher-scores.sqlite")
+    e.add_argument("--cache", default="../runs/art/teacher-scores.sqlite")
     e.add_argument("--k", type=int, default=20)
     e.add_argument("--out")
     args = parser.parse_args(argv)

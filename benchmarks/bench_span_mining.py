@@ -14,7 +14,7 @@ documents) and eligible passages per second (passages of documents that are actu
 
 Rerun (about a minute on 2 cores):
 
-    cd /work/main && nice -n 10 .venv/bin/python benchmarks/bench_span_mining.py --out-dir /work/runs/spans
+    nice -n 10 .venv/bin/python benchmarks/bench_span_mining.py --out-dir ../runs/spans   # from the repository root
 """
 
 from __future__ import annotations

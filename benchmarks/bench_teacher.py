@@ -17,7 +17,7 @@ Run (from the repo root; the machine is shared, so nice and 2 threads)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_teacher.py throughput --queries 8 --k 20 --threads 2
     nice -n 10 .venv/bin/python benchmarks/bench_teacher.py rerank --queries 30 --k 20 --threads 2 \
-        --cache /tmp/spart-teacher-bench.sqlite
+        --cache ../runs/teacher-bench/rerank.sqlite
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Usage::
 
     .venv/bin/python benchmarks/plot_art_results.py --out docs/figures/art-learning-curve.png \\
-        --series "pydocs:ART from SPIDER=/work/runs/s2/pydocs-from-spider" \\
-        --start "pydocs:ART from SPIDER=/work/runs/lead/pydocs-spider-00000050.json" \\
-        --ref "pydocs:BM25=0.210" --eval-dir /work/runs/s2/eval
+        --series "pydocs:ART from SPIDER=../runs/art-full/pydocs-from-spider" \\
+        --start "pydocs:ART from SPIDER=../runs/art-full/eval/pydocs-spider-128.json" \\
+        --ref "pydocs:BM25=0.210" --eval-dir ../runs/art-full/eval
 
 A series ``DATASET:LABEL=RUN_DIR`` takes its points from ``<eval-dir>/<run dir name>-<step>.json`` (one
 ``spart eval --out`` file per exported step) and its loss from ``RUN_DIR/metrics.csv``; ``--start`` gives the

@@ -2,8 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/plot_spider_results.py --eval ../runs/d2/eval.json \\
-        --run minilm=../runs/d2/spider-minilm --run random=../runs/d2/spider-random \\
+    .venv/bin/python benchmarks/plot_spider_results.py --eval ../runs/spider-pool-eval.json \\
+        --run minilm=../runs/spider-minilm --run random=../runs/spider-random \\
         --out docs/figures/spider-learning-curve.png
 
 Evaluation entries named ``<run>@<step>`` (e.g. ``minilm@25``) give the curve points; ``bm25`` is drawn as

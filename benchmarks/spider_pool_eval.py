@@ -13,8 +13,8 @@ docs/training-spider.md, so each model re-ranks a fixed candidate pool per quest
 
 Usage (from the repository root)::
 
-    nice -n 10 .venv/bin/python benchmarks/spider_pool_eval.py --out ../runs/d2/eval.json \\
-        init-cls=all-MiniLM-L6-v2:cls spider-100=../runs/d2/spider-minilm/models/step-00000100
+    nice -n 10 .venv/bin/python benchmarks/spider_pool_eval.py --out ../runs/spider-pool-eval.json \\
+        init-cls=all-MiniLM-L6-v2:cls spider-100=../runs/spider-minilm/models/step-00000100
 
 A model spec is ``name=path[:pooling]``; pooling ``cls``/``mean`` overrides the model's own (``mean`` also
 L2-normalises, as all-MiniLM-L6-v2 does natively). Results already in ``--out`` are kept (incremental).
@@ -45,7 +45,7 @@ def bm25_setup(passages):
 
 def build_pools(pydocs_k: int, trivia_k: int) -> dict:
     from spart.data.readers import read_beir_corpus, read_beir_qrels, read_beir_queries, read_dpr_passages, read_dpr_qa
-    from spart.evaluation.has_answer import has_answer
+    from spart.evaluation.answers import has_answer
 
     pools: dict = {}
     # ---- pydocs

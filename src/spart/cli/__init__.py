@@ -13,6 +13,8 @@ import os
 import pkgutil
 import sys
 
+from spart._extras import MissingExtraError
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spart", description=__doc__.splitlines()[0])
@@ -41,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input is reported as one line that names the problem, not a traceback.
+    except (ValueError, FileNotFoundError, MissingExtraError) as error:
+        # Bad input or a missing extra is reported as one line that names the problem, not a traceback.
         print(f"spart {args.command}: error: {error}", file=sys.stderr)
         return 2
 

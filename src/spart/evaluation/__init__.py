@@ -8,8 +8,8 @@ from __future__ import annotations
 from spart._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "has_answer": "spart.evaluation.has_answer",
-    "hits_for_ranking": "spart.evaluation.has_answer",
+    "has_answer": "spart.evaluation.answers",
+    "hits_for_ranking": "spart.evaluation.answers",
     "top_k_accuracy": "spart.evaluation.metrics",
     "accuracy_curve": "spart.evaluation.metrics",
     "beir_metrics": "spart.evaluation.metrics",

@@ -1,6 +1,6 @@
 """Evaluate rankings (from any pipeline, or fused offline) on a DPR or BEIR data set.
 
-- DPR data sets: top-k answer accuracy, with :func:`spart.evaluation.has_answer.has_answer` run on each
+- DPR data sets: top-k answer accuracy, with :func:`spart.evaluation.answers.has_answer` run on each
   retrieved passage's **text from the corpus file** (looked up by id, as DPR does), never its title.
 - BEIR data sets: ranx metrics against the qrels (nDCG@10, Recall@20/100, MRR@10, MAP by default).
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from spart.evaluation.datasets import BEIR, DPR, EvalDataset
-from spart.evaluation.has_answer import hits_for_ranking
+from spart.evaluation.answers import hits_for_ranking
 from spart.evaluation.metrics import DEFAULT_BEIR_METRICS, DEFAULT_KS, accuracy_curve, beir_metrics, first_hit_ranks, top_k_accuracy
 from spart.evaluation.runs import Retrieved, run_pipeline, write_jsonl
 

@@ -29,7 +29,7 @@ def load_any_pipeline(spec: str, **overrides: Any):
     :raises ValueError: when the pipeline cannot be resolved or overrides cannot be applied.
     """
     try:
-        from spart.pipelines import load_pipeline  # engineer B's loader (names, YAML, overrides)
+        from spart.pipelines import load_pipeline  # names, YAML files and overrides
     except ImportError:
         load_pipeline = None
     if load_pipeline is not None:

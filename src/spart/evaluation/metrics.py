@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from spart._extras import require
+
 DEFAULT_KS = (1, 5, 20, 100)
 DEFAULT_BEIR_METRICS = ("ndcg@10", "recall@20", "recall@100", "mrr@10", "map")
 
@@ -44,7 +46,7 @@ def top_k_accuracy(hits_per_question: Sequence[Sequence[bool]], ks: Sequence[int
     """DPR top-k retrieval accuracy: the share of questions with an answer-bearing passage in the top k.
 
     :param hits_per_question: per question, one bool per retrieved passage (best first), e.g. from
-        :func:`spart.evaluation.has_answer.hits_for_ranking`. A question with fewer than k results is judged
+        :func:`spart.evaluation.answers.hits_for_ranking`. A question with fewer than k results is judged
         on what it has.
     :param ks: cut-offs.
     :returns: ``{k: accuracy in [0, 1]}``.
@@ -74,7 +76,7 @@ def accuracy_curve(hits_per_question: Sequence[Sequence[bool]], max_k: int = 100
 
 def to_ranx_run(ranked_ids: Mapping[str, Sequence[str]], name: str = "run"):
     """Build a ``ranx.Run`` whose order is exactly the given ranking (scores ``n - rank``)."""
-    from ranx import Run
+    Run = require("ranx", "eval").Run
 
     run: dict[str, dict[str, float]] = {}
     for qid, ids in ranked_ids.items():
@@ -87,7 +89,7 @@ def to_ranx_run(ranked_ids: Mapping[str, Sequence[str]], name: str = "run"):
 
 
 def _ranx_qrels(qrels: Mapping[str, Mapping[str, int]]):
-    from ranx import Qrels
+    Qrels = require("ranx", "eval").Qrels
 
     return Qrels({str(q): {str(d): int(s) for d, s in docs.items()} for q, docs in qrels.items()})
 
@@ -113,7 +115,7 @@ def beir_metrics(
     :returns: ``(means, per_query)`` where ``per_query[qid][metric]`` is the query's value.
     :raises ValueError: if qrels are empty or a judged query has no ranking.
     """
-    from ranx import evaluate
+    evaluate = require("ranx", "eval").evaluate
 
     if not qrels:
         raise ValueError("qrels are empty")
@@ -149,7 +151,7 @@ def compare_runs(
     :returns: ranx's report as a dict: per system its scores, p-values against every other system
         (``comparisons``) and win/tie/loss counts.
     """
-    from ranx import compare
+    compare = require("ranx", "eval").compare
 
     if len(runs) < 2:
         raise ValueError("compare_runs needs at least two runs")
@@ -169,7 +171,7 @@ def paired_significance(a: Sequence[float], b: Sequence[float], test: str = "stu
 
     :returns: the p-value (1.0 when the two vectors are identical).
     """
-    from scipy import stats
+    stats = require("scipy.stats", "eval")
 
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)

@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from spart._extras import require
 from spart.atomic import atomic_write
 from spart.evaluation.evaluate import SystemResult
 
@@ -23,7 +24,7 @@ def plot_topk_curves(results: Sequence[SystemResult], path: str | os.PathLike, t
     :param title: optional figure title.
     :returns: the written path.
     """
-    import matplotlib
+    matplotlib = require("matplotlib", "eval")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

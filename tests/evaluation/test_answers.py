@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spart.evaluation.has_answer import has_answer, hits_for_ranking, normalize, tokenize
+from spart.evaluation.answers import has_answer, hits_for_ranking, normalize, tokenize
 
 
 @pytest.mark.parametrize(
