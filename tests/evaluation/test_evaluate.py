@@ -6,8 +6,9 @@ import pytest
 from haystack import Document, Pipeline, component
 
 from spart.evaluation.datasets import load_dataset
-from spart.evaluation.evaluate import evaluate_pipeline, evaluate_rankings, hit_vector
-from spart.evaluation.runs import Retrieved, output_component, query_inputs, read_jsonl, run_pipeline
+from spart.evaluation.evaluate import evaluate_pipeline, evaluate_rankings
+from spart.evaluation.runs import Retrieved, read_jsonl, run_pipeline
+from spart.evaluation.significance import hits_in_top
 
 
 @component
@@ -76,7 +77,7 @@ def test_evaluate_bm25_pipeline_dpr(dpr_dir, tmp_path, bm25_pipeline):
     assert all(len(r["doc_ids"]) == 3 == len(r["scores"]) for r in records)
     # questions 1, 2 and 4 are answerable from texts (the Hubble answer is only in a title)
     assert result.summary["top3"] == pytest.approx(0.75)
-    assert hit_vector(result, 3).tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert hits_in_top(result.per_query, 3).tolist() == [1.0, 1.0, 0.0, 1.0]
 
 
 def test_evaluate_beir_fixed_rankings(beir_dir):
@@ -92,18 +93,34 @@ def test_evaluate_beir_fixed_rankings(beir_dir):
     assert result.per_query[1]["hits"] == [1, 0, 0, 1]
 
 
-def test_query_inputs_and_output_component():
-    pipeline = fixed_pipeline(["a"])
-    assert query_inputs(pipeline, "q?", top_k=7) == {"retriever": {"query": "q?", "top_k": 7}}
-    assert query_inputs(pipeline, "q?") == {"retriever": {"query": "q?"}}
-    assert output_component(pipeline) == "retriever"
-    with pytest.raises(ValueError, match="no component"):
-        output_component(pipeline, "ranker")
-
-
 def test_run_pipeline_rejects_bad_top_k():
     with pytest.raises(ValueError, match="top_k"):
         run_pipeline(fixed_pipeline(["a"]), ["q"], top_k=0)
+    with pytest.raises(ValueError, match="depth must be a positive integer or None, got 0"):
+        run_pipeline(fixed_pipeline(["a"]), ["q"], top_k=3, depth=0)
+
+
+@component
+class KeepFirst:
+    """A stand-in ranker: keeps the first top_k candidates and records how many it was given."""
+
+    def __init__(self):
+        self.seen: list[int] = []
+
+    @component.output_types(documents=list[Document])
+    def run(self, query: str, documents: list[Document], top_k: int = 10):
+        self.seen.append(len(documents))
+        return {"documents": documents[:top_k]}
+
+
+def test_evaluate_depth_is_the_number_of_candidates_a_ranker_scores(dpr_dir):
+    pipeline = fixed_pipeline(["p4", "p3", "p2", "p1", "p5"])
+    pipeline.add_component("ranker", KeepFirst())
+    pipeline.connect("retriever.documents", "ranker.documents")
+    ds = load_dataset(dpr_dir, "test")
+    result = evaluate_pipeline(pipeline, ds, top_k=2, depth=4, ks=(1, 2), show_progress=False)
+    assert pipeline.get_component("ranker").seen == [4, 4, 4, 4]
+    assert all(len(r["doc_ids"]) == 2 for r in result.per_query)
 
 
 def test_evaluate_rankings_length_mismatch(dpr_dir):
