@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from haystack import Document, Pipeline, component
 
 from spart.evaluation.datasets import load_dataset
 from spart.evaluation.evaluate import evaluate_pipeline, evaluate_rankings
 from spart.evaluation.runs import Retrieved, read_jsonl, run_pipeline
 from spart.evaluation.significance import hits_in_top
 
-
-@component
-class FixedRetriever:
-    """Returns the same ranked ids for every query (the order given), to make expected values exact."""
-
-    def __init__(self, ids: list[str]):
-        self.ids = ids
-
-    @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: int = 10):
-        return {"documents": [Document(id=i, content=f"content of {i}", score=1.0 / (r + 1)) for r, i in enumerate(self.ids[:top_k])]}
-
-
-def fixed_pipeline(ids):
-    pipeline = Pipeline()
-    pipeline.add_component("retriever", FixedRetriever(ids))
-    return pipeline
+from _fake_components import fixed_pipeline, rerank_pipeline
 
 
 def test_load_dataset_dpr_directory(dpr_dir):
@@ -100,23 +83,8 @@ def test_run_pipeline_rejects_bad_top_k():
         run_pipeline(fixed_pipeline(["a"]), ["q"], top_k=3, depth=0)
 
 
-@component
-class KeepFirst:
-    """A stand-in ranker: keeps the first top_k candidates and records how many it was given."""
-
-    def __init__(self):
-        self.seen: list[int] = []
-
-    @component.output_types(documents=list[Document])
-    def run(self, query: str, documents: list[Document], top_k: int = 10):
-        self.seen.append(len(documents))
-        return {"documents": documents[:top_k]}
-
-
 def test_evaluate_depth_is_the_number_of_candidates_a_ranker_scores(dpr_dir):
-    pipeline = fixed_pipeline(["p4", "p3", "p2", "p1", "p5"])
-    pipeline.add_component("ranker", KeepFirst())
-    pipeline.connect("retriever.documents", "ranker.documents")
+    pipeline = rerank_pipeline(["p4", "p3", "p2", "p1", "p5"])
     ds = load_dataset(dpr_dir, "test")
     result = evaluate_pipeline(pipeline, ds, top_k=2, depth=4, ks=(1, 2), show_progress=False)
     assert pipeline.get_component("ranker").seen == [4, 4, 4, 4]

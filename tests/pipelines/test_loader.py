@@ -194,3 +194,11 @@ def test_user_yaml_with_unknown_class(tmp_path, tiny_store):
     path.write_text("components:\n  x:\n    type: spart.nowhere.Missing\n    init_parameters: {}\nconnections: []\n")
     with pytest.raises(ValueError, match="cannot build pipeline"):
         load_pipeline(path)
+
+
+def test_configure_pipeline_dict_refuses_unknown_overrides():
+    from spart.pipelines import configure_pipeline_dict
+
+    data = read_pipeline_dict("bm25_qa")
+    with pytest.raises(ValueError, match=r"unknown pipeline overrides \['top_k'\]"):
+        configure_pipeline_dict(data, top_k=3)

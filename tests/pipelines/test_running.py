@@ -9,32 +9,9 @@ from spart.pipelines import load_pipeline
 from spart.pipelines.display import ask
 from spart.pipelines.running import document_components, output_component, question_inputs, retrieve, run_question
 
+from _fake_components import FixedRetriever, fixed_pipeline, rerank_pipeline
+
 Q = "first artificial satellite"
-
-
-@component
-class FixedRetriever:
-    """Returns the same ranked ids for every query (the order given)."""
-
-    def __init__(self, ids: list[str]):
-        self.ids = ids
-
-    @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: int = 10):
-        return {"documents": [Document(id=i, content=f"content of {i}", score=1.0 / (r + 1)) for r, i in enumerate(self.ids[:top_k])]}
-
-
-@component
-class CountingRanker:
-    """Keeps the first top_k documents and records how many candidates it was given."""
-
-    def __init__(self):
-        self.seen: list[int] = []
-
-    @component.output_types(documents=list[Document])
-    def run(self, query: str, documents: list[Document], top_k: int = 10):
-        self.seen.append(len(documents))
-        return {"documents": documents[:top_k]}
 
 
 @component
@@ -42,19 +19,6 @@ class NoTopK:
     @component.output_types(documents=list[Document])
     def run(self, query: str):
         return {"documents": []}
-
-
-def fixed_pipeline(ids):
-    pipeline = Pipeline()
-    pipeline.add_component("retriever", FixedRetriever(ids))
-    return pipeline
-
-
-def rerank_pipeline(ids):
-    pipeline = fixed_pipeline(ids)
-    pipeline.add_component("ranker", CountingRanker())
-    pipeline.connect("retriever.documents", "ranker.documents")
-    return pipeline
 
 
 def test_question_inputs_and_output_component():
@@ -105,8 +69,9 @@ def test_pipelines_the_runner_refuses():
         question_inputs(fixed_pipeline(["a"]), "  ")
     two = fixed_pipeline(["a"])
     two.add_component("other", FixedRetriever(["b"]))
+    assert question_inputs(two, "q") == {"retriever": {"query": "q"}, "other": {"query": "q"}}
     with pytest.raises(ValueError, match="exactly one component"):
-        question_inputs(two, "q")
+        question_inputs(two, "q", depth=3)
     assert output_component(two, "other") == "other"
     without = Pipeline()
     without.add_component("fixed", NoTopK())

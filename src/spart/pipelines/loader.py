@@ -33,6 +33,8 @@ ALLOWED_MODULES = ["spart"]
 
 STORE_TYPE = "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
 FUSER_TYPE = "spart.components.fusers.hybrid_score_fuser.HybridScoreFuser"
+# load_pipeline's overrides that configure_pipeline_dict applies to the dictionary (top_k goes to the built pipeline)
+DICT_OVERRIDES = ("store", "model", "passage_model", "method", "device", "precision", "fusion", "weights", "components")
 
 
 def available_pipelines() -> list[str]:
@@ -157,41 +159,35 @@ def _set_final_top_k(pipeline: "Pipeline", top_k: int, components: dict[str, dic
     instance.top_k = top_k
 
 
-def configure_pipeline_dict(
-    data: dict[str, Any],
-    *,
-    store: str | os.PathLike | None = None,
-    model: str | None = None,
-    passage_model: str | None = None,
-    method: str | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    fusion: str | None = None,
-    weights: Sequence[float] | None = None,
-    components: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Apply :func:`load_pipeline`'s overrides (all but ``top_k``, which is set on the built pipeline's output
-    component) to a pipeline dictionary; a modified copy is returned."""
+def configure_pipeline_dict(data: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """Apply :func:`load_pipeline`'s overrides to a pipeline dictionary (a modified copy is returned).
+
+    ``top_k`` is not one of them here: :func:`load_pipeline` sets it on the built pipeline's output component.
+
+    :raises ValueError: for an override :func:`load_pipeline` does not take, or one that does not apply.
+    """
+    unknown = sorted(set(overrides) - set(DICT_OVERRIDES))
+    if unknown:
+        raise ValueError(f"unknown pipeline overrides {unknown}; the pipeline dictionary takes {list(DICT_OVERRIDES)}")
     data = copy.deepcopy(data)
     specs: dict[str, dict[str, Any]] = data["components"]
+    store = overrides.get("store")
     _configure_stores(specs, store)
-    _configure_text_embedders(
-        specs, store, dict(model=model, passage_model=passage_model, method=method, device=device, precision=precision)
-    )
+    _configure_text_embedders(specs, store, overrides)
 
-    if fusion is not None or weights is not None:
+    if overrides.get("fusion") is not None or overrides.get("weights") is not None:
         fusers = [spec for spec in specs.values() if spec["type"] == FUSER_TYPE]
         if not fusers:
             raise ValueError("fusion/weights given, but this pipeline has no HybridScoreFuser")
-        if fusion is not None and fusion not in FUSION_MODES:
-            raise ValueError(f"unknown fusion mode {fusion!r}; choose one of {FUSION_MODES}")
+        if overrides.get("fusion") is not None and overrides["fusion"] not in FUSION_MODES:
+            raise ValueError(f"unknown fusion mode {overrides['fusion']!r}; choose one of {FUSION_MODES}")
         for spec in fusers:
-            if fusion is not None:
-                spec["init_parameters"]["mode"] = fusion
-            if weights is not None:
-                spec["init_parameters"]["weights"] = [float(w) for w in weights]
+            if overrides.get("fusion") is not None:
+                spec["init_parameters"]["mode"] = overrides["fusion"]
+            if overrides.get("weights") is not None:
+                spec["init_parameters"]["weights"] = [float(w) for w in overrides["weights"]]
 
-    for name, params in (components or {}).items():
+    for name, params in (overrides.get("components") or {}).items():
         if name not in specs:
             raise ValueError(f"no component named {name!r} in this pipeline; it has {sorted(specs)}")
         if not isinstance(params, dict):

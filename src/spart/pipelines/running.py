@@ -68,8 +68,9 @@ def question_inputs(
         an open ``top_k`` input (``None``: their own settings).
     :returns: ``{component: {input: value}}``, for this call only (the components are not changed).
     :raises ValueError: on an empty question, a ``top_k``/``depth`` that is not a positive integer, a pipeline
-        with no question input or with a mandatory input that is not a question, an output component without
-        an open ``top_k`` input when ``top_k`` is given.
+        with no question input or with a mandatory input that is not a question; when ``top_k`` or ``depth`` is
+        given, a pipeline without exactly one output component, or (``top_k``) one without an open ``top_k``
+        input.
     """
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"the question must be a non-empty string, got {question!r}")
@@ -85,6 +86,8 @@ def question_inputs(
                 raise ValueError(f"pipeline input {component}.{socket} is mandatory but is not a question input")
     if not data:
         raise ValueError(f"the pipeline has no open input named one of {QUESTION_SOCKETS} to receive the question")
+    if top_k is None and depth is None:
+        return data
     final = output_component(pipeline)
     if top_k is not None:
         if "top_k" not in inputs.get(final, {}):
