@@ -14,7 +14,8 @@ class FixedRetriever:
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: int = 10):
-        return {"documents": [Document(id=i, content=f"content of {i}", score=1.0 / (r + 1)) for r, i in enumerate(self.ids[:top_k])]}
+        ranked = enumerate(self.ids[:top_k])
+        return {"documents": [Document(id=i, content=f"content of {i}", score=1.0 / (r + 1)) for r, i in ranked]}
 
 
 @component

@@ -66,7 +66,8 @@ def test_documented_inputs_and_outputs(name, inputs, output, tiny_store):
     }
     assert {c: s for c, s in mandatory.items() if s} == inputs
     assert set(pipeline.outputs()) == {output}
-    assert question_inputs(pipeline, "who wrote hamlet?") == {c: {s: "who wrote hamlet?" for s in ss} for c, ss in inputs.items()}
+    question = "who wrote hamlet?"
+    assert question_inputs(pipeline, question) == {c: {s: question for s in ss} for c, ss in inputs.items()}
 
 
 def test_bm25_pipeline_finds_the_matching_passage(tiny_store):
@@ -78,7 +79,8 @@ def test_bm25_pipeline_finds_the_matching_passage(tiny_store):
 def test_hybrid_pipeline_fuses_both_retrievers(tiny_store):
     pipeline = load_pipeline("hybrid_qa", store=tiny_store, top_k=4)
     question = "first artificial satellite"
-    result = pipeline.run(question_inputs(pipeline, question), include_outputs_from={"dense_retriever", "bm25_retriever"})
+    keep = {"dense_retriever", "bm25_retriever"}
+    result = pipeline.run(question_inputs(pipeline, question), include_outputs_from=keep)
     fused = result["fuser"]["documents"]
     dense = {d.id: d.score for d in result["dense_retriever"]["documents"]}
     bm25 = {d.id: d.score for d in result["bm25_retriever"]["documents"]}

@@ -96,11 +96,13 @@ def test_pipelines_the_runner_refuses():
     [
         ("bm25_qa", {"bm25_retriever": {"query": Q, "top_k": 3}}),
         ("dense_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 3}}),
-        ("hybrid_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5}, "bm25_retriever": {"query": Q, "top_k": 5},
-                       "fuser": {"top_k": 3}}),
-        ("dense_rerank_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5}, "ranker": {"query": Q, "top_k": 3}}),
+        ("hybrid_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5},
+                       "bm25_retriever": {"query": Q, "top_k": 5}, "fuser": {"top_k": 3}}),
+        ("dense_rerank_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5},
+                             "ranker": {"query": Q, "top_k": 3}}),
         ("hybrid_rerank_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5},
-                              "bm25_retriever": {"query": Q, "top_k": 5}, "fuser": {"top_k": 5}, "ranker": {"query": Q, "top_k": 3}}),
+                              "bm25_retriever": {"query": Q, "top_k": 5}, "fuser": {"top_k": 5},
+                              "ranker": {"query": Q, "top_k": 3}}),
     ],
 )
 def test_rule_on_the_packaged_pipelines(name, expected, tiny_store):

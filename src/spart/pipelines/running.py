@@ -48,7 +48,9 @@ def output_component(pipeline: "Pipeline", name: str | None = None) -> str:
     if name is not None:
         listing = document_components(pipeline)
         if name not in listing:
-            raise ValueError(f"pipeline has no component {name!r} with a 'documents' output; those that have one: {listing}")
+            raise ValueError(
+                f"pipeline has no component {name!r} with a 'documents' output; those that have one: {listing}"
+            )
         return name
     finals = [comp for comp, sockets in pipeline.outputs().items() if DOCUMENTS in sockets]
     if len(finals) != 1:

@@ -7,7 +7,14 @@ from haystack.core.serialization import generate_qualified_class_name
 
 from spart.components import embedders
 from spart.components.embedders._base import DocumentEmbedderBase, TextEmbedderBase
-from spart.components.embedders.methods import EMBEDDER_TYPES, METHODS, ROLES, embedder_class, embedder_type, method_and_role
+from spart.components.embedders.methods import (
+    EMBEDDER_TYPES,
+    METHODS,
+    ROLES,
+    embedder_class,
+    embedder_type,
+    method_and_role,
+)
 from spart.encoders.config import ART_DEFAULTS, SPIDER_DEFAULTS
 
 PRESETS = {"spider": SPIDER_DEFAULTS, "art": ART_DEFAULTS}
