@@ -96,7 +96,7 @@ def _compare_runs():
 
 
 def _paired_significance():
-    from spart.evaluation.metrics import paired_significance
+    from spart.evaluation.significance import paired_significance
 
     paired_significance([0.0, 1.0], [1.0, 1.0])
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 
+from spart.validation import check_top_k
+
 RankedList = Sequence[tuple[Hashable, float]]
 Fused = list[tuple[Hashable, float]]
 
@@ -88,11 +90,6 @@ def check_weights(weights: Sequence[float] | None, n_lists: int, default_weight:
     return [float(w) for w in weights]
 
 
-def _check_top_k(top_k: int | None) -> None:
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-
-
 def _finish(totals: dict[Hashable, float], top_k: int | None) -> Fused:
     # Python's sort is stable and `totals` keeps first-appearance order, which is the documented tie-break.
     fused = sorted(totals.items(), key=lambda item: -item[1])
@@ -120,7 +117,7 @@ def reciprocal_rank_fusion(
     """
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
         raise ValueError(f"the RRF constant k must be a finite number >= 0, got {k!r}")
-    _check_top_k(top_k)
+    check_top_k(top_k, allow_none=True)
     lists, weights = _prepare(ranked_lists, weights, 1.0, need_scores=False)
     totals = _union(lists)
     for ranked, weight in zip(lists, weights):
@@ -190,7 +187,7 @@ def convex_combination(
     """
     if normalization not in ("minmax", "zscore"):
         raise ValueError(f"normalization must be 'minmax' or 'zscore', got {normalization!r}")
-    _check_top_k(top_k)
+    check_top_k(top_k, allow_none=True)
     n = len(ranked_lists) if isinstance(ranked_lists, Sequence) else 0
     lists, weights = _prepare(ranked_lists, weights, 1.0 / max(n, 1), need_scores=True)
     values = [normalize_scores([s for _, s in ranked], normalization) for ranked in lists]
@@ -209,7 +206,7 @@ def weighted_raw_sum(
     :param top_k: keep the best ``top_k`` fused documents (``None``: all).
     :returns: ``[(doc_id, fused_score), ...]``, best first.
     """
-    _check_top_k(top_k)
+    check_top_k(top_k, allow_none=True)
     lists, weights = _prepare(ranked_lists, weights, 1.0, need_scores=True)
     values = []
     for ranked in lists:

@@ -104,6 +104,18 @@ def test_eval_rejects_bad_top_k(wiki):
         main(["eval", "--pipeline", "x.yaml", "--dataset", str(wiki), "--top-k", "0,5"])
 
 
+@pytest.mark.parametrize(
+    ("command", "value"),
+    [("eval", "0"), ("eval", "-3"), ("eval", "ten"), ("tune-fusion", "0"), ("tune-fusion", "-1")],
+)
+def test_depth_must_be_positive(wiki, capsys, command, value):
+    # 0 used to fall back to the default through a falsy `or`; every non-positive depth is now refused
+    with pytest.raises(SystemExit) as info:
+        main([command, "--pipeline", "x.yaml", "--dataset", str(wiki), "--depth", value])
+    assert info.value.code == 2
+    assert f"argument --depth: expected a positive integer, got '{value}'" in capsys.readouterr().err
+
+
 def test_tune_fusion_cli_refuses_test_and_saves_tuned_pipeline(tmp_path, wiki, capsys):
     from haystack import Pipeline
 

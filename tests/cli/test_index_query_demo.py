@@ -99,6 +99,12 @@ def test_query_errors(tmp_path, capsys):
     assert "store directory not found" in capsys.readouterr().err
     assert main(["query", "   ", "--store", str(tmp_path)]) == 2
     assert "empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["query", "q", "--store", str(tmp_path), "--show-lists", "-1"])
+    assert "argument --show-lists: expected a non-negative integer, got '-1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--show", "-2"])
+    assert "argument --show: expected a non-negative integer, got '-2'" in capsys.readouterr().err
 
 
 def test_demo_reports_a_failed_download(tmp_path, monkeypatch, capsys):

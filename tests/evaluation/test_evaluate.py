@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from haystack import Document, Pipeline, component
 
 from spart.evaluation.datasets import load_dataset
-from spart.evaluation.evaluate import evaluate_pipeline, evaluate_rankings, hit_vector
-from spart.evaluation.runs import Retrieved, output_component, query_inputs, read_jsonl, run_pipeline
+from spart.evaluation.evaluate import evaluate_pipeline, evaluate_rankings
+from spart.evaluation.runs import Retrieved, read_jsonl, run_pipeline
+from spart.evaluation.significance import hits_in_top
 
-
-@component
-class FixedRetriever:
-    """Returns the same ranked ids for every query (the order given), to make expected values exact."""
-
-    def __init__(self, ids: list[str]):
-        self.ids = ids
-
-    @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: int = 10):
-        return {"documents": [Document(id=i, content=f"content of {i}", score=1.0 / (r + 1)) for r, i in enumerate(self.ids[:top_k])]}
-
-
-def fixed_pipeline(ids):
-    pipeline = Pipeline()
-    pipeline.add_component("retriever", FixedRetriever(ids))
-    return pipeline
+from _fake_components import fixed_pipeline, rerank_pipeline
 
 
 def test_load_dataset_dpr_directory(dpr_dir):
@@ -76,7 +60,7 @@ def test_evaluate_bm25_pipeline_dpr(dpr_dir, tmp_path, bm25_pipeline):
     assert all(len(r["doc_ids"]) == 3 == len(r["scores"]) for r in records)
     # questions 1, 2 and 4 are answerable from texts (the Hubble answer is only in a title)
     assert result.summary["top3"] == pytest.approx(0.75)
-    assert hit_vector(result, 3).tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert hits_in_top(result.per_query, 3).tolist() == [1.0, 1.0, 0.0, 1.0]
 
 
 def test_evaluate_beir_fixed_rankings(beir_dir):
@@ -92,18 +76,19 @@ def test_evaluate_beir_fixed_rankings(beir_dir):
     assert result.per_query[1]["hits"] == [1, 0, 0, 1]
 
 
-def test_query_inputs_and_output_component():
-    pipeline = fixed_pipeline(["a"])
-    assert query_inputs(pipeline, "q?", top_k=7) == {"retriever": {"query": "q?", "top_k": 7}}
-    assert query_inputs(pipeline, "q?") == {"retriever": {"query": "q?"}}
-    assert output_component(pipeline) == "retriever"
-    with pytest.raises(ValueError, match="no component"):
-        output_component(pipeline, "ranker")
-
-
 def test_run_pipeline_rejects_bad_top_k():
     with pytest.raises(ValueError, match="top_k"):
         run_pipeline(fixed_pipeline(["a"]), ["q"], top_k=0)
+    with pytest.raises(ValueError, match="depth must be a positive integer or None, got 0"):
+        run_pipeline(fixed_pipeline(["a"]), ["q"], top_k=3, depth=0)
+
+
+def test_evaluate_depth_is_the_number_of_candidates_a_ranker_scores(dpr_dir):
+    pipeline = rerank_pipeline(["p4", "p3", "p2", "p1", "p5"])
+    ds = load_dataset(dpr_dir, "test")
+    result = evaluate_pipeline(pipeline, ds, top_k=2, depth=4, ks=(1, 2), show_progress=False)
+    assert pipeline.get_component("ranker").seen == [4, 4, 4, 4]
+    assert all(len(r["doc_ids"]) == 2 for r in result.per_query)
 
 
 def test_evaluate_rankings_length_mismatch(dpr_dir):

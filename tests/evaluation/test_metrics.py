@@ -10,9 +10,7 @@ import pytest
 from spart.evaluation.metrics import (
     accuracy_curve,
     beir_metrics,
-    compare_runs,
     first_hit_ranks,
-    paired_significance,
     top_k_accuracy,
 )
 
@@ -78,21 +76,3 @@ def test_beir_metrics_empty_ranking_scores_zero():
 def test_beir_metrics_missing_query_is_an_error():
     with pytest.raises(ValueError, match="no ranking"):
         beir_metrics(QRELS, {"q1": ["d3"]})
-
-
-def test_compare_runs_reports_p_values():
-    qrels = {f"q{i}": {f"d{i}": 1} for i in range(20)}
-    good = {f"q{i}": [f"d{i}", "x"] for i in range(20)}
-    bad = {f"q{i}": ["x", "y", f"d{i}"] if i % 4 else [f"d{i}"] for i in range(20)}
-    report = compare_runs(qrels, {"good": good, "bad": bad}, metrics=("mrr@10",))
-    assert report["good"]["scores"]["mrr@10"] == pytest.approx(1.0)
-    assert report["good"]["comparisons"]["bad"]["mrr@10"] < 0.05
-
-
-def test_paired_significance():
-    a = [1, 1, 1, 1, 0, 1, 1, 1, 1, 1] * 3
-    b = [0, 0, 1, 0, 0, 0, 1, 0, 0, 0] * 3
-    assert paired_significance(a, b) < 0.01
-    assert paired_significance(a, a) == 1.0
-    with pytest.raises(ValueError, match="same 1-d shape"):
-        paired_significance([1, 0], [1])

@@ -6,7 +6,7 @@ import pytest
 from haystack import Pipeline
 from haystack.core.errors import DeserializationError
 
-from spart.pipelines import available_pipelines, load_pipeline, query_inputs, read_pipeline_dict, retrieve
+from spart.pipelines import available_pipelines, load_pipeline, question_inputs, read_pipeline_dict, retrieve
 
 PIPELINES = ["bm25_qa", "dense_qa", "hybrid_qa"]
 
@@ -66,7 +66,8 @@ def test_documented_inputs_and_outputs(name, inputs, output, tiny_store):
     }
     assert {c: s for c, s in mandatory.items() if s} == inputs
     assert set(pipeline.outputs()) == {output}
-    assert query_inputs(pipeline, "who wrote hamlet?") == {c: {s: "who wrote hamlet?" for s in ss} for c, ss in inputs.items()}
+    question = "who wrote hamlet?"
+    assert question_inputs(pipeline, question) == {c: {s: question for s in ss} for c, ss in inputs.items()}
 
 
 def test_bm25_pipeline_finds_the_matching_passage(tiny_store):
@@ -78,7 +79,8 @@ def test_bm25_pipeline_finds_the_matching_passage(tiny_store):
 def test_hybrid_pipeline_fuses_both_retrievers(tiny_store):
     pipeline = load_pipeline("hybrid_qa", store=tiny_store, top_k=4)
     question = "first artificial satellite"
-    result = pipeline.run(query_inputs(pipeline, question), include_outputs_from={"dense_retriever", "bm25_retriever"})
+    keep = {"dense_retriever", "bm25_retriever"}
+    result = pipeline.run(question_inputs(pipeline, question), include_outputs_from=keep)
     fused = result["fuser"]["documents"]
     dense = {d.id: d.score for d in result["dense_retriever"]["documents"]}
     bm25 = {d.id: d.score for d in result["bm25_retriever"]["documents"]}
@@ -194,3 +196,11 @@ def test_user_yaml_with_unknown_class(tmp_path, tiny_store):
     path.write_text("components:\n  x:\n    type: spart.nowhere.Missing\n    init_parameters: {}\nconnections: []\n")
     with pytest.raises(ValueError, match="cannot build pipeline"):
         load_pipeline(path)
+
+
+def test_configure_pipeline_dict_refuses_unknown_overrides():
+    from spart.pipelines import configure_pipeline_dict
+
+    data = read_pipeline_dict("bm25_qa")
+    with pytest.raises(ValueError, match=r"unknown pipeline overrides \['top_k'\]"):
+        configure_pipeline_dict(data, top_k=3)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from haystack import Pipeline
 
-from spart.pipelines import available_pipelines, load_pipeline, query_inputs, retrieve
+from spart.pipelines import available_pipelines, load_pipeline, question_inputs, retrieve
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,8 @@ def test_yaml_round_trip(tiny_store, tiny_teacher, name):
 def test_ranker_reorders_the_fused_list(tiny_store, tiny_teacher):
     pipeline = _load(tiny_store, tiny_teacher, top_k=3)
     question = "first artificial satellite"
-    assert query_inputs(pipeline, question)["ranker"] == {"query": question}
-    result = pipeline.run(query_inputs(pipeline, question), include_outputs_from={"fuser"})
+    assert question_inputs(pipeline, question)["ranker"] == {"query": question}
+    result = pipeline.run(question_inputs(pipeline, question), include_outputs_from={"fuser"})
     fused, reranked = result["fuser"]["documents"], result["ranker"]["documents"]
     assert len(reranked) == 3
     assert {d.id for d in reranked} <= {d.id for d in fused}
@@ -68,8 +68,8 @@ def test_ranker_reorders_the_fused_list(tiny_store, tiny_teacher):
 def test_dense_rerank_reorders_the_dense_list(tiny_store, tiny_teacher):
     pipeline = _load(tiny_store, tiny_teacher, "dense_rerank_qa", top_k=4)
     question = "first artificial satellite"
-    assert query_inputs(pipeline, question) == {"text_embedder": {"text": question}, "ranker": {"query": question}}
-    result = pipeline.run(query_inputs(pipeline, question), include_outputs_from={"dense_retriever"})
+    assert question_inputs(pipeline, question) == {"text_embedder": {"text": question}, "ranker": {"query": question}}
+    result = pipeline.run(question_inputs(pipeline, question), include_outputs_from={"dense_retriever"})
     dense, reranked = result["dense_retriever"]["documents"], result["ranker"]["documents"]
     assert len(dense) == 6  # all six documents (the retriever keeps up to 20): the ranker sees every candidate
     assert len(reranked) == 4

@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spart.cli.index import positive_int
+from spart.cli.index import non_negative_int, positive_int
+from spart.components.embedders.methods import METHODS
 
 DESCRIPTION = "Hybrid QA demo over Wikipedia summaries (builds and caches its store on first run)."
 
@@ -34,11 +35,12 @@ def register(subparsers) -> None:
                         help=f"trivia questions to ask (default {DEFAULT_QUESTIONS})")
     parser.add_argument("--ask", action="append", metavar="QUESTION", help="ask your own question (repeatable)")
     parser.add_argument("--top-k", type=positive_int, default=5, help="size of the fused list (default 5)")
-    parser.add_argument("--show", type=int, default=3, help="passages printed from each retriever's list (default 3)")
+    parser.add_argument("--show", type=non_negative_int, default=3,
+                        help="passages printed from each retriever's list (default 3)")
     parser.add_argument("--cache", help="demo cache directory (default $SPART_CACHE/demo or .cache/spart/demo)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the store even if one is cached")
     parser.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--method", choices=("spider", "art"), default="spider", help="embedder family")
+    parser.add_argument("--method", choices=METHODS, default="spider", help="embedder family")
     parser.add_argument("--width", type=positive_int, default=100, help="characters of passage text per line")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

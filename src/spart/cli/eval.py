@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spart.cli.index import positive_int
+from spart.components.embedders.methods import METHODS
+
 DESCRIPTION = "Evaluate retrieval pipelines on a DPR (top-k accuracy) or BEIR (nDCG/Recall/MRR) data set."
 
 
@@ -60,7 +63,7 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--store", help="FaissDocumentStore directory (default: built and cached for the corpus)")
     group.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")
     group.add_argument("--passage-model", help="separate passage tower directory, if any")
-    group.add_argument("--method", choices=("spider", "art"), default="spider", help="embedder family (default spider)")
+    group.add_argument("--method", choices=METHODS, default="spider", help="embedder family (default spider)")
     group.add_argument("--cache-dir", help="cache root (default $SPART_CACHE or ~/.cache/spart)")
 
 
@@ -109,7 +112,10 @@ def register(subparsers) -> None:
     add_dataset_arguments(parser)
     add_store_arguments(parser)
     parser.add_argument("--top-k", type=parse_ks, default=(1, 5, 20, 100), help="accuracy cut-offs (default 1,5,20,100)")
-    parser.add_argument("--depth", type=int, default=None, help="documents retrieved per query (default: largest --top-k, at least 100); every open top_k input gets it, so a rerank pipeline (dense_rerank_qa) reranks this many candidates: one LM pass each")
+    parser.add_argument("--depth", type=positive_int, default=None,
+                        help="documents per query: the final list's length (top_k) and the candidates each retriever "
+                             "returns (depth), so a rerank pipeline scores this many: one LM pass each "
+                             "(default: largest --top-k, at least 100)")
     parser.add_argument("--metrics", default="ndcg@10,recall@20,recall@100,mrr@10,map", help="BEIR metrics (ranx names)")
     parser.add_argument("--out", help="results JSON (per-query JSONL files are written beside it)")
     parser.add_argument("--plot", help="PNG of top-k accuracy / Recall@k curves, one line per system")
@@ -133,39 +139,15 @@ def format_table(results) -> str:
     return "\n".join(lines)
 
 
-def significance(results, dataset, stat_test: str) -> dict[str, Any]:
-    """Paired tests of every system against the first one (the baseline)."""
-    from spart.evaluation.evaluate import hit_vector
-    from spart.evaluation.metrics import compare_runs, paired_significance
-
-    if len(results) < 2:
-        return {}
-    base = results[0]
-    if dataset.kind == "beir":
-        runs = {r.system: {p["qid"]: p["doc_ids"] for p in r.per_query} for r in results}
-        test = "student" if stat_test == "wilcoxon" else stat_test
-        report = compare_runs(dataset.qrels, runs, metrics=list(base.summary), stat_test=test)
-        return {"baseline": base.system, "test": test, "p_values": {r.system: report[r.system]["comparisons"][base.system] for r in results[1:]}}
-    test = "wilcoxon" if stat_test == "wilcoxon" else "student"
-    p_values = {}
-    for r in results[1:]:
-        p_values[r.system] = {}
-        for key in base.summary:
-            k = int(key[3:])
-            p_values[r.system][key] = paired_significance(hit_vector(r, k), hit_vector(base, k), test)
-    return {"baseline": base.system, "test": test, "p_values": p_values}
-
-
 def run(args: argparse.Namespace) -> int:
     from spart.evaluation.evaluate import evaluate_pipeline
     from spart.evaluation.loading import split_label
     from spart.evaluation.plots import plot_topk_curves
     from spart.evaluation.runs import write_json
+    from spart.evaluation.significance import baseline_significance
 
     dataset = load_dataset_from_args(args)
-    depth = args.depth or max(100, max(args.top_k))
-    if depth <= 0:
-        raise ValueError(f"--depth must be positive, got {depth}")
+    depth = args.depth if args.depth is not None else max(100, max(args.top_k))
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     overrides = pipeline_overrides(args, dataset)
     labels = [split_label(spec) for spec in args.pipeline]
@@ -177,11 +159,11 @@ def run(args: argparse.Namespace) -> int:
     for label, spec in labels:
         pipeline = load_for_eval(spec, overrides)
         per_query = str(out.with_name(f"{out.stem}.{label}.jsonl")) if out else None
-        results.append(evaluate_pipeline(pipeline, dataset, system=label, top_k=depth, ks=args.top_k, metrics=metrics,
-                                         per_query_path=per_query, show_progress=not args.no_progress))
+        results.append(evaluate_pipeline(pipeline, dataset, system=label, top_k=depth, depth=depth, ks=args.top_k,
+                                         metrics=metrics, per_query_path=per_query, show_progress=not args.no_progress))
     print(f"\n{dataset.name} ({len(dataset.queries)} questions)")
     print(format_table(results))
-    tests = significance(results, dataset, args.stat_test)
+    tests = baseline_significance(results, dataset, args.stat_test)
     if tests:
         print(f"\npaired {tests['test']} test against {tests['baseline']} (p-values):")
         for system, values in tests["p_values"].items():

@@ -20,23 +20,34 @@ import itertools
 import sys
 from pathlib import Path
 
+from spart.components.embedders.methods import METHODS
+
 DESCRIPTION = "Embed a DPR passages TSV or BEIR corpus into a spart document store directory."
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum: int, what: str):
+    """An argparse ``type`` that accepts integers >= ``minimum`` and names the option's problem otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _int_at_least(1, "a positive integer")
+non_negative_int = _int_at_least(0, "a non-negative integer")
 
 
 def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that choose and configure the dense encoder (shared by index, query and demo)."""
     group = parser.add_argument_group("dense encoder")
-    group.add_argument("--method", choices=("spider", "art"), default=None,
+    group.add_argument("--method", choices=METHODS, default=None,
                        help="SPIDER (shared tower) or ART (separate towers) embedders (default: spider)")
     group.add_argument("--model", help="model directory or hub id (default: the packaged all-MiniLM-L6-v2)")
     group.add_argument("--passage-model", help="separate passage-tower directory (two-tower models)")
@@ -73,7 +84,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spart.components.embedders import ARTDocumentEmbedder, SpiderDocumentEmbedder
+    from spart.components.embedders.methods import embedder_class
     from spart.data.readers import passages_to_documents, read_passages
     from spart.pipelines import build_store
 
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     store = Path(args.store)
     if store.exists() and not args.overwrite:
         raise ValueError(f"{store} already exists; pass --overwrite to replace it")
-    cls = ARTDocumentEmbedder if args.method == "art" else SpiderDocumentEmbedder
+    cls = embedder_class(args.method or "spider", "document")
     embedder = cls(model=args.model, passage_model=args.passage_model, device=args.device, precision=args.precision,
                    passage_max_length=args.passage_max_length, batch_size=args.batch_size, progress_bar=False)
     total = count_passages(corpus)

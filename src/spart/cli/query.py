@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from spart.cli.index import add_encoder_arguments, positive_int
+from spart.cli.index import add_encoder_arguments, non_negative_int, positive_int
 
 DESCRIPTION = "Retrieve passages for one question from a spart store (bm25, dense or hybrid)."
 RETRIEVERS = {"bm25": "bm25_qa", "dense": "dense_qa", "hybrid": "hybrid_qa"}
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", type=float, nargs="+", help="fusion weights, one per retriever (dense bm25)")
     add_encoder_arguments(parser)
     parser.add_argument("--width", type=positive_int, default=110, help="characters of passage text per line")
-    parser.add_argument("--show-lists", type=int, default=0, metavar="N",
+    parser.add_argument("--show-lists", type=non_negative_int, default=0, metavar="N",
                         help="also print each retriever's own top N (hybrid)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)

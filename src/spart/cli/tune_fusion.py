@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from spart.atomic import write_text_atomic
+from spart.cli.index import positive_int
 from spart.cli.eval import (
     add_dataset_arguments,
     add_store_arguments,
@@ -39,7 +40,8 @@ def register(subparsers) -> None:
     add_store_arguments(parser)
     parser.add_argument("--modes", default="rrf,convex_minmax,convex_zscore,weighted_raw", help="fusion modes to try")
     parser.add_argument("--objective", help="metric to maximise (default top20 for DPR, ndcg@10 for BEIR)")
-    parser.add_argument("--depth", type=int, default=100, help="documents per retriever list and in the fused list")
+    parser.add_argument("--depth", type=positive_int, default=100,
+                        help="documents per retriever list and in the fused list (default 100)")
     parser.add_argument("--fuser", help="fuser component name, if the pipeline has several")
     parser.add_argument("--out", help="JSON with every candidate's dev scores and the best setting")
     parser.add_argument("--save-pipeline", help="write the pipeline with the tuned fuser as YAML")
@@ -52,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from spart.evaluation.tuning import tune_fusion
 
     dataset = load_dataset_from_args(args)
-    if args.depth <= 0:
-        raise ValueError(f"--depth must be positive, got {args.depth}")
     pipeline = load_for_eval(args.pipeline, pipeline_overrides(args, dataset))
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     result = tune_fusion(pipeline, dataset, modes=modes, objective=args.objective, top_k=args.depth,

@@ -203,12 +203,11 @@ def run_demo(
     :param sources: the (summaries, trivia) wheel files to read (tests substitute tiny ones).
     :param echo: where output lines go.
     """
-    from spart.components.embedders import ARTDocumentEmbedder, SpiderDocumentEmbedder
+    from spart.components.embedders.methods import embedder_class
     from spart.pipelines import load_pipeline
     from spart.pipelines.display import ask, format_answer
 
-    if method not in ("spider", "art"):
-        raise ValueError(f"method must be 'spider' or 'art', got {method!r}")
+    cls = embedder_class(method, "document")  # checks the method
     if n_questions <= 0 or top_k <= 0 or show < 0 or max_passages <= 0:
         raise ValueError("n_questions, top_k and max_passages must be positive and show >= 0")
     if model is None:
@@ -216,7 +215,6 @@ def run_demo(
     started = time.perf_counter()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     data = load_demo_data(Path(wheel_dir) if wheel_dir is not None else cache / WHEEL_DIR, max_passages, *sources)
-    cls = ARTDocumentEmbedder if method == "art" else SpiderDocumentEmbedder
     embedder = cls(model=model, progress_bar=False)
     model_name = model or "the packaged all-MiniLM-L6-v2 (no trained SPIDER/ART model ships yet)"
     echo(f"spart demo: hybrid QA (dense + BM25, reciprocal rank fusion) over {len(data.passages)} of "

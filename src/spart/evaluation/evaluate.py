@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from spart.evaluation.datasets import BEIR, DPR, EvalDataset
 from spart.evaluation.answers import hits_for_ranking
 from spart.evaluation.metrics import DEFAULT_BEIR_METRICS, DEFAULT_KS, accuracy_curve, beir_metrics, first_hit_ranks, top_k_accuracy
@@ -134,6 +132,7 @@ def evaluate_pipeline(
     *,
     system: str = "system",
     top_k: int = 100,
+    depth: int | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     metrics: Sequence[str] = DEFAULT_BEIR_METRICS,
     output: str | None = None,
@@ -145,7 +144,9 @@ def evaluate_pipeline(
     :param pipeline: a Haystack ``Pipeline`` whose store holds ``dataset``'s corpus.
     :param dataset: the data set.
     :param system: label used in tables, plots and files.
-    :param top_k: documents asked of every open ``top_k`` input (and the curve's length).
+    :param top_k: length of the final list (and of the curve): set on the output component.
+    :param depth: candidates of every earlier list (retrievers, a fuser feeding a ranker; ``None``: the
+        pipeline's settings). See :mod:`spart.pipelines.running`.
     :param ks: DPR accuracy cut-offs (each must be <= ``top_k``).
     :param metrics: BEIR metrics.
     :param output: the component whose ``documents`` are evaluated (default: the leaf).
@@ -154,14 +155,9 @@ def evaluate_pipeline(
     """
     if dataset.kind == DPR and any(k > top_k for k in ks):
         raise ValueError(f"every k in {tuple(ks)} must be <= top_k={top_k}")
-    rankings = run_pipeline(pipeline, [q.text for q in dataset.queries], top_k=top_k, output=output,
+    rankings = run_pipeline(pipeline, [q.text for q in dataset.queries], top_k=top_k, depth=depth, output=output,
                             show_progress=show_progress, desc=system)
     result = evaluate_rankings(dataset, rankings, system=system, ks=ks, metrics=metrics, max_k=top_k)
     if per_query_path:
         write_jsonl(per_query_path, result.per_query)
     return result
-
-
-def hit_vector(result: SystemResult, k: int) -> np.ndarray:
-    """Per query, 1 if a relevant / answer-bearing passage is in the top k: for paired tests between systems."""
-    return np.array([int(any(r["hits"][:k])) for r in result.per_query], dtype=float)

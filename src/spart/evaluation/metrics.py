@@ -46,7 +46,7 @@ def top_k_accuracy(hits_per_question: Sequence[Sequence[bool]], ks: Sequence[int
     """DPR top-k retrieval accuracy: the share of questions with an answer-bearing passage in the top k.
 
     :param hits_per_question: per question, one bool per retrieved passage (best first), e.g. from
-        :func:`spart.evaluation.answers.hits_for_ranking`. A question with fewer than k results is judged
+        :func:`spart.evaluation.has_answer.hits_for_ranking`. A question with fewer than k results is judged
         on what it has.
     :param ks: cut-offs.
     :returns: ``{k: accuracy in [0, 1]}``.
@@ -88,13 +88,15 @@ def to_ranx_run(ranked_ids: Mapping[str, Sequence[str]], name: str = "run"):
     return Run(run, name=name)
 
 
-def _ranx_qrels(qrels: Mapping[str, Mapping[str, int]]):
+def to_ranx_qrels(qrels: Mapping[str, Mapping[str, int]]):
+    """Build a ``ranx.Qrels`` (ids as strings, relevance as int)."""
     Qrels = require("ranx", "eval").Qrels
 
     return Qrels({str(q): {str(d): int(s) for d, s in docs.items()} for q, docs in qrels.items()})
 
 
-def _restrict(qrels: Mapping[str, Mapping[str, int]], ranked_ids: Mapping[str, Sequence[str]]):
+def judged_rankings(qrels: Mapping[str, Mapping[str, int]], ranked_ids: Mapping[str, Sequence[str]]):
+    """The rankings of the judged queries only; a judged query without a ranking is a ``ValueError``."""
     missing = [q for q in qrels if q not in ranked_ids]
     if missing:
         raise ValueError(f"{len(missing)} judged queries have no ranking (e.g. {missing[:3]})")
@@ -120,8 +122,8 @@ def beir_metrics(
     if not qrels:
         raise ValueError("qrels are empty")
     metrics = list(metrics)
-    ranked = _restrict(qrels, ranked_ids)
-    qrels_obj = _ranx_qrels(qrels)
+    ranked = judged_rankings(qrels, ranked_ids)
+    qrels_obj = to_ranx_qrels(qrels)
     run = to_ranx_run(ranked)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's uint64->int64 cast warning inside ranx is harmless here
@@ -132,66 +134,3 @@ def beir_metrics(
     per_query = {qid: {m: float(per_metric[m][i]) for m in metrics} for i, qid in enumerate(query_ids)}
     means = {m: float(np.mean(per_metric[m])) for m in metrics}
     return means, per_query
-
-
-def compare_runs(
-    qrels: Mapping[str, Mapping[str, int]],
-    runs: Mapping[str, Mapping[str, Sequence[str]]],
-    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
-    stat_test: str = "student",
-    max_p: float = 0.05,
-) -> dict:
-    """Paired significance test between systems on the same queries (ranx ``compare``).
-
-    :param qrels: relevance judgements.
-    :param runs: ``{system_name: {query_id: [doc_id, ...]}}`` (at least two systems).
-    :param metrics: metrics to compare.
-    :param stat_test: ranx test: ``"student"`` (paired t-test), ``"fisher"`` (randomisation), ``"tukey"``...
-    :param max_p: significance level.
-    :returns: ranx's report as a dict: per system its scores, p-values against every other system
-        (``comparisons``) and win/tie/loss counts.
-    """
-    compare = require("ranx", "eval").compare
-
-    if len(runs) < 2:
-        raise ValueError("compare_runs needs at least two runs")
-    qrels_obj = _ranx_qrels(qrels)
-    ranx_runs = [to_ranx_run(_restrict(qrels, ranked), name=name) for name, ranked in runs.items()]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = compare(qrels_obj, ranx_runs, metrics=list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True)
-    return _plain(report.to_dict())
-
-
-def paired_significance(a: Sequence[float], b: Sequence[float], test: str = "student") -> float:
-    """Two-sided p-value of a paired test on per-question values (e.g. top-k hit 0/1 vectors).
-
-    Used for DPR answer accuracy, which has no qrels for ranx; ``student`` is scipy's paired t-test,
-    ``wilcoxon`` the signed-rank test.
-
-    :returns: the p-value (1.0 when the two vectors are identical).
-    """
-    stats = require("scipy.stats", "eval")
-
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired vectors must have the same 1-d shape, got {a.shape} and {b.shape}")
-    if np.array_equal(a, b):
-        return 1.0
-    if test == "student":
-        return float(stats.ttest_rel(a, b).pvalue)
-    if test == "wilcoxon":
-        return float(stats.wilcoxon(a, b).pvalue)
-    raise ValueError(f"unknown test {test!r} (expected 'student' or 'wilcoxon')")
-
-
-def _plain(value):
-    # ranx reports carry numpy scalars; make them JSON-serialisable.
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -90,13 +90,10 @@ def ensure_store(
     :param progress: progress bars.
     :returns: the store directory (give it to ``load_pipeline(..., store=...)``).
     """
-    from spart.components.embedders import ARTDocumentEmbedder, SpiderDocumentEmbedder
+    from spart.components.embedders.methods import embedder_class
     from spart.pipelines import build_store
 
-    if method not in ("spider", "art"):
-        raise ValueError(f"method must be 'spider' or 'art', got {method!r}")
-    cls = SpiderDocumentEmbedder if method == "spider" else ARTDocumentEmbedder
-    embedder = cls(model=model, passage_model=passage_model, progress_bar=progress)
+    embedder = embedder_class(method, "document")(model=model, passage_model=passage_model, progress_bar=progress)
     passages = list(dataset.passages())
     corpus_fp, count = corpus_fingerprint(passages)
     fingerprint = embedder.encoder.fingerprint

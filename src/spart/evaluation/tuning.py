@@ -128,7 +128,8 @@ def tune_fusion(
     :param dev: the tuning split (``split == "test"`` is refused).
     :param modes: fusion modes to try.
     :param objective: summary metric to maximise (default ``top20`` for DPR, ``ndcg@10`` for BEIR).
-    :param top_k: depth of the retrievers' lists and of the fused list.
+    :param top_k: depth of the retrievers' lists and of the fused list (both ``top_k`` and ``depth`` of
+        :mod:`spart.pipelines.running`).
     :param fuser_name: which fuser, if the pipeline has several.
     :param show_progress: progress bar while running the pipeline.
     :param apply: set the best mode/weights on the pipeline's fuser.
@@ -143,7 +144,7 @@ def tune_fusion(
     metrics = tuple(dict.fromkeys(list(DEFAULT_BEIR_METRICS) + ([objective] if dev.kind != DPR else [])))
     name, fuser, senders = find_fuser(pipeline, fuser_name)
     sender_names = [s for s, _ in senders]
-    runs = run_pipeline(pipeline, [q.text for q in dev.queries], top_k=top_k, output=name,
+    runs = run_pipeline(pipeline, [q.text for q in dev.queries], top_k=top_k, depth=top_k, output=name,
                         include_outputs_from=sender_names, show_progress=show_progress, desc="dev queries")
     lists = [[r.extra[s] for s in sender_names] for r in runs]
     corpus_texts = None

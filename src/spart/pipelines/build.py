@@ -25,19 +25,11 @@ from typing import Any
 from haystack import Document
 
 from spart.atomic import replace_directory
+from spart.components.embedders.methods import embedder_type, method_and_role
 
 BUILD_INFO_FILE = "spart-build.json"
 BUILD_INFO_FORMAT = 1
 
-# Document embedder class name -> the text embedder that embeds questions for it.
-TEXT_EMBEDDER_FOR = {
-    "spart.components.embedders.spider_document_embedder.SpiderDocumentEmbedder": (
-        "spart.components.embedders.spider_text_embedder.SpiderTextEmbedder"
-    ),
-    "spart.components.embedders.art_document_embedder.ARTDocumentEmbedder": (
-        "spart.components.embedders.art_text_embedder.ARTTextEmbedder"
-    ),
-}
 # Init parameters of a document embedder that mean nothing to a text embedder.
 DOCUMENT_ONLY_PARAMS = ("batch_size", "progress_bar", "title_field")
 
@@ -163,8 +155,8 @@ def text_embedder_spec(info: dict[str, Any]) -> dict[str, Any]:
     :raises ValueError: if the recorded embedder is not one of spart's document embedders.
     """
     embedder = info["embedder"]
-    text_type = TEXT_EMBEDDER_FOR.get(embedder.get("type"))
-    if text_type is None:
+    found = method_and_role(embedder.get("type"))
+    if found is None or found[1] != "document":
         raise ValueError(f"the store was embedded with {embedder.get('type')!r}, which has no known text embedder")
     params = {k: v for k, v in embedder.get("init_parameters", {}).items() if k not in DOCUMENT_ONLY_PARAMS}
-    return {"type": text_type, "init_parameters": params}
+    return {"type": embedder_type(found[0], "text"), "init_parameters": params}

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from spart.pipelines.loader import query_inputs
+from spart.pipelines.running import document_components, output_component, run_question
 
 if TYPE_CHECKING:
     from haystack import Document, Pipeline
@@ -70,20 +70,18 @@ class Answer:
         }
 
 
-def ask(pipeline: "Pipeline", question: str, top_k: int | None = None) -> Answer:
+def ask(pipeline: "Pipeline", question: str, top_k: int | None = None, *, depth: int | None = None) -> Answer:
     """Run ``pipeline`` on ``question``, keeping the lists of every component that outputs documents.
 
     :param top_k: documents in the final list (``None``: the pipeline's setting).
+    :param depth: candidates in each earlier list (``None``: the pipeline's settings); see
+        :mod:`spart.pipelines.running`.
     """
-    finals = [name for name, sockets in pipeline.outputs().items() if "documents" in sockets]
-    if len(finals) != 1:
-        raise ValueError(f"expected exactly one output component with 'documents', found {finals}")
-    listers = {name for name, comp in pipeline.walk() if "documents" in comp.__haystack_output__._sockets_dict}
-    result = pipeline.run(query_inputs(pipeline, question, top_k), include_outputs_from=listers)
-    answer = Answer(question=question, final=finals[0])
-    for name in sorted(listers, key=lambda n: (n == finals[0], n)):
-        if name in result and "documents" in result[name]:
-            answer.lists[name] = result[name]["documents"]
+    final = output_component(pipeline)
+    lists = run_question(pipeline, question, top_k=top_k, depth=depth, keep=document_components(pipeline))
+    answer = Answer(question=question, final=final)
+    for name in sorted(lists, key=lambda n: (n == final, n)):
+        answer.lists[name] = lists[name]
     return answer
 
 

@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spart.components.embedders.methods import METHODS, embedder_type
 from spart.fusion import FUSION_MODES
 from spart.pipelines.build import read_build_info, text_embedder_spec
+from spart.pipelines.running import output_component
+from spart.validation import check_top_k
 
 if TYPE_CHECKING:
-    from haystack import Document, Pipeline
+    from haystack import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +33,8 @@ ALLOWED_MODULES = ["spart"]
 
 STORE_TYPE = "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
 FUSER_TYPE = "spart.components.fusers.hybrid_score_fuser.HybridScoreFuser"
-TEXT_EMBEDDER_TYPES = {
-    "spider": "spart.components.embedders.spider_text_embedder.SpiderTextEmbedder",
-    "art": "spart.components.embedders.art_text_embedder.ARTTextEmbedder",
-}
-QUESTION_INPUTS = ("text", "query")  # text embedders take ``text``, BM25 retrievers take ``query``
+# load_pipeline's overrides that configure_pipeline_dict applies to the dictionary (top_k goes to the built pipeline)
+DICT_OVERRIDES = ("store", "model", "passage_model", "method", "device", "precision", "fusion", "weights", "components")
 
 
 def available_pipelines() -> list[str]:
@@ -110,8 +110,9 @@ def load_pipeline(
     :param method: ``"spider"`` or ``"art"``: which text embedder class to use.
     :param device: device of every embedder (``"auto"``, ``"cpu"``, ``"cuda:0"``...).
     :param precision: precision of every embedder (``"auto"``, ``"fp32"``, ``"bf16"``).
-    :param top_k: number of documents the pipeline returns: set on the component(s) whose ``documents``
-        output is the pipeline's output (the fuser in ``hybrid_qa``, the retriever otherwise).
+    :param top_k: number of documents the pipeline returns: set on its output component
+        (:func:`spart.pipelines.running.output_component`: the fuser in ``hybrid_qa``, the ranker in the
+        rerank pipelines, the retriever otherwise), unless ``components`` sets that component's ``top_k``.
     :param fusion: fusion mode of every `HybridScoreFuser` (see :data:`spart.fusion.FUSION_MODES`).
     :param weights: fusion weights of every `HybridScoreFuser`, one per input list.
     :param components: ``{component_name: {init_parameter: value}}``, applied last.
@@ -122,6 +123,7 @@ def load_pipeline(
     from haystack import Pipeline
     from haystack.core.errors import DeserializationError, PipelineError
 
+    top_k = check_top_k(top_k, allow_none=True)
     data = read_pipeline_dict(name_or_path)
     configured = configure_pipeline_dict(
         data,
@@ -131,7 +133,6 @@ def load_pipeline(
         method=method,
         device=device,
         precision=precision,
-        top_k=top_k,
         fusion=fusion,
         weights=weights,
         components=components,
@@ -141,12 +142,33 @@ def load_pipeline(
     except (DeserializationError, PipelineError, TypeError) as error:
         cause = f" ({error.__cause__})" if error.__cause__ else ""
         raise ValueError(f"cannot build pipeline {os.fspath(name_or_path)!r}: {error}{cause}") from error
+    if top_k is not None:
+        _set_final_top_k(pipeline, top_k, components or {})
     share_document_stores(pipeline)
     return pipeline
 
 
+def _set_final_top_k(pipeline: "Pipeline", top_k: int, components: dict[str, dict[str, Any]]) -> None:
+    """Set ``top_k`` on the output component (the one the runner gives ``top_k``), unless ``components`` did."""
+    final = output_component(pipeline)
+    if "top_k" in components.get(final, {}):
+        return  # the explicit component override is applied last
+    instance = pipeline.get_component(final)
+    if not hasattr(instance, "top_k"):
+        raise ValueError(f"top_k given, but the output component {final!r} has no top_k setting")
+    instance.top_k = top_k
+
+
 def configure_pipeline_dict(data: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """Apply :func:`load_pipeline`'s overrides to a pipeline dictionary (a modified copy is returned)."""
+    """Apply :func:`load_pipeline`'s overrides to a pipeline dictionary (a modified copy is returned).
+
+    ``top_k`` is not one of them here: :func:`load_pipeline` sets it on the built pipeline's output component.
+
+    :raises ValueError: for an override :func:`load_pipeline` does not take, or one that does not apply.
+    """
+    unknown = sorted(set(overrides) - set(DICT_OVERRIDES))
+    if unknown:
+        raise ValueError(f"unknown pipeline overrides {unknown}; the pipeline dictionary takes {list(DICT_OVERRIDES)}")
     data = copy.deepcopy(data)
     specs: dict[str, dict[str, Any]] = data["components"]
     store = overrides.get("store")
@@ -165,13 +187,6 @@ def configure_pipeline_dict(data: dict[str, Any], **overrides: Any) -> dict[str,
             if overrides.get("weights") is not None:
                 spec["init_parameters"]["weights"] = [float(w) for w in overrides["weights"]]
 
-    top_k = overrides.get("top_k")
-    if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        for name in output_components(data):
-            specs[name]["init_parameters"]["top_k"] = top_k
-
     for name, params in (overrides.get("components") or {}).items():
         if name not in specs:
             raise ValueError(f"no component named {name!r} in this pipeline; it has {sorted(specs)}")
@@ -179,12 +194,6 @@ def configure_pipeline_dict(data: dict[str, Any], **overrides: Any) -> dict[str,
             raise ValueError(f"overrides for component {name!r} must be a mapping of init parameters")
         specs[name]["init_parameters"].update(params)
     return data
-
-
-def output_components(data: dict[str, Any]) -> list[str]:
-    """Components whose output feeds no other component (the pipeline's results)."""
-    senders = {conn["sender"].split(".", 1)[0] for conn in data.get("connections", [])}
-    return [name for name in data["components"] if name not in senders]
 
 
 def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -232,9 +241,10 @@ def saved_store_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, overrides: dict[str, Any]) -> None:
     method = overrides.get("method")
-    if method is not None and method not in TEXT_EMBEDDER_TYPES:
-        raise ValueError(f"method must be one of {sorted(TEXT_EMBEDDER_TYPES)}, got {method!r}")
-    embedders = [spec for spec in specs.values() if spec["type"] in TEXT_EMBEDDER_TYPES.values()]
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    text_types = {embedder_type(m, "text") for m in METHODS}
+    embedders = [spec for spec in specs.values() if spec["type"] in text_types]
     info = read_build_info(store) if store is not None else None
     for spec in embedders:
         params = spec["init_parameters"]
@@ -247,7 +257,7 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
             params.update(matched["init_parameters"])
             params.update(kept)
         if method is not None:
-            spec["type"] = TEXT_EMBEDDER_TYPES[method]
+            spec["type"] = embedder_type(method, "text")
         for key in ("model", "passage_model", "device", "precision"):
             if overrides.get(key) is not None:
                 params[key] = overrides[key]
@@ -281,39 +291,3 @@ def share_document_stores(pipeline: "Pipeline") -> None:
             instance.document_store = shared[key]
         else:
             shared[key] = store
-
-
-def query_inputs(pipeline: "Pipeline", question: str, top_k: int | None = None) -> dict[str, dict[str, Any]]:
-    """The ``Pipeline.run`` data that asks ``question``: it goes to every open ``text``/``query`` input.
-
-    :param top_k: also sets ``top_k`` on the output component(s), for this call only.
-    :raises ValueError: on an empty question or a pipeline without a question input.
-    """
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"the question must be a non-empty string, got {question!r}")
-    data: dict[str, dict[str, Any]] = {}
-    for component_name, sockets in pipeline.inputs().items():
-        for socket in QUESTION_INPUTS:
-            if socket in sockets:
-                data.setdefault(component_name, {})[socket] = question
-    if not data:
-        raise ValueError(f"the pipeline has no open {' or '.join(QUESTION_INPUTS)!s} input to receive the question")
-    if top_k is not None:
-        for component_name in pipeline.outputs():
-            data.setdefault(component_name, {})["top_k"] = top_k
-    return data
-
-
-def retrieve(pipeline: "Pipeline", question: str, top_k: int | None = None) -> list["Document"]:
-    """Run ``pipeline`` on one question and return its ranked documents (best first).
-
-    :param pipeline: a pipeline with one output component that has a ``documents`` output.
-    :param question: the question.
-    :param top_k: number of documents to return (``None``: the pipeline's own setting).
-    :returns: the documents of the output component.
-    """
-    outputs = [name for name, sockets in pipeline.outputs().items() if "documents" in sockets]
-    if len(outputs) != 1:
-        raise ValueError(f"expected exactly one output component with 'documents', found {outputs}")
-    result = pipeline.run(query_inputs(pipeline, question, top_k))
-    return result[outputs[0]]["documents"]

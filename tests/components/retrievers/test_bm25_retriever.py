@@ -31,7 +31,7 @@ def test_init(store):
     assert retriever.top_k == 10 and retriever.filters is None and retriever.filter_policy == FilterPolicy.REPLACE
     with pytest.raises(ValueError, match="top_k must be a positive integer"):
         BM25Retriever(store, top_k=-3)
-    with pytest.raises(ValueError, match="must be a FaissDocumentStore"):
+    with pytest.raises(TypeError, match="must be a FaissDocumentStore"):
         BM25Retriever("not a store")
 
 

@@ -30,7 +30,7 @@ def test_init(store):
     assert retriever.top_k == 10 and retriever.filters is None and retriever.filter_policy == FilterPolicy.REPLACE
     with pytest.raises(ValueError, match="top_k must be a positive integer"):
         FaissEmbeddingRetriever(store, top_k=0)
-    with pytest.raises(ValueError, match="must be a FaissDocumentStore"):
+    with pytest.raises(TypeError, match="must be a FaissDocumentStore"):
         FaissEmbeddingRetriever(object())
 
 
@@ -49,7 +49,7 @@ def test_from_dict(store, tmp_path):
     assert retriever.top_k == 2 and retriever.filter_policy == FilterPolicy.MERGE
     assert retriever.document_store.count_documents() == 4  # re-opened from the saved directory
     bad = {**data, "init_parameters": {**data["init_parameters"], "document_store": {"type": "os.system"}}}
-    with pytest.raises(ValueError, match="needs a FaissDocumentStore"):
+    with pytest.raises(TypeError, match="needs a FaissDocumentStore"):
         FaissEmbeddingRetriever.from_dict(bad)
 
 

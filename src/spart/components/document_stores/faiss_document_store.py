@@ -30,6 +30,7 @@ from haystack.utils.filters import document_matches_filter
 from spart.atomic import write_bytes_atomic as _write_atomic
 from spart.bm25 import BM25Index, Tokenizer
 from spart.index import DenseIndex
+from spart.validation import check_top_k
 
 FORMAT_VERSION = 1
 _CURRENT = "CURRENT"
@@ -361,7 +362,7 @@ class FaissDocumentStore:
         :returns: Documents sorted by descending ``score`` (the inner product).
         :raises ValueError: On ``top_k <= 0`` or a query embedding of the wrong dimension.
         """
-        _check_top_k(top_k)
+        check_top_k(top_k)
         query = _as_query_vector(query_embedding, self.embedding_dim)
         with self._lock:
             if filters:
@@ -384,7 +385,7 @@ class FaissDocumentStore:
         :returns: Documents sorted by descending BM25 ``score``.
         :raises ValueError: On ``top_k <= 0`` or an empty / non-string query.
         """
-        _check_top_k(top_k)
+        check_top_k(top_k)
         if not isinstance(query, str) or not query.strip():
             raise ValueError(f"query must be a non-empty string, got {query!r}")
         tokens = self._tokenizer(query)
@@ -817,11 +818,6 @@ def _light_filter_ok(filters: dict[str, Any]) -> bool:
 def _registry_key(init_parameters: dict[str, Any]) -> tuple[str, str]:
     config = {k: v for k, v in init_parameters.items() if k != "path"}
     return os.path.realpath(str(init_parameters["path"])), json.dumps(config, sort_keys=True, default=str)
-
-
-def _check_top_k(top_k: Any) -> None:
-    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
 
 
 def _as_query_vector(query_embedding: Any, dim: int) -> np.ndarray:

@@ -1,8 +1,10 @@
-"""The machinery behind the four dense embedders: load a `DualEncoder`, embed one query or many documents.
+"""The machinery and documentation of the four dense embedders: load a `DualEncoder`, embed one query or many
+documents.
 
 `SpiderTextEmbedder`, `SpiderDocumentEmbedder`, `ARTTextEmbedder` and `ARTDocumentEmbedder` are thin
-subclasses that only choose the method's defaults (`SPIDER_DEFAULTS`: one shared tower; `ART_DEFAULTS`:
-separate query and passage towers). Everything else lives here once.
+subclasses that only choose the method's preset (``method_defaults``: `SPIDER_DEFAULTS`, one shared tower;
+`ART_DEFAULTS`, separate query and passage towers). Their init parameters are documented here, once:
+:class:`DualEncoderEmbedderBase` (all four) and :class:`DocumentEmbedderBase` (the document embedders).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from spart.encoders.config import POOLING_MODES, DualEncoderConfig
+from spart.validation import check_positive_int
 
 if TYPE_CHECKING:
     from spart.encoders.dual_encoder import DualEncoder
@@ -72,6 +75,10 @@ class DualEncoderEmbedderBase:
     Subclasses set ``method_defaults`` (the method's `DualEncoderConfig`). Settings found in the model's
     own files (``spart.json``, sentence-transformers pooling/normalise) take precedence over those defaults;
     the explicit overrides below (``pooling``, ``normalize``, max lengths) win over both.
+
+    ``model=None`` loads the packaged all-MiniLM-L6-v2 (resolved at ``warm_up``): no trained SPIDER or ART
+    model ships with spart yet, so until one is passed this is a general-purpose sentence-transformers encoder
+    (its own mean pooling and normalisation apply, not the method's [CLS] pooling).
     """
 
     method_defaults: ClassVar[DualEncoderConfig]
@@ -87,6 +94,20 @@ class DualEncoderEmbedderBase:
         pooling: str | None = None,
         normalize: bool | None = None,
     ) -> None:
+        """Check and store the settings; the model is loaded by :meth:`warm_up`.
+
+        :param model: model directory or hub id: a spart/sentence-transformers directory, a DPR encoder
+            directory or a plain Hugging Face BERT-family directory. ``None``: the packaged MiniLM (see above).
+        :param passage_model: optional second directory for the passage tower (e.g. a DPR context encoder).
+        :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
+        :param precision: ``"auto"`` (bf16 where the hardware runs it natively), ``"fp32"`` or ``"bf16"``. In
+            bf16 the (inference-only) weights are held in bf16 and the forward pass runs under bf16 autocast.
+        :param query_max_length: token budget of a query (``None``: the model's or method's default, 64).
+        :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
+        :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
+        :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
+        :raises ValueError: for a setting of the wrong type or out of range.
+        """
         self.model = _check_location(model, "model")
         self.passage_model = _check_location(passage_model, "passage_model")
         if self.passage_model is not None and self.model is None:
@@ -232,7 +253,8 @@ class TextEmbedderBase(DualEncoderEmbedderBase):
 
 
 class DocumentEmbedderBase(DualEncoderEmbedderBase):
-    """Embeds documents with the passage tower, as ``meta[title_field] [SEP] content``."""
+    """Embeds documents with the passage tower, as ``meta[title_field] [SEP] content``. Subclasses are the
+    `@component` classes."""
 
     def __init__(
         self,
@@ -248,6 +270,16 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
         progress_bar: bool = True,
         title_field: str | None = "title",
     ) -> None:
+        """Check and store the settings; the model is loaded by :meth:`warm_up`.
+
+        :param model: as in :class:`DualEncoderEmbedderBase`, as are ``passage_model``, ``device``,
+            ``precision``, ``query_max_length``, ``passage_max_length``, ``pooling`` and ``normalize``.
+        :param batch_size: passages per forward pass (batches are length-sorted, so padding stays small).
+        :param progress_bar: show a tqdm progress bar while embedding.
+        :param title_field: the ``Document.meta`` field prepended to the content as the passage title
+            (``title [SEP] content``); ``None`` embeds the content alone.
+        :raises ValueError: for a setting of the wrong type or out of range.
+        """
         super().__init__(
             model=model,
             passage_model=passage_model,
@@ -258,8 +290,7 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
             pooling=pooling,
             normalize=normalize,
         )
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size")
         if title_field is not None and (not isinstance(title_field, str) or not title_field):
             raise ValueError(f"title_field must be a meta field name or None, got {title_field!r}")
         self.batch_size = batch_size

@@ -1,4 +1,4 @@
-"""ARTDocumentEmbedder: embeds documents with ART's defaults (separate query and passage towers, [CLS] pooling)."""
+"""ARTDocumentEmbedder: embeds documents with ART's preset (separate query and passage towers, [CLS] pooling)."""
 
 from __future__ import annotations
 
@@ -12,27 +12,10 @@ from spart.encoders.config import ART_DEFAULTS
 class ARTDocumentEmbedder(DocumentEmbedderBase):
     """Embeds documents (``title [SEP] content``) with the passage tower of an ART dual encoder.
 
-    ART (Sachan et al., 2022) has separate question and passage towers, [CLS] pooling, dot product; a
-    single model directory gives two towers that start as copies of it.
+    ART (Sachan et al., 2022): separate question and passage towers, [CLS] pooling, dot product; a single
+    model directory gives two towers that start as copies of it.
 
-    ``model=None`` loads the packaged all-MiniLM-L6-v2 (resolved at ``warm_up``): no trained ART model
-    ships with spart yet, so until one is passed this is a general-purpose sentence-transformers encoder
-    (its own mean pooling and normalisation apply, not ART's [CLS] pooling).
-
-    :param model: model directory or hub id: a spart/sentence-transformers directory, a DPR encoder directory
-        or a plain Hugging Face BERT-family directory. ``None``: the packaged MiniLM (see above).
-    :param passage_model: optional second directory for the passage tower (e.g. a DPR context encoder).
-    :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
-    :param precision: ``"auto"`` (bf16 where the hardware runs it natively), ``"fp32"`` or ``"bf16"``. In bf16 the
-        (inference-only) weights are held in bf16 and the forward pass runs under bf16 autocast.
-    :param query_max_length: token budget of a query (``None``: the model's or method's default, 64).
-    :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
-    :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
-    :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
-    :param batch_size: passages per forward pass (batches are length-sorted, so padding stays small).
-    :param progress_bar: show a tqdm progress bar while embedding.
-    :param title_field: the ``Document.meta`` field prepended to the content as the passage title
-        (``title [SEP] content``); ``None`` embeds the content alone.
+    Init parameters: see :class:`~spart.components.embedders._base.DocumentEmbedderBase`.
 
     Usage::
 

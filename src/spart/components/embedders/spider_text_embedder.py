@@ -1,4 +1,4 @@
-"""SpiderTextEmbedder: embeds a query string with SPIDER's defaults (one shared tower, [CLS] pooling)."""
+"""SpiderTextEmbedder: embeds a query string with SPIDER's preset (one shared tower, [CLS] pooling)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,9 @@ from spart.encoders.config import SPIDER_DEFAULTS
 class SpiderTextEmbedder(TextEmbedderBase):
     """Embeds a query string with the query tower of a SPIDER dual encoder.
 
-    SPIDER (Ram et al., 2022) uses one BERT tower for questions and passages, [CLS] pooling, dot product.
+    SPIDER (Ram et al., 2022): one BERT tower for questions and passages, [CLS] pooling, dot product.
 
-    ``model=None`` loads the packaged all-MiniLM-L6-v2 (resolved at ``warm_up``): no trained SPIDER model
-    ships with spart yet, so until one is passed this is a general-purpose sentence-transformers encoder
-    (its own mean pooling and normalisation apply, not SPIDER's [CLS] pooling).
-
-    :param model: model directory or hub id: a spart/sentence-transformers directory, a DPR encoder directory
-        or a plain Hugging Face BERT-family directory. ``None``: the packaged MiniLM (see above).
-    :param passage_model: optional second directory for the passage tower (e.g. a DPR context encoder).
-    :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
-    :param precision: ``"auto"`` (bf16 where the hardware runs it natively), ``"fp32"`` or ``"bf16"``. In bf16 the
-        (inference-only) weights are held in bf16 and the forward pass runs under bf16 autocast.
-    :param query_max_length: token budget of a query (``None``: the model's or method's default, 64).
-    :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
-    :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
-    :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
+    Init parameters: see :class:`~spart.components.embedders._base.DualEncoderEmbedderBase`.
 
     Usage::
 

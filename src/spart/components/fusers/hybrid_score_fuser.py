@@ -9,6 +9,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.core.component.types import Variadic
 
 from spart.fusion import RRF_K, check_mode, check_weights, fuse
+from spart.validation import check_top_k
 
 VARIADIC_INPUT = "documents"
 
@@ -68,7 +69,7 @@ class HybridScoreFuser:
         score_meta_key: str | None = "retriever_scores",
     ) -> None:
         check_mode(mode)
-        _check_top_k(top_k)
+        check_top_k(top_k, allow_none=True)
         if isinstance(rrf_k, bool) or not isinstance(rrf_k, (int, float)) or rrf_k < 0:
             raise ValueError(f"rrf_k must be a number >= 0, got {rrf_k!r}")
         if input_names is not None:
@@ -152,7 +153,7 @@ class HybridScoreFuser:
         :raises ValueError: on ``top_k <= 0``, a weight count that does not match the lists, or a document
             without a score in a score-based mode.
         """
-        _check_top_k(top_k)
+        check_top_k(top_k, allow_none=True)
         top_k = top_k if top_k is not None else self.top_k
         named = self._named_lists(inputs)
         needs_scores = self.mode != "rrf"
@@ -176,8 +177,3 @@ class HybridScoreFuser:
                 meta[self.score_meta_key] = {name: raw[doc_id].get(name) for name in names}
             out.append(replace(doc, score=score, meta=meta))
         return {"documents": out}
-
-
-def _check_top_k(top_k: Any) -> None:
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")

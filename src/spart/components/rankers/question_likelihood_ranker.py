@@ -8,11 +8,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from spart.teacher.prompts import PromptTemplate
-
-
-def _check_top_k(top_k: Any) -> None:
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+from spart.validation import check_positive_int, check_top_k
 
 
 @component
@@ -74,15 +70,14 @@ class QuestionLikelihoodRanker:
     ) -> None:
         from spart.teacher.likelihood import PRECISIONS  # light: numpy only
 
-        _check_top_k(top_k)
+        check_top_k(top_k, allow_none=True)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
         for name, value in (("batch_size", batch_size), ("max_passage_tokens", max_passage_tokens),
                             ("max_question_tokens", max_question_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(value, name)
         if passage_template is not None or question_template is not None:
             PromptTemplate(passage_template or "{text}", question_template or "{question}")  # validate early
         self.model = model
@@ -167,7 +162,7 @@ class QuestionLikelihoodRanker:
         :returns: ``{"documents": [...]}``: new Documents, best first, ``score`` = mean log p(query | document).
         :raises ValueError: empty query, bad ``top_k``, or a document without content.
         """
-        _check_top_k(top_k)
+        check_top_k(top_k, allow_none=True)
         if not isinstance(query, str) or not query.strip():
             raise ValueError(f"QuestionLikelihoodRanker needs a non-empty query string, got {query!r}")
         top_k = self.top_k if top_k is None else top_k

@@ -12,15 +12,13 @@ from spart.components.document_stores import FaissDocumentStore
 
 
 def check_store(document_store: Any) -> FaissDocumentStore:
+    """The store itself, if it is a `FaissDocumentStore`.
+
+    :raises TypeError: for any other object (as Haystack's own retrievers do for the wrong store class).
+    """
     if not isinstance(document_store, FaissDocumentStore):
-        raise ValueError(f"document_store must be a FaissDocumentStore, got {type(document_store).__name__}")
+        raise TypeError(f"document_store must be a FaissDocumentStore, got {type(document_store).__name__}")
     return document_store
-
-
-def check_top_k(top_k: Any) -> int:
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-    return top_k
 
 
 def retriever_to_dict(retriever: Any, **extra: Any) -> dict[str, Any]:
@@ -42,7 +40,7 @@ def retriever_from_dict(cls: type, data: dict[str, Any]) -> Any:
         raise ValueError(f"{cls.__name__}: init_parameters.document_store must be a serialised FaissDocumentStore")
     # We know the only acceptable class, so we build it directly instead of importing a class by name.
     if store["type"] != generate_qualified_class_name(FaissDocumentStore):
-        raise ValueError(f"{cls.__name__} needs a FaissDocumentStore, got {store['type']!r}")
+        raise TypeError(f"{cls.__name__} needs a FaissDocumentStore, got {store['type']!r}")
     params["document_store"] = FaissDocumentStore.from_dict(store)
     if "filter_policy" in params:
         params["filter_policy"] = FilterPolicy.from_str(params["filter_policy"])

@@ -8,7 +8,8 @@ from haystack import Document, component
 from haystack.document_stores.types import FilterPolicy, apply_filter_policy
 
 from spart.components.document_stores import FaissDocumentStore
-from spart.components.retrievers._common import check_store, check_top_k, retriever_from_dict, retriever_to_dict
+from spart.components.retrievers._common import check_store, retriever_from_dict, retriever_to_dict
+from spart.validation import check_top_k
 
 
 @component
@@ -22,7 +23,8 @@ class FaissEmbeddingRetriever:
     :param top_k: Maximum number of documents returned (> 0).
     :param return_embedding: Include the documents' embeddings in the output.
     :param filter_policy: ``REPLACE`` (run-time filters replace init filters) or ``MERGE``.
-    :raises ValueError: If ``top_k <= 0`` or ``document_store`` is not a FaissDocumentStore.
+    :raises ValueError: If ``top_k`` is not a positive integer.
+    :raises TypeError: If ``document_store`` is not a FaissDocumentStore.
 
     Example::
 
