@@ -90,7 +90,7 @@ def _beir_metrics():
 
 
 def _compare_runs():
-    from spart.evaluation.metrics import compare_runs
+    from spart.evaluation.significance import compare_runs
 
     compare_runs({"q": {"d": 1}}, {"a": {"q": ["d"]}, "b": {"q": ["e"]}})
 

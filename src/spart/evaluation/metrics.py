@@ -46,7 +46,7 @@ def top_k_accuracy(hits_per_question: Sequence[Sequence[bool]], ks: Sequence[int
     """DPR top-k retrieval accuracy: the share of questions with an answer-bearing passage in the top k.
 
     :param hits_per_question: per question, one bool per retrieved passage (best first), e.g. from
-        :func:`spart.evaluation.has_answer.hits_for_ranking`. A question with fewer than k results is judged
+        :func:`spart.evaluation.answers.hits_for_ranking`. A question with fewer than k results is judged
         on what it has.
     :param ks: cut-offs.
     :returns: ``{k: accuracy in [0, 1]}``.
