@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 PIPELINES_DIR = Path(__file__).resolve().parent
 ALLOWED_MODULES = ["spart"]
 
-STORE_TYPE = "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
+STORE_TYPE = "spart.components.document_stores.faiss.document_store.FaissDocumentStore"
+# The class path pipelines were serialised with before the store became a package; still accepted.
+LEGACY_STORE_TYPE = "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
 FUSER_TYPE = "spart.components.fusers.hybrid_score_fuser.HybridScoreFuser"
 TEXT_EMBEDDER_TYPES = {
     "spider": "spart.components.embedders.spider_text_embedder.SpiderTextEmbedder",
@@ -141,7 +143,6 @@ def load_pipeline(
     except (DeserializationError, PipelineError, TypeError) as error:
         cause = f" ({error.__cause__})" if error.__cause__ else ""
         raise ValueError(f"cannot build pipeline {os.fspath(name_or_path)!r}: {error}{cause}") from error
-    share_document_stores(pipeline)
     return pipeline
 
 
@@ -192,7 +193,7 @@ def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for spec in specs.values():
         nested = spec["init_parameters"].get("document_store")
         # Identity, not equality: YAML anchors make one dict, a dumped pipeline has equal but separate dicts.
-        if isinstance(nested, dict) and nested.get("type") == STORE_TYPE and all(nested is not f for f in found):
+        if isinstance(nested, dict) and nested.get("type") in (STORE_TYPE, LEGACY_STORE_TYPE) and all(nested is not f for f in found):
             found.append(nested)
     return found
 
@@ -222,12 +223,9 @@ def saved_store_config(path: str | os.PathLike) -> dict[str, Any]:
 
     :raises FileNotFoundError / ValueError: if ``path`` is not a saved store (as the store itself reports).
     """
-    # FaissDocumentStore.load() reads the same manifest; reading only the manifest here avoids loading the
-    # whole store once more before the retrievers open it.
-    from spart.components.document_stores import faiss_document_store as fds
+    from spart.components.document_stores.faiss.persistence import read_config
 
-    snapshot = fds.FaissDocumentStore._current_snapshot(Path(path), must_exist=True)
-    return dict(fds._read_manifest(snapshot)["config"])
+    return read_config(path)
 
 
 def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, overrides: dict[str, Any]) -> None:
@@ -261,26 +259,6 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
     if embedders or not any(overrides.get(k) is not None for k in ("model", "passage_model", "method")):
         return
     raise ValueError("model/passage_model/method given, but this pipeline has no text embedder")
-
-
-def share_document_stores(pipeline: "Pipeline") -> None:
-    """Let components whose document stores have the same configuration use one store object.
-
-    Haystack deserialises a store once per retriever; a hybrid pipeline would otherwise hold the corpus (and
-    build the BM25 matrix) twice.
-    """
-    import json
-
-    shared: dict[str, Any] = {}
-    for _, instance in pipeline.walk():
-        store = getattr(instance, "document_store", None)
-        if store is None or not hasattr(store, "to_dict"):
-            continue
-        key = json.dumps(store.to_dict(), sort_keys=True, default=str)
-        if key in shared:
-            instance.document_store = shared[key]
-        else:
-            shared[key] = store
 
 
 def query_inputs(pipeline: "Pipeline", question: str, top_k: int | None = None) -> dict[str, dict[str, Any]]:
