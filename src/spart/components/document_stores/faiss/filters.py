@@ -260,8 +260,8 @@ class _Compiler:
             return f"(NOT COALESCE({self.equals(value, expr, type_expr)}, 0))"
         if op in ("in", "not in"):
             numbers = [v for v in value if isinstance(v, (bool, int, float))]
-            others = [self.equals(v, expr, type_expr) for v in value if not isinstance(v, (bool, int, float))]
-            tests = ([f"({expr} IN ({', '.join(self.param(v) for v in numbers)}))"] if numbers else []) + others
+            tests = [f"({expr} IN ({', '.join(self.param(v) for v in numbers)}))"] if numbers else []
+            tests += [self.equals(v, expr, type_expr) for v in value if not isinstance(v, (bool, int, float))]
             test = "(" + (" OR ".join(tests) or "0") + ")"
             return test if op == "in" else f"(NOT COALESCE({test}, 0))"
         if value is None:
