@@ -243,7 +243,7 @@ def test_crash_mid_checkpoint_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(DenseIndex, "save", crash)  # dies while writing the new checkpoint
+    monkeypatch.setattr(DenseIndex, "write_file", crash)  # dies while writing the new checkpoint
     with pytest.raises(OSError, match="simulated"):
         store.save()
     monkeypatch.undo()

@@ -508,7 +508,7 @@ class FaissDocumentStore:
         dense = manifest.get("dense")
         if dense is not None:
             try:
-                index = DenseIndex.load(ckpt / dense["file"])
+                index = DenseIndex.read_file(ckpt / dense["file"], dense["header"], mmap=True)
                 if index.dim != self.embedding_dim or index.factory != self.factory:
                     raise ValueError(f"it holds dim={index.dim} factory={index.factory!r}")
                 index.nprobe, index.ef_search = self.nprobe, self.ef_search
@@ -655,10 +655,10 @@ class FaissDocumentStore:
             self._sync()
             ckpt = persistence.new_checkpoint_dir(directory)
             try:
-                self._dense.save(ckpt / persistence.DENSE_FILE)
+                header = self._dense.write_file(ckpt / persistence.DENSE_FILE)
                 bm25 = self._bm25.save(ckpt)
                 manifest = {
-                    "dense": {"seq": self._dense_seq, "file": persistence.DENSE_FILE},
+                    "dense": {"seq": self._dense_seq, "file": persistence.DENSE_FILE, "header": header},
                     "bm25": {**bm25, "seq": self._bm25_seq, "tokenizer": self._tokenizer_config()},
                     "documents": self._bm25.n_docs,
                     "vectors": len(self._dense),

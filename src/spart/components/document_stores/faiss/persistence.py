@@ -5,7 +5,8 @@ Format 2 (this one)::
     <store>/store.sqlite (+ -wal, -shm)   source of truth (see .database): documents, change log, settings
     <store>/index/CHECKPOINT              JSON {"name": "ckpt-..."}: the current checkpoint, replaced atomically
     <store>/index/ckpt-<id>/              one checkpoint: checkpoint.json (the change sequence each index
-                                          reflects), dense.index (DenseIndex), BM25 segments (.npy), vocab, df
+                                          reflects), dense.faiss (FAISS index, memory-mapped on load),
+                                          BM25 segments (.npy, memory-mapped), vocab.json, df.npy
     <store>/index/.lock                   serialises checkpoints between processes (flock)
 
 A checkpoint is written into a fresh directory, fsynced, and only then named by ``CHECKPOINT``; unreferenced
@@ -41,7 +42,8 @@ DB_FILE = "store.sqlite"
 INDEX_DIR = "index"
 POINTER = "CHECKPOINT"
 CHECKPOINT_FILE = "checkpoint.json"
-DENSE_FILE = "dense.index"
+DENSE_FILE = "dense.faiss"
+V1_DENSE_FILE = "dense.index"
 V1_POINTER = "CURRENT"
 V1_MANIFEST = "manifest.json"
 V1_DB = "documents.sqlite"
@@ -250,12 +252,13 @@ def migrate_v1(path: str | os.PathLike) -> bool:
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)
             raise
         conn.close()
-        if (snapshot / DENSE_FILE).is_file():
+        if (snapshot / V1_DENSE_FILE).is_file():
             try:
-                dense = DenseIndex.load(snapshot / DENSE_FILE)
+                dense = DenseIndex.load(snapshot / V1_DENSE_FILE)
                 directory = new_checkpoint_dir(path)
-                dense.save(directory / DENSE_FILE)
-                publish_checkpoint(path, directory, {"dense": {"seq": 0, "file": DENSE_FILE}, "bm25": None})
+                header = dense.write_file(directory / DENSE_FILE)
+                publish_checkpoint(path, directory, {"dense": {"seq": 0, "file": DENSE_FILE, "header": header},
+                                                     "bm25": None})
             except ValueError as exc:
                 logger.warning("format-1 dense index of %s not reused (%s); it is rebuilt", path, exc)
         os.replace(tmp, path / DB_FILE)  # the commit point
