@@ -370,14 +370,7 @@ class DenseIndex:
     def to_bytes(self) -> bytes:
         """Serialise to bytes (header + FAISS index)."""
         faiss = _faiss()
-        header = {
-            "dim": self.dim,
-            "factory": self.factory,
-            "nprobe": self.nprobe,
-            "ef_search": self.ef_search,
-            "next_id": self._next_id,
-            "deleted": self._deleted.tolist(),
-        }
+        header = self.header()
         body = faiss.serialize_index(self._index).tobytes()
         return _MAGIC + json.dumps(header).encode() + b"\n" + body
 
@@ -395,15 +388,16 @@ class DenseIndex:
             raise ValueError(f"{source} is corrupt: {exc}") from exc
         if index.d != header["dim"]:
             raise ValueError(f"{source} is corrupt: header says dim {header['dim']}, index has {index.d}")
+        return cls._from_header(header, index, mapped=False)
+
+    @classmethod
+    def _from_header(cls, header: dict, index, mapped: bool) -> DenseIndex:
         self = cls.__new__(cls)
-        self.dim = int(header["dim"])
-        self.factory = header["factory"]
-        self.nprobe = header.get("nprobe")
-        self.ef_search = header.get("ef_search")
+        self.dim, self.factory = int(header["dim"]), header["factory"]
+        self.nprobe, self.ef_search = header.get("nprobe"), header.get("ef_search")
         self._next_id = int(header.get("next_id", 0))
         self._deleted = np.asarray(header.get("deleted", []), dtype=np.int64)
-        self._index = index
-        self._mapped = False
+        self._index, self._mapped = index, mapped
         self._apply_search_params(index)
         return self
 
@@ -448,14 +442,7 @@ class DenseIndex:
             raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
         if index.d != header["dim"]:
             raise ValueError(f"{path} is corrupt: header says dim {header['dim']}, index has {index.d}")
-        self = cls.__new__(cls)
-        self.dim, self.factory = int(header["dim"]), header["factory"]
-        self.nprobe, self.ef_search = header.get("nprobe"), header.get("ef_search")
-        self._next_id = int(header.get("next_id", 0))
-        self._deleted = np.asarray(header.get("deleted", []), dtype=np.int64)
-        self._index, self._mapped = index, bool(mmap)
-        self._apply_search_params(index)
-        return self
+        return cls._from_header(header, index, mapped=bool(mmap))
 
     def _materialize(self) -> None:
         """Replace a memory-mapped FAISS index by an in-memory copy before it is modified."""

@@ -104,10 +104,7 @@ def run(conn: sqlite3.Connection | sqlite3.Cursor, state: dict[str, Any], compil
     try:
         return conn.execute(text, [*compiled.params, *extra_params])
     except sqlite3.OperationalError as exc:
-        if state.get("error") is not None:
-            error = state["error"]
-            raise (error if isinstance(error, FilterError) else FilterError(str(error))) from exc
-        raise
+        _reraise(state, exc)
 
 
 def fetch(cursor: sqlite3.Cursor, state: dict[str, Any], size: int | None = None) -> list[tuple]:
@@ -115,10 +112,15 @@ def fetch(cursor: sqlite3.Cursor, state: dict[str, Any], size: int | None = None
     try:
         return cursor.fetchall() if size is None else cursor.fetchmany(size)
     except sqlite3.OperationalError as exc:
-        if state.get("error") is not None:
-            error = state["error"]
-            raise (error if isinstance(error, FilterError) else FilterError(str(error))) from exc
-        raise
+        _reraise(state, exc)
+
+
+def _reraise(state: dict[str, Any], exc: sqlite3.OperationalError):
+    """Raise the error ``spart_match`` kept (as a ``FilterError``) instead of SQLite's generic one."""
+    error = state.get("error")
+    if error is None:
+        raise exc
+    raise (error if isinstance(error, FilterError) else FilterError(str(error))) from exc
 
 
 # ---------------------------------------------------------------------------------------------- internals
