@@ -201,3 +201,26 @@ def test_hnsw_removal_uses_tombstones_until_purge(tmp_path):
     assert index._index.ntotal == len(index) == 68 and len(index._deleted) == 0
     _, top = index.search(x[50:53], 1)
     assert top[:, 0].tolist() == [50, 51, 52]
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW8", "IVF8,Flat", "IVF8,PQ4", "PQ4"])
+def test_write_file_read_file_maps_and_copies_on_first_change(tmp_path, factory):
+    x = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+    index = DenseIndex(16, factory, nprobe=8)
+    index.add(x)
+    header = index.write_file(tmp_path / "i.faiss")
+    mapped = DenseIndex.read_file(tmp_path / "i.faiss", header)
+    assert mapped._mapped == (not factory.startswith("IVF"))
+    np.testing.assert_array_equal(mapped.search(x[:4], 5)[1], index.search(x[:4], 5)[1])
+    # changing a mapped index copies it first (FAISS would abort on a mapped array)
+    assert mapped.remove(np.arange(3)) == 3 and not mapped._mapped
+    mapped.add(x[:2], np.asarray([5000, 5001]))
+    assert len(mapped) == 1999
+    assert len(DenseIndex.read_file(tmp_path / "i.faiss", header)) == 2000  # the file is unchanged
+    for change in ("clear", "reset"):
+        fresh = DenseIndex.read_file(tmp_path / "i.faiss", header)
+        getattr(fresh, change)()
+        assert len(fresh) == 0
+    with pytest.raises(ValueError, match="not a readable FAISS index"):
+        (tmp_path / "bad.faiss").write_bytes(b"junk")
+        DenseIndex.read_file(tmp_path / "bad.faiss", header)

@@ -135,6 +135,7 @@ class DenseIndex:
         self._index = self._new_index()
         self._next_id = 0
         self._deleted = np.zeros(0, dtype=np.int64)  # sorted tombstoned ids (HNSW only)
+        self._mapped = False  # the FAISS index is a read-only memory map of a file (see read_file)
 
     # ---------------------------------------------------------------- construction
     def _new_index(self):
@@ -201,6 +202,7 @@ class DenseIndex:
         :raises ValueError: If there are too few vectors to train this factory.
         """
         x = self._as_matrix(vectors, "training vectors")
+        self._materialize()
         try:
             self._index.train(x)
         except RuntimeError as exc:
@@ -228,6 +230,7 @@ class DenseIndex:
             return ids
         if (ids < 0).any():
             raise ValueError("ids must be >= 0 (-1 is reserved for padding)")
+        self._materialize()
         if not self._index.is_trained:
             self.train(x)
         if len(self._deleted) and np.isin(ids, self._deleted).any():
@@ -309,6 +312,7 @@ class DenseIndex:
         ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
         if len(ids) == 0 or len(self) == 0:
             return 0
+        self._materialize()
         try:
             return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         except RuntimeError:
@@ -348,6 +352,7 @@ class DenseIndex:
     def clear(self) -> None:
         """Remove every vector but keep the training (IVF / PQ quantizers)."""
         faiss = _faiss()
+        self._materialize()
         base = faiss.clone_index(self._base)
         base.reset()
         self._index = self._wrap(base)
@@ -357,6 +362,7 @@ class DenseIndex:
     def reset(self) -> None:
         """Remove every vector and forget training (a fresh index of the same factory)."""
         self._index = self._new_index()
+        self._mapped = False
         self._next_id = 0
         self._deleted = np.zeros(0, dtype=np.int64)
 
@@ -364,14 +370,7 @@ class DenseIndex:
     def to_bytes(self) -> bytes:
         """Serialise to bytes (header + FAISS index)."""
         faiss = _faiss()
-        header = {
-            "dim": self.dim,
-            "factory": self.factory,
-            "nprobe": self.nprobe,
-            "ef_search": self.ef_search,
-            "next_id": self._next_id,
-            "deleted": self._deleted.tolist(),
-        }
+        header = self.header()
         body = faiss.serialize_index(self._index).tobytes()
         return _MAGIC + json.dumps(header).encode() + b"\n" + body
 
@@ -389,16 +388,69 @@ class DenseIndex:
             raise ValueError(f"{source} is corrupt: {exc}") from exc
         if index.d != header["dim"]:
             raise ValueError(f"{source} is corrupt: header says dim {header['dim']}, index has {index.d}")
+        return cls._from_header(header, index, mapped=False)
+
+    @classmethod
+    def _from_header(cls, header: dict, index, mapped: bool) -> DenseIndex:
         self = cls.__new__(cls)
-        self.dim = int(header["dim"])
-        self.factory = header["factory"]
-        self.nprobe = header.get("nprobe")
-        self.ef_search = header.get("ef_search")
+        self.dim, self.factory = int(header["dim"]), header["factory"]
+        self.nprobe, self.ef_search = header.get("nprobe"), header.get("ef_search")
         self._next_id = int(header.get("next_id", 0))
         self._deleted = np.asarray(header.get("deleted", []), dtype=np.int64)
-        self._index = index
+        self._index, self._mapped = index, mapped
         self._apply_search_params(index)
         return self
+
+    def header(self) -> dict:
+        """What :meth:`read_file` needs besides the FAISS file (JSON-serialisable)."""
+        return {
+            "dim": self.dim,
+            "factory": self.factory,
+            "nprobe": self.nprobe,
+            "ef_search": self.ef_search,
+            "next_id": self._next_id,
+            "deleted": self._deleted.tolist(),
+        }
+
+    def write_file(self, path: str | os.PathLike) -> dict:
+        """Write the bare FAISS index to ``path`` atomically (for :meth:`read_file`); returns :meth:`header`."""
+        from spart.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            _faiss().write_index(self._index, str(tmp))
+        return self.header()
+
+    @classmethod
+    def read_file(cls, path: str | os.PathLike, header: dict, mmap: bool = True) -> DenseIndex:
+        """Load a file written by :meth:`write_file`, memory-mapped where FAISS allows it.
+
+        With ``mmap``, the vectors / codes of ``Flat``, HNSW and PQ indexes stay in the page cache (shared
+        between processes; IVF indexes are read into memory); the first change (add, remove, clear, train)
+        copies the index into memory, because FAISS cannot modify a mapped index.
+
+        :raises ValueError: If the file is missing, not a FAISS index, or does not match ``header``.
+        """
+        faiss = _faiss()
+        # Flat / HNSW / PQ code arrays map with IO_FLAG_MMAP_IFC. FAISS maps IVF lists only as files it
+        # later reopens by name (which a newer checkpoint may delete), so IVF is read into memory: with PQ
+        # its codes are small.
+        mmap = mmap and not str(header["factory"]).strip().upper().startswith("IVF")
+        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
+        try:
+            index = faiss.read_index(str(path), flags)
+        except RuntimeError as exc:
+            raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
+        if index.d != header["dim"]:
+            raise ValueError(f"{path} is corrupt: header says dim {header['dim']}, index has {index.d}")
+        return cls._from_header(header, index, mapped=bool(mmap))
+
+    def _materialize(self) -> None:
+        """Replace a memory-mapped FAISS index by an in-memory copy before it is modified."""
+        if self._mapped:
+            faiss = _faiss()
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._mapped = False
+            self._apply_search_params(self._index)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` atomically (temp file in the same directory, then ``os.replace``)."""

@@ -1,9 +1,8 @@
 """Build a `FaissDocumentStore` directory from a stream of documents, and record how it was built.
 
-Used by ``spart index`` and ``spart demo``. Documents are embedded and written chunk by chunk (the corpus is
-never held as a Python list; the store itself keeps its documents in memory until it is saved). The store is
-written into a temporary sibling directory and swapped into place only when complete, so an interrupted
-build leaves any previous store untouched.
+Used by ``spart index`` and ``spart demo``. Documents are embedded and written chunk by chunk into an on-disk
+store (the corpus is never held in memory). The store is built in a temporary sibling directory and swapped
+into place only when complete, so an interrupted build leaves any previous store untouched.
 
 Next to the store's own files, ``spart-build.json`` records the document embedder (its serialised form),
 the resolved model location and the encoder's fingerprint, so that a query pipeline can embed questions with
@@ -84,38 +83,38 @@ def build_store(
         embedder = SpiderDocumentEmbedder(progress_bar=False)
     embedder.warm_up()
     encoder = embedder.encoder
-    store = FaissDocumentStore(path=None, embedding_dim=encoder.embedding_dim, factory=factory)
-
-    started = time.perf_counter()
-    written = 0
-    bar = tqdm(total=total, desc="indexing passages", unit="passage", disable=not progress, smoothing=0.05)
-    try:
-        for chunk in _chunks(documents, chunk_size):
-            store.write_documents(embedder.run(chunk)["documents"])
-            written += len(chunk)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
-    if written == 0:
-        raise ValueError("the corpus holds no documents to index")
-    seconds = time.perf_counter() - started
-
-    info = {
-        "format": BUILD_INFO_FORMAT,
-        "embedder": embedder.to_dict(),
-        "resolved_model": embedder.resolved_model,
-        "fingerprint": encoder.fingerprint,
-        "embedding_dim": encoder.embedding_dim,
-        "documents": written,
-        "seconds": round(seconds, 2),
-        "passages_per_second": round(written / seconds, 1) if seconds > 0 else None,
-        "corpus": corpus_info or {},
-    }
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a store directory is ordinary data
-        store.save(staging)
+        store = FaissDocumentStore(path=str(staging), embedding_dim=encoder.embedding_dim, factory=factory)
+        started = time.perf_counter()
+        written = 0
+        bar = tqdm(total=total, desc="indexing passages", unit="passage", disable=not progress, smoothing=0.05)
+        try:
+            for chunk in _chunks(documents, chunk_size):
+                store.write_documents(embedder.run(chunk)["documents"])
+                written += len(chunk)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        if written == 0:
+            raise ValueError("the corpus holds no documents to index")
+        seconds = time.perf_counter() - started
+        store.save()  # checkpoint the derived indexes: opening the store loads them instead of rebuilding
+        store.close()
+
+        info = {
+            "format": BUILD_INFO_FORMAT,
+            "embedder": embedder.to_dict(),
+            "resolved_model": embedder.resolved_model,
+            "fingerprint": encoder.fingerprint,
+            "embedding_dim": encoder.embedding_dim,
+            "documents": written,
+            "seconds": round(seconds, 2),
+            "passages_per_second": round(written / seconds, 1) if seconds > 0 else None,
+            "corpus": corpus_info or {},
+        }
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         replace_directory(staging, target)
     except BaseException:

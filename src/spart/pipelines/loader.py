@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 PIPELINES_DIR = Path(__file__).resolve().parent
 ALLOWED_MODULES = ["spart"]
 
-STORE_TYPE = "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
+STORE_TYPE = "spart.components.document_stores.faiss.document_store.FaissDocumentStore"
+# The class path pipelines were serialised with before the store became a package; still accepted.
+LEGACY_STORE_TYPE = "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
 FUSER_TYPE = "spart.components.fusers.hybrid_score_fuser.HybridScoreFuser"
 # load_pipeline's overrides that configure_pipeline_dict applies to the dictionary (top_k goes to the built pipeline)
 DICT_OVERRIDES = ("store", "model", "passage_model", "method", "device", "precision", "fusion", "weights", "components")
@@ -144,7 +146,6 @@ def load_pipeline(
         raise ValueError(f"cannot build pipeline {os.fspath(name_or_path)!r}: {error}{cause}") from error
     if top_k is not None:
         _set_final_top_k(pipeline, top_k, components or {})
-    share_document_stores(pipeline)
     return pipeline
 
 
@@ -201,7 +202,7 @@ def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for spec in specs.values():
         nested = spec["init_parameters"].get("document_store")
         # Identity, not equality: YAML anchors make one dict, a dumped pipeline has equal but separate dicts.
-        if isinstance(nested, dict) and nested.get("type") == STORE_TYPE and all(nested is not f for f in found):
+        if isinstance(nested, dict) and nested.get("type") in (STORE_TYPE, LEGACY_STORE_TYPE) and all(nested is not f for f in found):
             found.append(nested)
     return found
 
@@ -231,12 +232,9 @@ def saved_store_config(path: str | os.PathLike) -> dict[str, Any]:
 
     :raises FileNotFoundError / ValueError: if ``path`` is not a saved store (as the store itself reports).
     """
-    # FaissDocumentStore.load() reads the same manifest; reading only the manifest here avoids loading the
-    # whole store once more before the retrievers open it.
-    from spart.components.document_stores import faiss_document_store as fds
+    from spart.components.document_stores.faiss.persistence import read_config
 
-    snapshot = fds.FaissDocumentStore._current_snapshot(Path(path), must_exist=True)
-    return dict(fds._read_manifest(snapshot)["config"])
+    return read_config(path)
 
 
 def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, overrides: dict[str, Any]) -> None:
@@ -273,21 +271,3 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
     raise ValueError("model/passage_model/method given, but this pipeline has no text embedder")
 
 
-def share_document_stores(pipeline: "Pipeline") -> None:
-    """Let components whose document stores have the same configuration use one store object.
-
-    Haystack deserialises a store once per retriever; a hybrid pipeline would otherwise hold the corpus (and
-    build the BM25 matrix) twice.
-    """
-    import json
-
-    shared: dict[str, Any] = {}
-    for _, instance in pipeline.walk():
-        store = getattr(instance, "document_store", None)
-        if store is None or not hasattr(store, "to_dict"):
-            continue
-        key = json.dumps(store.to_dict(), sort_keys=True, default=str)
-        if key in shared:
-            instance.document_store = shared[key]
-        else:
-            shared[key] = store

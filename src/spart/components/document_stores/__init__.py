@@ -1,5 +1,5 @@
 """spart.components.document_stores."""
 
-from spart.components.document_stores.faiss_document_store import FaissDocumentStore
+from spart.components.document_stores.faiss import FaissDocumentStore
 
 __all__ = ["FaissDocumentStore"]

@@ -9,6 +9,7 @@ from haystack.core.serialization import generate_qualified_class_name
 from haystack.document_stores.types import FilterPolicy
 
 from spart.components.document_stores import FaissDocumentStore
+from spart.pipelines.loader import LEGACY_STORE_TYPE
 
 
 def check_store(document_store: Any) -> FaissDocumentStore:
@@ -39,7 +40,7 @@ def retriever_from_dict(cls: type, data: dict[str, Any]) -> Any:
     if not isinstance(store, dict) or "type" not in store:
         raise ValueError(f"{cls.__name__}: init_parameters.document_store must be a serialised FaissDocumentStore")
     # We know the only acceptable class, so we build it directly instead of importing a class by name.
-    if store["type"] != generate_qualified_class_name(FaissDocumentStore):
+    if store["type"] not in (generate_qualified_class_name(FaissDocumentStore), LEGACY_STORE_TYPE):
         raise TypeError(f"{cls.__name__} needs a FaissDocumentStore, got {store['type']!r}")
     params["document_store"] = FaissDocumentStore.from_dict(store)
     if "filter_policy" in params:

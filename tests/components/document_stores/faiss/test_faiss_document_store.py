@@ -12,7 +12,8 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack.testing.document_store import CountDocumentsByFilterTest, DocumentStoreBaseExtendedTests
 
 from spart.components.document_stores import FaissDocumentStore
-from spart.components.document_stores import faiss_document_store as fds_module
+from spart.components.document_stores.faiss import persistence
+from spart.index import DenseIndex
 
 
 def _assert_same_documents(received: list[Document], expected: list[Document]) -> None:
@@ -183,6 +184,10 @@ def test_query_errors():
     assert store.bm25_retrieval("anything", top_k=2) == []
 
 
+def _checkpoints(path):
+    return [p for p in (path / "index").iterdir() if p.is_dir()]
+
+
 def test_save_and_reopen_round_trip(tmp_path):
     path = tmp_path / "store"
     store = FaissDocumentStore(path=str(path), embedding_dim=4, factory="HNSW8", bm25_method="okapi")
@@ -196,51 +201,78 @@ def test_save_and_reopen_round_trip(tmp_path):
     assert [d.id for d in again.bm25_retrieval("topic1", 5)] == [d.id for d in store.bm25_retrieval("topic1", 5)]
     loaded = FaissDocumentStore.load(path)
     assert loaded.to_dict() == again.to_dict()
-    # later saves replace the snapshot; exactly one snapshot is left
+    # later checkpoints replace the previous one; exactly one is left
     again.delete_documents(["d0"])
     again.save()
     assert FaissDocumentStore.load(path).count_documents() == 29
-    assert len([p for p in path.iterdir() if p.is_dir()]) == 1
+    assert len(_checkpoints(path)) == 1
     with pytest.raises(ValueError, match="embedding_dim=4.*embedding_dim=8"):
         FaissDocumentStore(path=str(path), embedding_dim=8, factory="HNSW8")
 
 
-def test_crash_mid_save_keeps_previous_copy(tmp_path, monkeypatch):
+def test_writes_are_durable_without_save(tmp_path):
+    path = tmp_path / "store"
+    store = FaissDocumentStore(path=str(path), embedding_dim=4, bm25_method="okapi")
+    store.write_documents(_docs(10))
+    store.save()
+    store.write_documents(_docs(14)[10:])
+    store.delete_documents(["d1"])
+    store.update_by_filter({"field": "id", "operator": "==", "value": "d2"}, {"title": "Zeppelin"})
+    # a second process-like instance (own connection, own indexes) sees every returned write
+    other = FaissDocumentStore(path=str(path), embedding_dim=4, bm25_method="okapi")
+    assert other.count_documents() == 13
+    assert [d.id for d in other.bm25_retrieval("zeppelin", top_k=3)] == ["d2"]
+    q = np.array([1.0, 0.5, -0.3, 2.0])
+    assert [(d.id, d.score) for d in other.embedding_retrieval(q, 13)] == [
+        (d.id, d.score) for d in store.embedding_retrieval(q, 13)
+    ]
+    # and the first instance catches up with the second one's writes before searching
+    other.write_documents([Document(id="late", content="zeppelin zeppelin", embedding=[9.0, 9.0, 9.0, 9.0])])
+    assert store.bm25_retrieval("zeppelin", top_k=1)[0].id == "late"
+    assert store.embedding_retrieval(np.ones(4), top_k=1)[0].id == "late"
+
+
+def test_crash_mid_checkpoint_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "store"
     store = FaissDocumentStore(path=str(path), embedding_dim=4)
     store.write_documents(_docs(5))
     store.save()
+    before = _checkpoints(path)
     store.write_documents(_docs(10)[5:])
 
     def crash(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(fds_module.DenseIndex, "save", crash)  # dies after the database was copied
+    monkeypatch.setattr(DenseIndex, "write_file", crash)  # dies while writing the new checkpoint
     with pytest.raises(OSError, match="simulated"):
         store.save()
     monkeypatch.undo()
-    assert FaissDocumentStore.load(path).count_documents() == 5
-    assert not [p for p in path.iterdir() if p.name.startswith(".tmp-")]
+    assert _checkpoints(path) == before
+    assert FaissDocumentStore.load(path).count_documents() == 10  # writes never depended on save()
 
-    # a crash after the new snapshot is renamed into place, but before CURRENT is switched
-    real_write = fds_module._write_atomic
+    # a crash after the new checkpoint is complete, but before CHECKPOINT is switched
+    real_write = persistence.write_bytes_atomic
 
-    def crash_on_current(target, data):
-        if target.name == "CURRENT":
+    def crash_on_pointer(target, data):
+        if target.name == persistence.POINTER:
             raise OSError("power cut (simulated)")
         return real_write(target, data)
 
-    monkeypatch.setattr(fds_module, "_write_atomic", crash_on_current)
+    monkeypatch.setattr(persistence, "write_bytes_atomic", crash_on_pointer)
     with pytest.raises(OSError, match="power cut"):
         store.save()
     monkeypatch.undo()
-    assert FaissDocumentStore.load(path).count_documents() == 5
-    store.save()  # the next successful save cleans up the orphaned snapshot
+    reopened = FaissDocumentStore.load(path)
+    assert reopened.count_documents() == 10
+    assert [d.id for d in reopened.embedding_retrieval(np.ones(4), 10)] == [
+        d.id for d in store.embedding_retrieval(np.ones(4), 10)
+    ]
+    store.save()  # the next successful checkpoint removes the orphaned one
     assert FaissDocumentStore.load(path).count_documents() == 10
-    assert len([p for p in path.iterdir() if p.is_dir()]) == 1
+    assert len(_checkpoints(path)) == 1
 
 
-def test_missing_and_corrupt_directories(tmp_path):
+def test_missing_and_corrupt_directories(tmp_path, caplog):
     with pytest.raises(FileNotFoundError, match="not found"):
         FaissDocumentStore.load(tmp_path / "nope")
     (tmp_path / "junk").mkdir()
@@ -251,15 +283,19 @@ def test_missing_and_corrupt_directories(tmp_path):
     store = FaissDocumentStore(path=str(path), embedding_dim=4)
     store.write_documents(_docs(3))
     store.save()
-    snapshot = path / json.loads((path / "CURRENT").read_text())["snapshot"]
-    (snapshot / "documents.sqlite").write_bytes(b"this is not sqlite" * 100)
+    want = [(d.id, d.score) for d in store.bm25_retrieval("document", 3)]
+    store.close()
+    # derived state is rebuilt from the database when its checkpoint is unusable
+    (path / "index" / persistence.POINTER).write_text("{not json")
+    with caplog.at_level("WARNING"):
+        reopened = FaissDocumentStore.load(path)
+    assert "rebuilt from the database" in caplog.text
+    assert [(d.id, d.score) for d in reopened.bm25_retrieval("document", 3)] == want
+    reopened.close()
+    (path / persistence.DB_FILE).write_bytes(b"this is not sqlite" * 100)
+    for suffix in ("-wal", "-shm"):
+        (path / f"{persistence.DB_FILE}{suffix}").unlink(missing_ok=True)
     with pytest.raises(ValueError, match="corrupt"):
-        FaissDocumentStore.load(path)
-    (path / "CURRENT").write_text("{not json")
-    with pytest.raises(ValueError, match="CURRENT is corrupt"):
-        FaissDocumentStore.load(path)
-    (path / "CURRENT").write_text(json.dumps({"snapshot": "snap-gone"}))
-    with pytest.raises(ValueError, match="missing snapshot"):
         FaissDocumentStore.load(path)
     with pytest.raises(ValueError, match="in memory"):
         FaissDocumentStore(embedding_dim=2).save()
@@ -268,13 +304,22 @@ def test_missing_and_corrupt_directories(tmp_path):
 def test_to_dict_from_dict():
     store = FaissDocumentStore(embedding_dim=16, factory="HNSW32", bm25_method="bm25+", bm25_stemmer="english")
     data = store.to_dict()
-    assert data["type"] == "spart.components.document_stores.faiss_document_store.FaissDocumentStore"
+    assert data["type"] == "spart.components.document_stores.faiss.document_store.FaissDocumentStore"
     assert data["init_parameters"]["embedding_dim"] == 16
     assert data["init_parameters"]["bm25_method"] == "bm25+"
     again = FaissDocumentStore.from_dict(data)
     assert again.to_dict() == data
     with pytest.raises(ValueError, match="unknown BM25 method"):
         FaissDocumentStore(bm25_method="nope")
+
+
+def test_from_dict_shares_one_open_store_per_directory(tmp_path):
+    store = FaissDocumentStore(path=str(tmp_path / "s"), embedding_dim=4)
+    data = store.to_dict()
+    assert FaissDocumentStore.from_dict(data) is store
+    assert FaissDocumentStore.from_dict({**data, "init_parameters": {**data["init_parameters"], "bm25_k1": 1.2}}) is not store
+    store.close()
+    assert FaissDocumentStore.from_dict(data) is not store
 
 
 def test_ivf_store_trains_on_first_write_or_fails_cleanly():
@@ -287,25 +332,24 @@ def test_ivf_store_trains_on_first_write_or_fails_cleanly():
     assert len(store.embedding_retrieval(np.ones(4), top_k=7)) == 7
 
 
-def test_bm25_token_cache_is_saved_and_reused(tmp_path):
+def test_bm25_index_is_checkpointed_and_reused(tmp_path):
     path = tmp_path / "store"
     store = FaissDocumentStore(path=str(path), embedding_dim=4, bm25_method="okapi")
     store.write_documents(_docs(20))
-    store.save()  # tokenizes now and stores the token ids with the snapshot
+    store.save()  # the BM25 segments are part of the checkpoint
     want = [(d.id, d.score) for d in store.bm25_retrieval("topic2 number", top_k=5)]
     loaded = FaissDocumentStore.load(path)
-    assert loaded._doc_tokens is not None and len(loaded._doc_tokens) == 20
+    assert loaded._bm25.n_docs == 20
     loaded._tokenizer = _QueryOnlyTokenizer(loaded._tokenizer)  # any corpus re-tokenization would fail
     assert [(d.id, d.score) for d in loaded.bm25_retrieval("topic2 number", top_k=5)] == want
-    # a different tokenizer cannot reuse the cache: it re-tokenizes lazily and stays correct
+    # a different tokenizer cannot reuse the segments: it re-tokenizes from the database and stays correct
     stemmed = FaissDocumentStore.load(path, bm25_stemmer="english")
-    assert stemmed._doc_tokens is None
     assert store.bm25_retrieval("documents", top_k=30) == []  # unstemmed: "documents" != "document"
     assert len(stemmed.bm25_retrieval("documents", top_k=30)) == 20
-    snapshot = path / json.loads((path / "CURRENT").read_text())["snapshot"]
-    (snapshot / "bm25_tokens.npz").write_bytes(b"broken")
-    with pytest.raises(ValueError, match="bm25_tokens.npz is corrupt"):
-        FaissDocumentStore.load(path)
+    # a damaged segment file is not fatal either: the index is rebuilt
+    checkpoint = _checkpoints(path)[0]
+    next(checkpoint.glob("seg-*.post_tf.npy")).write_bytes(b"broken")
+    assert [(d.id, d.score) for d in FaissDocumentStore.load(path).bm25_retrieval("topic2 number", 5)] == want
 
 
 class _QueryOnlyTokenizer:

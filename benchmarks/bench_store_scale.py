@@ -1,0 +1,284 @@
+"""Document store at scale: spart's FaissDocumentStore vs the store before format 2, and Haystack's in-memory store.
+
+Systems (each measured in its own subprocess, so RSS figures are its own):
+
+* ``current``: ``spart.components.document_stores.FaissDocumentStore`` from this checkout (disk-backed);
+* ``previous``: the same class at ``--baseline-commit`` (default 77d04a8, the snapshot format), extracted with
+  ``git archive`` into a temporary directory and imported from there;
+* ``inmemory``: Haystack's ``InMemoryDocumentStore`` (BM25 + embedding retrieval; no persistence), only up to
+  ``--inmemory-max`` documents (it holds embeddings as Python floats).
+
+Corpus: ``N`` synthetic passages (Zipf-distributed words from a 50k vocabulary, 40-120 words, a title) with
+random unit ``--dim`` embeddings and ``meta.n = i % 1000``; generated batch by batch, never held whole.
+
+Metrics per (system, N, factory): write docs/s; RSS after writing (steady) and peak; disk size; ``save()``
+time; reopen time (constructor) and first query after reopen; first BM25 query; write-1-then-query latency
+for BM25 and dense (median of 5); filtered query ``filter_documents(meta.n == 7)`` without and with a meta
+index (``current`` only); BM25 and dense queries/s (top 10, one query per call).
+
+Run (from the repo root; the full run takes hours and ~30 GB of disk at 1M x 768)::
+
+    nice -n 10 .venv/bin/python benchmarks/bench_store_scale.py --sizes 100000 1000000 --dim 768 \\
+        --factories Flat IVF1024,PQ64 --output bench_store_scale.json
+    nice -n 10 .venv/bin/python benchmarks/bench_store_scale.py --sizes 2000 --dim 64 --factories Flat IVF16,PQ8  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = 50_000
+BATCH = 10_000
+TRAIN_BATCH = 100_000  # first write of an IVF / PQ store: enough vectors to train on
+
+
+# ------------------------------------------------------------------------------------------ corpus
+def _words() -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return np.array(["".join(rng.choice(letters, size=rng.integers(3, 10))) for _ in range(VOCAB)])
+
+
+def batches(n: int, dim: int, first: int = BATCH):
+    """Yield lists of Haystack Documents for passages 0..n-1 (deterministic)."""
+    from haystack import Document
+
+    words = _words()
+    zipf = 1.0 / np.arange(1, VOCAB + 1)
+    zipf /= zipf.sum()
+    start = 0
+    while start < n:
+        size = min(first if start == 0 else BATCH, n - start)
+        rng = np.random.default_rng(start)
+        emb = rng.standard_normal((size, dim)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        lengths = rng.integers(40, 120, size=size)
+        tokens = rng.choice(VOCAB, size=int(lengths.sum()), p=zipf)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        docs = [
+            Document(id=f"p{start + i}", content=" ".join(words[tokens[offsets[i]:offsets[i + 1]]]),
+                     meta={"n": (start + i) % 1000, "title": f"title {(start + i) % 5000}"},
+                     embedding=emb[i].tolist())
+            for i in range(size)
+        ]
+        yield docs
+        start += size
+
+
+def queries(count: int, dim: int, seed: int = 99) -> tuple[list[str], np.ndarray]:
+    words = _words()
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(words[rng.integers(0, 2000, size=3)]) for _ in range(count)]
+    vectors = rng.standard_normal((count, dim)).astype(np.float32)
+    return texts, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def disk_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20 if path.exists() else 0.0
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def rate(fn, items, budget_s: float) -> float:
+    n, start = 0, time.perf_counter()
+    while n < len(items):
+        fn(items[n])
+        n += 1
+        if time.perf_counter() - start > budget_s:
+            break
+    return n / (time.perf_counter() - start)
+
+
+def worker(args) -> dict:
+    """Measure one system in this process; returns the metrics."""
+    n, dim, factory, system = args.n, args.dim, args.factory, args.system
+    directory = Path(args.dir)
+    result: dict = {"system": system, "n": n, "dim": dim, "factory": factory}
+    if system == "inmemory":
+        from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+        store = InMemoryDocumentStore(embedding_similarity_function="dot_product")
+
+        def bm25(q, k=10):
+            return store.bm25_retrieval(q, top_k=k)
+
+        def dense(v, k=10):
+            return store.embedding_retrieval(v.tolist(), top_k=k)
+    else:
+        from spart.components.document_stores import FaissDocumentStore
+
+        store = FaissDocumentStore(path=str(directory), embedding_dim=dim, factory=factory, nprobe=16)
+
+        def bm25(q, k=10):
+            return store.bm25_retrieval(q, top_k=k)
+
+        def dense(v, k=10):
+            return store.embedding_retrieval(v, top_k=k)
+
+    trains = factory != "Flat"
+    written, write_s = 0, 0.0
+    for docs in batches(n, dim, first=TRAIN_BATCH if trains else BATCH):
+        seconds, _ = timed(lambda docs=docs: store.write_documents(docs))
+        write_s += seconds
+        written += len(docs)
+    result["write_docs_per_s"] = written / write_s
+    if system != "inmemory":
+        result["save_s"], _ = timed(store.save)
+    gc.collect()
+    result["rss_after_write_mb"] = rss_mb()
+    result["disk_mb"] = disk_mb(directory)
+
+    texts, vectors = queries(200, dim)
+    result["first_bm25_query_s"], _ = timed(lambda: bm25(texts[0]))
+    result["bm25_qps"] = rate(bm25, texts, args.budget)
+    result["dense_qps"] = rate(dense, vectors, args.budget)
+    flt = {"field": "meta.n", "operator": "==", "value": 7}
+    result["filter_s"], found = timed(lambda: store.filter_documents(flt))
+    assert len(found) == len([i for i in range(n) if i % 1000 == 7]), "filtered query returned the wrong documents"
+
+    from haystack import Document
+
+    bm25_lat, dense_lat = [], []
+    for i in range(5):
+        doc = Document(id=f"new{i}", content=f"{texts[i]} fresh words", meta={"n": 1},
+                       embedding=vectors[i].tolist())
+        bm25_lat.append(timed(lambda doc=doc: (store.write_documents([doc]), bm25(texts[i])))[0])
+        doc2 = Document(id=f"new-dense{i}", content="x", meta={"n": 1}, embedding=vectors[i].tolist())
+        dense_lat.append(timed(lambda doc2=doc2: (store.write_documents([doc2]), dense(vectors[i])))[0])
+    result["write1_then_bm25_ms"] = 1000 * statistics.median(bm25_lat)
+    result["write1_then_dense_ms"] = 1000 * statistics.median(dense_lat)
+
+    if system != "inmemory":
+        if hasattr(store, "close"):
+            store.close()
+        del store
+        gc.collect()
+        result["reopen_s"], store = timed(lambda: FaissDocumentStore.load(directory))
+        result["first_query_after_reopen_s"], _ = timed(
+            lambda: (store.bm25_retrieval(texts[1], top_k=10), store.embedding_retrieval(vectors[1], top_k=10)))
+        gc.collect()
+        result["rss_after_reopen_mb"] = rss_mb()
+        if system == "current":
+            store.close()
+            del store
+            result["meta_index_build_s"], store = timed(
+                lambda: FaissDocumentStore.load(directory, meta_index=["n"]))
+            result["filter_indexed_s"], _ = timed(lambda: store.filter_documents(flt))
+            result["filter_indexed_count_s"], _ = timed(lambda: store.count_documents_by_filter(flt))
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+# ------------------------------------------------------------------------------------------ driver
+def extract_baseline(commit: str, into: Path) -> Path:
+    """``src/spart`` of ``commit`` (via ``git archive``) under ``into``; returns the ``src`` directory."""
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "src/spart"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    tar_path = into / "baseline.tar"
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def cpu_description() -> str:
+    model, flags = "unknown CPU", []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                have = set(line.split(":", 1)[1].split())
+                flags = [f for f in ("avx2", "avx512f", "avx512_vnni", "fma", "sse4_2") if f in have]
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, flags: {' '.join(flags) or 'n/a'}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--factories", nargs="+", default=["Flat", "IVF1024,PQ64"])
+    parser.add_argument("--systems", nargs="+", default=["current", "previous", "inmemory"])
+    parser.add_argument("--baseline-commit", default="77d04a8")
+    parser.add_argument("--inmemory-max", type=int, default=100_000)
+    parser.add_argument("--budget", type=float, default=10.0, help="seconds per throughput measurement")
+    parser.add_argument("--workdir", default=None, help="where stores are written (default: a temp directory)")
+    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    # internal: one measurement in a subprocess
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--system", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--factory", help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return 0
+
+    print(cpu_description(), flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="spart-store-scale-", dir=args.workdir) as tmp:
+        tmp = Path(tmp)
+        baseline_src = extract_baseline(args.baseline_commit, tmp) if "previous" in args.systems else None
+        for n in args.sizes:
+            for factory in args.factories:
+                for system in args.systems:
+                    if system == "inmemory" and (n > args.inmemory_max or factory != args.factories[0]):
+                        continue  # exact search only, and only where it fits in memory
+                    src = baseline_src if system == "previous" else REPO / "src"
+                    env = {**os.environ, "PYTHONPATH": str(src), "HAYSTACK_TELEMETRY_ENABLED": "False"}
+                    store_dir = tmp / f"{system}-{n}-{factory.replace(',', '_')}"
+                    cmd = [sys.executable, __file__, "--worker", "--system", system, "--n", str(n), "--dim",
+                           str(args.dim), "--factory", factory, "--dir", str(store_dir), "--budget", str(args.budget)]
+                    print(f"== {system} N={n} {factory}", flush=True)
+                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+                    if proc.returncode != 0 or line is None:
+                        print(f"   failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+                        results.append({"system": system, "n": n, "factory": factory, "error": proc.stderr[-2000:]})
+                        continue
+                    result = json.loads(line[len("RESULT "):])
+                    results.append(result)
+                    print("   " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in result.items() if k not in ("system", "n", "factory")),
+                          flush=True)
+                    shutil.rmtree(store_dir, ignore_errors=True)
+    if args.output:
+        Path(args.output).write_text(json.dumps({"cpu": cpu_description(), "results": results}, indent=1))
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
