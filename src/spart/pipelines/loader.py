@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from spart.fusion import FUSION_MODES
 from spart.pipelines.build import read_build_info, text_embedder_spec
+from spart.pipelines.pgvector import configure_pgvector_stores, connect_pgvector_stores, is_database_url
 
 if TYPE_CHECKING:
     from haystack import Document, Pipeline
@@ -102,7 +103,8 @@ def load_pipeline(
     Every override is optional; ``None`` keeps the YAML's value.
 
     :param store: the `FaissDocumentStore` directory every retriever searches (its saved ``embedding_dim`` and
-        ``factory`` are used). If it was built by ``spart index``/``spart demo`` and neither the YAML nor the
+        ``factory`` are used), or for a ``*_pgvector`` pipeline a PostgreSQL URL ``postgresql://...#table``.
+        If it was built by ``spart index``/``spart demo`` and neither the YAML nor the
         call names a model, the text embedder becomes the one the passages were embedded with (method, model,
         pooling...; read from the store's ``spart-build.json``).
     :param model: model location for every text embedder.
@@ -142,6 +144,7 @@ def load_pipeline(
         cause = f" ({error.__cause__})" if error.__cause__ else ""
         raise ValueError(f"cannot build pipeline {os.fspath(name_or_path)!r}: {error}{cause}") from error
     share_document_stores(pipeline)
+    connect_pgvector_stores(pipeline, os.fspath(store) if is_database_url(store) else None)
     return pipeline
 
 
@@ -198,6 +201,11 @@ def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _configure_stores(specs: dict[str, dict[str, Any]], store: str | os.PathLike | None) -> None:
+    url = os.fspath(store) if is_database_url(store) else None
+    if configure_pgvector_stores(specs, url, read_build_info(url) if url else None):
+        if store is not None and url is None:
+            raise ValueError(f"this pipeline searches PostgreSQL: pass store=postgresql://...#table, not {store!r}")
+        return
     stores = _store_specs(specs)
     if store is not None:
         path = Path(store).expanduser()
