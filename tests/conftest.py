@@ -30,6 +30,19 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
+def missing_service(message: str) -> None:
+    """A service a test needs is absent: fail in CI (whose .ci/run provides it), skip with ``message`` locally."""
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def require_service():
+    """:func:`missing_service` for test modules (which cannot import conftest)."""
+    return missing_service
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """URL of a PostgreSQL + pgvector server for the pgvector tests (``$SPART_TEST_PG_URL``).
@@ -40,9 +53,7 @@ def pg_url() -> str:
     if not url:
         message = ("no PostgreSQL for the pgvector tests: run `export SPART_TEST_PG_URL=$(scripts/postgres.sh start)` "
                    "(stop it with `scripts/postgres.sh stop`)")
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_service(message)
     import psycopg
 
     try:

@@ -32,13 +32,13 @@ def tiny_corpus():
 
 
 @pytest.fixture(scope="session")
-def serve_store(tmp_path_factory, tiny_bert_dir) -> Path:
-    """The six test documents embedded with the tiny BERT."""
+def serve_store(tmp_path_factory, minilm_dir) -> Path:
+    """The six test documents embedded with the packaged MiniLM (a real model: the dense list makes sense)."""
     from spart.components.embedders import SpiderDocumentEmbedder
     from spart.pipelines import build_store
 
     store = tmp_path_factory.mktemp("serve") / "tiny"
-    embedder = SpiderDocumentEmbedder(model=str(tiny_bert_dir), device="cpu", precision="fp32", progress_bar=False)
+    embedder = SpiderDocumentEmbedder(model=str(minilm_dir), device="cpu", precision="fp32", progress_bar=False)
     build_store(tiny_documents(), store, embedder, progress=False)
     return store
 
