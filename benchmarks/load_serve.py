@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -83,32 +80,6 @@ def load(call: Callable[[str], bool], questions: list[str], clients: int, second
             "p95": pct(0.95), "max": latencies[-1] if latencies else float("nan")}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(store: str, pipeline: str, port: int, timeout: float = 180) -> subprocess.Popen:
-    import httpx
-
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "spart", "serve", "--store", store, "--pipeline", pipeline,
-                                "--port", str(port)], env=env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"spart serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/status", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("spart serve did not start in time")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, help="store directory or postgresql://...#table")
@@ -125,18 +96,18 @@ def main() -> int:
 
     import httpx
 
-    port = free_port()
+    from spart.serving.process import start_server, stop_server
+
     started = time.monotonic()
-    process = start_server(args.store, args.pipeline, port)
+    process, base = start_server(["--store", args.store, "--pipeline", args.pipeline])
     print(f"spart serve answered /status after {time.monotonic() - started:.1f} s", file=sys.stderr)
-    url = f"http://127.0.0.1:{port}/{args.pipeline}/run"
+    url = f"{base}/{args.pipeline}/run"
     try:
         with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=args.clients)) as http:
             served = load(lambda q: http.post(url, json={"query": q, "top_k": args.top_k}).status_code == 200,
                           questions, args.clients, args.seconds, args.max_requests)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_server(process)
 
     from spart.serving import SpartPipelineWrapper
 

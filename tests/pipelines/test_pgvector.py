@@ -14,8 +14,9 @@ from spart.components.embedders import SpiderDocumentEmbedder
 from spart.pipelines import build_store, load_pipeline, read_build_info, retrieve
 from spart.pipelines.pgvector import split_store_url
 
-WORDS = ("satellite orbit moon tide galaxy star planet comet rocket launch shakespeare tragedy poem king castle "
-         "river bridge mountain forest winter bingo caller ducks number spinning device angle velocity").split()
+WORDS = ["satellite", "orbit", "moon", "tide", "galaxy", "star", "planet", "comet", "rocket", "launch", "shakespeare",
+         "tragedy", "poem", "king", "castle", "river", "bridge", "mountain", "forest", "winter", "bingo", "caller",
+         "ducks", "number", "spinning", "device", "angle", "velocity"]
 QUESTIONS = ["which satellite orbits the moon?", "who wrote the tragedy about a king?", "spinning device angle",
              "bingo caller number", "river bridge in winter"]
 

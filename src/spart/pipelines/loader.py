@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from spart.fusion import FUSION_MODES
 from spart.pipelines.build import read_build_info, text_embedder_spec
-from spart.pipelines.pgvector import configure_pgvector_stores, connect_pgvector_stores, is_database_url
+from spart.pipelines.pgvector import (
+    configure_pgvector_stores,
+    connect_pgvector_stores,
+    is_database_url,
+)
 
 if TYPE_CHECKING:
     from haystack import Document, Pipeline

@@ -198,7 +198,7 @@ def configure_pgvector_stores(specs: dict[str, dict[str, Any]], url: str | None,
     return bool(stores)
 
 
-def connect_pgvector_stores(pipeline: "Pipeline", url: str | None) -> None:
+def connect_pgvector_stores(pipeline: Pipeline, url: str | None) -> None:
     """Finish the `PgvectorDocumentStore` s of a built pipeline: connection and HNSW search breadth.
 
     :param url: give every store the connection of ``url`` (kept in memory only: the pipeline can then not be
