@@ -20,15 +20,33 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pydocs"
 METRICS = ("ndcg@10", "recall@20", "recall@100", "mrr@10")
 
-# label -> (pipeline, store kind, component whose documents are evaluated; None: the pipeline's output)
+# label -> (pipeline, store, component whose documents are evaluated (None: the output), store settings)
+# "pg_exact" is a copy of the table without the HNSW index: PostgreSQL then scans every row (exact search).
 SYSTEMS = {
-    "dense, FAISS Flat": ("dense_qa", "faiss", None),
-    "dense, pgvector HNSW": ("dense_qa_pgvector", "pg", None),
-    "BM25 (spart)": ("hybrid_qa", "faiss", "bm25_retriever"),
-    "keyword (PostgreSQL full-text)": ("hybrid_qa_pgvector", "pg", "keyword_retriever"),
-    "hybrid: dense + spart BM25 (hybrid_qa)": ("hybrid_qa", "faiss", None),
-    "hybrid: dense + PG full-text (hybrid_qa_pgvector)": ("hybrid_qa_pgvector", "pg", None),
+    "dense, FAISS Flat": ("dense_qa", "faiss", None, {}),
+    "dense, pgvector exact (no index)": ("dense_qa_pgvector", "pg_exact", None, {"search_strategy": "exact_nearest_neighbor"}),
+    "dense, pgvector HNSW ef_search 100": ("dense_qa_pgvector", "pg", None, {"hnsw_ef_search": 100}),
+    "dense, pgvector HNSW ef_search 400 (default)": ("dense_qa_pgvector", "pg", None, {}),
+    "BM25 (spart)": ("hybrid_qa", "faiss", "bm25_retriever", {}),
+    "keyword (PostgreSQL full-text)": ("hybrid_qa_pgvector", "pg", "keyword_retriever", {}),
+    "hybrid: dense + spart BM25 (hybrid_qa)": ("hybrid_qa", "faiss", None, {}),
+    "hybrid: dense + PG full-text (hybrid_qa_pgvector)": ("hybrid_qa_pgvector", "pg", None, {}),
 }
+
+
+def copy_without_index(url: str, table: str, copy: str) -> None:
+    """``copy`` = the rows and build record of ``table``, without the HNSW index (for exact search)."""
+    import psycopg
+
+    from spart.pipelines.pgvector import BUILD_INFO_TABLE, split_store_url
+
+    with psycopg.connect(split_store_url(url)[0], autocommit=True) as conn, conn.transaction():
+        conn.execute(f'DROP TABLE IF EXISTS "{copy}"')
+        conn.execute(f'CREATE TABLE "{copy}" AS TABLE "{table}"')
+        conn.execute(f'ALTER TABLE "{copy}" ADD PRIMARY KEY (id)')
+        conn.execute(f"DELETE FROM {BUILD_INFO_TABLE} WHERE table_name = %s", (copy,))
+        conn.execute(f"INSERT INTO {BUILD_INFO_TABLE} SELECT %s, info FROM {BUILD_INFO_TABLE} WHERE table_name = %s",
+                     (copy, table))
 
 
 def main() -> int:
@@ -50,7 +68,7 @@ def main() -> int:
     from spart.evaluation.datasets import load_dataset
     from spart.evaluation.evaluate import evaluate_pipeline
     from spart.evaluation.stores import CachedDocumentEmbedder, ensure_store
-    from spart.pipelines import build_store, load_pipeline, read_build_info
+    from spart.pipelines import build_store, load_pipeline, read_build_info, retrieve
 
     dataset = load_dataset(args.dataset, args.split)
     faiss_store = ensure_store(dataset)
@@ -67,10 +85,17 @@ def main() -> int:
         build_store(passages_to_documents(passages), table_url, embedder, total=count, chunk_size=1024, overwrite=True)
         print(f"pgvector table built in {time.perf_counter() - started:.1f} s (vectors from the cache)")
 
-    stores = {"faiss": str(faiss_store), "pg": table_url}
+    copy_without_index(table_url, "pydocs", "pydocs_exact")
+    stores = {"faiss": str(faiss_store), "pg": table_url, "pg_exact": f"{args.url}#pydocs_exact"}
     rows = []
-    for label, (name, kind, output) in SYSTEMS.items():
+    for label, (name, kind, output, settings) in SYSTEMS.items():
         pipeline = load_pipeline(name, store=stores[kind])
+        for _, component in pipeline.walk():  # set before the store's first connection
+            for key, value in settings.items():
+                if hasattr(component, "document_store"):
+                    setattr(component.document_store, key, value)
+        pipeline.warm_up()
+        retrieve(pipeline, "warm-up question")
         started = time.perf_counter()
         result = evaluate_pipeline(pipeline, dataset, system=label, top_k=100, metrics=METRICS, output=output,
                                    show_progress=False)
