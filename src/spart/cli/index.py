@@ -70,7 +70,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("index", help=DESCRIPTION, description=DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("corpus", help="DPR passages .tsv (id, text, title), BEIR corpus .jsonl or BEIR directory")
-    parser.add_argument("--store", required=True, help="store directory to create")
+    parser.add_argument("--store", required=True,
+                        help="store directory to create, or a PostgreSQL + pgvector table: postgresql://...#table")
     add_encoder_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="passages per forward pass (default 32)")
     parser.add_argument("--chunk-size", type=positive_int, default=256,
@@ -78,7 +79,7 @@ def register(subparsers) -> None:
     parser.add_argument("--passage-max-length", type=positive_int, help="token budget of 'title [SEP] text'")
     parser.add_argument("--limit", type=positive_int, help="index only the first N passages")
     parser.add_argument("--factory", default="Flat", help="FAISS index factory string (default Flat = exact)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing store at --store")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store (or table) at --store")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -87,12 +88,13 @@ def run(args: argparse.Namespace) -> int:
     from spart.components.embedders.methods import embedder_class
     from spart.data.readers import passages_to_documents, read_passages
     from spart.pipelines import build_store
+    from spart.pipelines.pgvector import is_database_url
 
     corpus = Path(args.corpus)
     if not corpus.exists():
         raise FileNotFoundError(f"corpus not found: {corpus}")
-    store = Path(args.store)
-    if store.exists() and not args.overwrite:
+    store = args.store if is_database_url(args.store) else Path(args.store)
+    if isinstance(store, Path) and store.exists() and not args.overwrite:
         raise ValueError(f"{store} already exists; pass --overwrite to replace it")
     cls = embedder_class(args.method or "spider", "document")
     embedder = cls(model=args.model, passage_model=args.passage_model, device=args.device, precision=args.precision,

@@ -22,13 +22,15 @@ from spart.cli.index import add_encoder_arguments, non_negative_int, positive_in
 
 DESCRIPTION = "Retrieve passages for one question from a spart store (bm25, dense or hybrid)."
 RETRIEVERS = {"bm25": "bm25_qa", "dense": "dense_qa", "hybrid": "hybrid_qa"}
+PGVECTOR_RETRIEVERS = {"dense": "dense_qa_pgvector", "hybrid": "hybrid_qa_pgvector"}
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("query", help=DESCRIPTION, description=DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("question", help="the question")
-    parser.add_argument("--store", required=True, help="store directory built by 'spart index' (or 'spart demo')")
+    parser.add_argument("--store", required=True, help="store directory built by 'spart index' (or 'spart demo'), "
+                        "or a PostgreSQL table built by 'spart index --store postgresql://...#table'")
     parser.add_argument("--retriever", choices=sorted(RETRIEVERS), default="hybrid", help="which pipeline (default hybrid)")
     parser.add_argument("--pipeline", help="a pipeline name or YAML file instead of --retriever")
     parser.add_argument("--top-k", type=positive_int, default=5, help="passages to print (default 5)")
@@ -42,6 +44,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def pipeline_for(retriever: str, store: str) -> str:
+    """The packaged pipeline for a ``--retriever`` choice over ``store`` (a directory or a PostgreSQL URL)."""
+    from spart.pipelines.pgvector import is_database_url
+
+    if not is_database_url(store):
+        return RETRIEVERS[retriever]
+    if retriever not in PGVECTOR_RETRIEVERS:
+        raise ValueError(f"--retriever {retriever} needs a store directory; over PostgreSQL choose "
+                         f"{' or '.join(PGVECTOR_RETRIEVERS)}")
+    return PGVECTOR_RETRIEVERS[retriever]
+
+
 def run(args: argparse.Namespace) -> int:
     from spart.cli.index import _quiet_model_loading
     from spart.pipelines import load_pipeline
@@ -49,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.question.strip():
         raise ValueError("the question is empty")
-    name = args.pipeline or RETRIEVERS[args.retriever]
+    name = args.pipeline or pipeline_for(args.retriever, args.store)
     _quiet_model_loading()
     pipeline = load_pipeline(
         name,

@@ -51,11 +51,13 @@ def build_store(
     progress: bool = True,
     corpus_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Embed ``documents`` and save them as a `FaissDocumentStore` directory.
+    """Embed ``documents`` and save them as a `FaissDocumentStore` directory (or a pgvector table).
 
     :param documents: any iterable of documents with ``content`` (and ``meta["title"]``); consumed once,
         ``chunk_size`` at a time.
-    :param store_dir: the store directory to create (or replace, with ``overwrite``).
+    :param store_dir: the store directory to create (or replace, with ``overwrite``), or a PostgreSQL URL
+        ``postgresql://...#table``: the documents then go into that pgvector table (see
+        :mod:`spart.pipelines.pgvector`; ``factory`` does not apply).
     :param embedder: a Spider/ART *document* embedder; ``None``: ``SpiderDocumentEmbedder()`` (the packaged
         MiniLM). Its own progress bar is best turned off: this function shows one for the whole corpus.
     :param total: number of documents, if known (for the progress bar only).
@@ -65,17 +67,18 @@ def build_store(
     :param progress: show a progress bar.
     :param corpus_info: extra facts about the corpus recorded in ``spart-build.json`` (source, limit...).
     :returns: the build information written to ``spart-build.json``.
-    :raises FileExistsError: if ``store_dir`` exists and ``overwrite`` is false.
+    :raises FileExistsError: if ``store_dir`` (or the table) exists and ``overwrite`` is false.
     :raises ValueError: if the corpus is empty or a document cannot be embedded/stored.
     """
     from tqdm.auto import tqdm
 
-    from spart.components.document_stores import FaissDocumentStore
+    from spart.pipelines.pgvector import build_pgvector_store, is_database_url
 
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    to_database = is_database_url(store_dir)
     target = Path(store_dir)
-    if target.exists() and not overwrite:
+    if not to_database and target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; choose another directory or overwrite it")
     if embedder is None:
         from spart.components.embedders import SpiderDocumentEmbedder
@@ -83,38 +86,47 @@ def build_store(
         embedder = SpiderDocumentEmbedder(progress_bar=False)
     embedder.warm_up()
     encoder = embedder.encoder
+    info = {
+        "format": BUILD_INFO_FORMAT,
+        "embedder": embedder.to_dict(),
+        "resolved_model": embedder.resolved_model,
+        "fingerprint": encoder.fingerprint,
+        "embedding_dim": encoder.embedding_dim,
+        "documents": 0,
+        "corpus": corpus_info or {},
+    }
+    started = time.perf_counter()
+
+    def embedded_chunks() -> Iterator[list[Document]]:
+        bar = tqdm(total=total, desc="indexing passages", unit="passage", disable=not progress, smoothing=0.05)
+        try:
+            for chunk in _chunks(documents, chunk_size):
+                yield embedder.run(chunk)["documents"]
+                info["documents"] += len(chunk)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        if info["documents"] == 0:
+            raise ValueError("the corpus holds no documents to index")
+        seconds = time.perf_counter() - started
+        info["seconds"] = round(seconds, 2)
+        info["passages_per_second"] = round(info["documents"] / seconds, 1) if seconds > 0 else None
+
+    if to_database:
+        build_pgvector_store(os.fspath(store_dir), embedded_chunks(), info, overwrite=overwrite)
+        return info
+
+    from spart.components.document_stores import FaissDocumentStore
+
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a store directory is ordinary data
         store = FaissDocumentStore(path=str(staging), embedding_dim=encoder.embedding_dim, factory=factory)
-        started = time.perf_counter()
-        written = 0
-        bar = tqdm(total=total, desc="indexing passages", unit="passage", disable=not progress, smoothing=0.05)
-        try:
-            for chunk in _chunks(documents, chunk_size):
-                store.write_documents(embedder.run(chunk)["documents"])
-                written += len(chunk)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-        if written == 0:
-            raise ValueError("the corpus holds no documents to index")
-        seconds = time.perf_counter() - started
+        for chunk in embedded_chunks():
+            store.write_documents(chunk)
         store.save()  # checkpoint the derived indexes: opening the store loads them instead of rebuilding
         store.close()
-
-        info = {
-            "format": BUILD_INFO_FORMAT,
-            "embedder": embedder.to_dict(),
-            "resolved_model": embedder.resolved_model,
-            "fingerprint": encoder.fingerprint,
-            "embedding_dim": encoder.embedding_dim,
-            "documents": written,
-            "seconds": round(seconds, 2),
-            "passages_per_second": round(written / seconds, 1) if seconds > 0 else None,
-            "corpus": corpus_info or {},
-        }
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         replace_directory(staging, target)
     except BaseException:
@@ -132,8 +144,14 @@ def _umask() -> int:
 def read_build_info(store_dir: str | os.PathLike) -> dict[str, Any] | None:
     """The ``spart-build.json`` of a store built by :func:`build_store`; ``None`` if the store has none.
 
+    For a PostgreSQL URL, the record saved with the table.
+
     :raises ValueError: if the file exists but is not valid JSON of a known format.
     """
+    from spart.pipelines.pgvector import is_database_url, read_pgvector_build_info
+
+    if is_database_url(store_dir):
+        return read_pgvector_build_info(os.fspath(store_dir))
     path = Path(store_dir) / BUILD_INFO_FILE
     if not path.is_file():
         return None

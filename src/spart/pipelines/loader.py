@@ -20,6 +20,11 @@ from typing import TYPE_CHECKING, Any
 from spart.components.embedders.methods import METHODS, embedder_type
 from spart.fusion import FUSION_MODES
 from spart.pipelines.build import read_build_info, text_embedder_spec
+from spart.pipelines.pgvector import (
+    configure_pgvector_stores,
+    connect_pgvector_stores,
+    is_database_url,
+)
 from spart.pipelines.running import output_component
 from spart.validation import check_top_k
 
@@ -104,7 +109,8 @@ def load_pipeline(
     Every override is optional; ``None`` keeps the YAML's value.
 
     :param store: the `FaissDocumentStore` directory every retriever searches (its saved ``embedding_dim`` and
-        ``factory`` are used). If it was built by ``spart index``/``spart demo`` and neither the YAML nor the
+        ``factory`` are used), or for a ``*_pgvector`` pipeline a PostgreSQL URL ``postgresql://...#table``.
+        If it was built by ``spart index``/``spart demo`` and neither the YAML nor the
         call names a model, the text embedder becomes the one the passages were embedded with (method, model,
         pooling...; read from the store's ``spart-build.json``).
     :param model: model location for every text embedder.
@@ -144,6 +150,7 @@ def load_pipeline(
     except (DeserializationError, PipelineError, TypeError) as error:
         cause = f" ({error.__cause__})" if error.__cause__ else ""
         raise ValueError(f"cannot build pipeline {os.fspath(name_or_path)!r}: {error}{cause}") from error
+    connect_pgvector_stores(pipeline, os.fspath(store) if is_database_url(store) else None)
     if top_k is not None:
         _set_final_top_k(pipeline, top_k, components or {})
     return pipeline
@@ -208,6 +215,11 @@ def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _configure_stores(specs: dict[str, dict[str, Any]], store: str | os.PathLike | None) -> None:
+    url = os.fspath(store) if is_database_url(store) else None
+    if configure_pgvector_stores(specs, url, read_build_info(url) if url else None):
+        if store is not None and url is None:
+            raise ValueError(f"this pipeline searches PostgreSQL: pass store=postgresql://...#table, not {store!r}")
+        return
     stores = _store_specs(specs)
     if store is not None:
         path = Path(store).expanduser()
