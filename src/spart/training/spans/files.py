@@ -17,21 +17,25 @@ from typing import Any
 from spart.atomic import write_text_atomic
 from spart.training.spans.documents import iter_documents
 from spart.training.spans.semantics import DocumentSpans, SpanMiningConfig
-from spart.training.spans.streaming import document_batches, mine_batches, mine_payload
+from spart.training.spans.kernel import mine_documents_to_json
+from spart.training.spans.streaming import document_batches, mine_batches
 
 
 def _mine_payload_encoded(
     payload: tuple[list[tuple[str, list[tuple[str, str]]]], SpanMiningConfig],
 ) -> tuple[bytes, dict[str, int]]:
     """Mine a batch and serialise it in the worker: one gzip member of JSON lines, plus its counts."""
-    counts = MiningStats()
-    lines = []
-    for document in mine_payload(payload):
-        counts.add(document)
-        if document.clusters:
-            lines.append(json.dumps(document.to_json(), ensure_ascii=False))
-    data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1) if lines else b""
-    return data, vars(counts)
+    documents, config = payload
+    encoded = mine_documents_to_json(documents, config)
+    counts = {
+        "eligible_documents": len(documents),
+        "eligible_passages": sum(len(passages) for _, passages in documents),
+        "documents_with_clusters": len(encoded.lines),
+        "clusters": encoded.clusters,
+        "occurrences": encoded.occurrences,
+    }
+    data = gzip.compress(("\n".join(encoded.lines) + "\n").encode("utf-8"), compresslevel=1) if encoded.lines else b""
+    return data, counts
 
 
 @dataclass
@@ -51,14 +55,6 @@ class MiningStats:
     def merge(self, counts: dict[str, int]) -> None:
         for name in ("eligible_documents", "eligible_passages", "documents_with_clusters", "clusters", "occurrences"):
             setattr(self, name, getattr(self, name) + counts[name])
-
-    def add(self, document: DocumentSpans) -> None:
-        self.eligible_documents += 1
-        self.eligible_passages += len(document.passage_ids)
-        if document.clusters:
-            self.documents_with_clusters += 1
-            self.clusters += len(document.clusters)
-            self.occurrences += sum(len(c.occurrences) for c in document.clusters)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
