@@ -50,6 +50,8 @@ from spart.training.spans.semantics import TOKEN_PATTERN, DocumentSpans, SpanClu
 _WORDS_PATTERN = re.compile(TOKEN_PATTERN.pattern + r"|\n")
 # A vocabulary holding more words than this is dropped (between batches) and rebuilt: ~100 bytes a word.
 _MAX_WORDS = 500_000
+# Bits of a non-negative int64 that _sort_groups packs key and row number into.
+_PACK_BITS = 63
 # Lookup tables larger than this many entries are not kept between batches.
 _MAX_KEPT_TABLE = 1 << 24
 
@@ -181,7 +183,7 @@ def _sort_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts."""
     n = len(keys)
     bits = max(n - 1, 1).bit_length()
-    if n and int(keys.max()) < 1 << (63 - bits):
+    if n and bits < _PACK_BITS and int(keys.max()) < 1 << (_PACK_BITS - bits):
         packed = (keys << bits) | np.arange(n)
         packed.sort()
         order = packed & ((1 << bits) - 1)
