@@ -34,22 +34,35 @@ types it returns.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from itertools import chain, count, islice
+from itertools import count, islice
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  (json.dumps' own, in C)
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from spart.training.spans.semantics import TOKEN_PATTERN, DocumentSpans, SpanCluster, SpanMiningConfig
+from spart.training.spans.semantics import DocumentSpans, SpanCluster, SpanMiningConfig
 
-# The spec's tokens, plus newlines (which the spec's pattern never matches) to separate words.
-_WORDS_PATTERN = re.compile(TOKEN_PATTERN.pattern + r"|\n")
-# A vocabulary holding more words than this is dropped (between batches) and rebuilt: ~100 bytes a word.
-_MAX_WORDS = 500_000
+# Per code point, the character kinds the tokenizer needs (bit flags): the regex's \s and [^\W_] are
+# str.isspace and str.isalnum, span eligibility needs str.isalpha and str.isdigit. Known for ASCII, filled
+# in lazily for other characters (_UNKNOWN until then). A character with none of the flags is a token alone.
+_SPACE, _ALNUM, _ALPHA, _DIGIT, _UNKNOWN = 1, 2, 4, 8, 0xFF
+_CHAR_KINDS = np.full(0x110000, _UNKNOWN, dtype=np.uint8)
+
+
+def _kind(char: str) -> int:
+    return _SPACE * char.isspace() | _ALNUM * char.isalnum() | _ALPHA * char.isalpha() | _DIGIT * char.isdigit()
+
+
+_CHAR_KINDS[:128] = [_kind(chr(code)) for code in range(128)]
+# ASCII tokens of up to 8 characters are keyed exactly by their bytes, read as one little-endian uint64
+# (later bytes masked off; letters and digits are never NUL).
+_SHORT = 8
+_SHORT_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(_SHORT + 1)], dtype=np.uint64)
+# A vocabulary holding more tokens than this is dropped (between batches) and rebuilt: ~200 bytes a token.
+_MAX_TOKENS = 500_000
 # Bits of a non-negative int64 that _sort_groups packs key and row number into.
 _PACK_BITS = 63
 # Lookup tables larger than this many entries are not kept between batches.
@@ -76,68 +89,96 @@ class _Column:
 
 
 class _Vocabulary:
-    """The words and tokens this process has seen, for one stopword list.
+    """The span-eligible tokens this process has seen, for one stopword list.
 
-    A word (a maximal run of non-whitespace characters) maps to its tokens' codes; a token code maps to its
-    lowercased id (``lowered[id]`` is the lowercased token) and to the span flags of the semantics.
+    A token's code maps to its lowercased id (``lowered[id]`` is the lowercased token), its stopword flag
+    and whether it may be a 1-token span. Short ASCII tokens are found by their exact key in a sorted
+    array, the others through a dict of their strings; only tokens never seen before cost Python work.
     """
 
     def __init__(self, stopwords: frozenset[str]) -> None:
         self.stopwords = stopwords
         self.lock = threading.Lock()
-        self.word_code: defaultdict[str, int] = defaultdict(count().__next__)
-        self.word_first = _Column(np.int64)  # position of the word's first token code in token_of
-        self.word_tokens = _Column(np.int64)  # number of tokens of the word
-        self.token_of = _Column(np.int32)  # the token codes of all words, word after word
-        self.token_code: defaultdict[str, int] = defaultdict(count().__next__)
+        self.next_code = count().__next__
+        self.short_keys = np.zeros(0, dtype=np.uint64)  # sorted
+        self.short_codes = np.zeros(0, dtype=np.int64)
+        self.long_code: defaultdict[str, int] = defaultdict(self.next_code)
         self.lower_code: dict[str, int] = {}
         self.lowered: list[str] = []
-        self.token_lower = _Column(np.int32)
-        self.token_valid = _Column(np.bool_)  # isalpha() or isdigit(): may be part of a span
-        self.token_stop = _Column(np.bool_)  # lowercased, a stopword
-        self.token_single = _Column(np.bool_)  # capitalised or a 4-digit number: may be a 1-token span
-        self.newline = self.token_code["\n"]  # separates the words in _add_words; never a token of a word
-        self._add_tokens(["\n"])
+        self.token_lower = _Column(np.int64)
+        self.token_stop = _Column(np.bool_)
+        self.token_single = _Column(np.bool_)  # capitalised or a 4-digit number
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """:returns: the token codes of all texts, concatenated, and the number of tokens of each text."""
-        words_of = [text.split() for text in texts]
-        n_words = np.fromiter(map(len, words_of), dtype=np.int64, count=len(words_of))
-        total = int(n_words.sum())
-        with self.lock:
-            known = len(self.word_code)
-            words = np.fromiter(
-                map(self.word_code.__getitem__, chain.from_iterable(words_of)), dtype=np.int64, count=total
-            )
-            if len(self.word_code) > known:
-                # Dicts keep insertion order: the newest keys are the words this call added.
-                self._add_words(list(islice(reversed(self.word_code), len(self.word_code) - known))[::-1])
-            word_first, word_tokens, token_of = self.word_first.data, self.word_tokens.data, self.token_of.data
-        if total == 0:
-            return np.zeros(0, dtype=np.int32), np.zeros(len(texts), dtype=np.int64)
-        per_word = word_tokens[words]
-        ends = np.cumsum(per_word)
-        n_tokens = int(ends[-1])
-        if n_tokens == total:  # every word is a single token
-            codes = token_of[word_first[words]]
-        else:
-            codes = token_of[np.repeat(word_first[words] - (ends - per_word), per_word) + np.arange(n_tokens)]
-        tokens_before = np.concatenate(([0], ends))[np.cumsum(n_words)]
-        return codes, np.diff(tokens_before, prepend=0)
+        """Tokenise like the spec's regex (:data:`TOKEN_PATTERN`), without building the tokens.
 
-    def _add_words(self, words: list[str]) -> None:
-        # One regex call for all new words, joined by newlines (which only the added "\n" alternative matches).
-        tokens = _WORDS_PATTERN.findall("\n".join(words))
-        known = len(self.token_code)
-        codes = np.fromiter(map(self.token_code.__getitem__, tokens), dtype=np.int32, count=len(tokens))
-        new_tokens = list(islice(reversed(self.token_code), len(self.token_code) - known))[::-1]
-        is_newline = codes == self.newline
-        ends = np.append(np.flatnonzero(is_newline), len(codes))  # where each word's tokens end
-        counts = np.diff(ends, prepend=-1) - 1
-        self.word_first.extend((self.token_of.size + ends - counts - np.arange(len(ends))).tolist())
-        self.word_tokens.extend(counts.tolist())
-        self.token_of.extend(codes[~is_newline])
-        self._add_tokens(new_tokens)
+        :returns: per token of the texts (concatenated) its code, or -1 for a token that may not be part of a
+            span (not all letters, not all digits), and the number of tokens of each text.
+        """
+        # Joined by spaces, so that no token crosses two texts; padded for the fixed-width reads below.
+        joined = " ".join(texts) + " " * _SHORT
+        chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        kinds = _char_kinds(chars)
+        word = (kinds & _ALNUM) != 0
+        # A token is a run of word characters, or one other non-space character.
+        first = kinds == 0
+        last = first.copy()
+        first[0] |= word[0]
+        first[1:] |= word[1:] & ~word[:-1]
+        last[:-1] |= word[:-1] & ~word[1:]  # the last character is padding, never a word character
+        starts, ends = np.flatnonzero(first), np.flatnonzero(last) + 1
+        text_starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
+        lengths = np.diff(np.searchsorted(starts, text_starts), append=len(starts))
+        codes = np.full(len(starts), -1, dtype=np.int64)
+        if len(starts) == 0:
+            return codes, lengths
+
+        # A token may be part of a span when its characters are all letters or all digits: flag (bit 0)
+        # every word character that is neither, or is not of the same kind as the previous one of its token,
+        # and (bit 1) every non-ASCII character; OR-ing the flags over each token's characters (and the
+        # spaces after it, which have none) classifies it.
+        letter_or_digit = kinds & (_ALPHA | _DIGIT)
+        flags = (word & (letter_or_digit == 0)).view(np.uint8)
+        flags[1:] |= word[1:] & word[:-1] & (letter_or_digit[1:] != letter_or_digit[:-1])
+        flags |= (chars >= 128).view(np.uint8) << 1
+        token_flags = np.bitwise_or.reduceat(flags, starts)
+        size = ends - starts
+        valid = word[starts] & ((token_flags & 1) == 0)
+        short = np.flatnonzero(valid & (token_flags == 0) & (size <= _SHORT))
+        long = np.flatnonzero(valid & ((token_flags != 0) | (size > _SHORT)))
+        with self.lock:
+            if len(short):
+                windows = np.lib.stride_tricks.sliding_window_view(chars.astype(np.uint8), _SHORT)
+                keys = windows[starts[short]].view("<u8").ravel() & _SHORT_MASKS[size[short]]
+                codes[short] = self._short_codes(keys, joined, starts[short], size[short])
+            if len(long):
+                strings = [joined[a:b] for a, b in zip(starts[long].tolist(), ends[long].tolist())]
+                known = len(self.long_code)
+                codes[long] = np.fromiter(map(self.long_code.__getitem__, strings), dtype=np.int64, count=len(long))
+                if len(self.long_code) > known:
+                    # Dicts keep insertion order: the newest keys are the tokens this call added.
+                    self._add_tokens(list(islice(reversed(self.long_code), len(self.long_code) - known))[::-1])
+        return codes, lengths
+
+    def _short_codes(self, keys: np.ndarray, joined: str, starts: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """The codes of short tokens by their keys; new tokens (read from ``joined``) get the next codes."""
+        at = np.searchsorted(self.short_keys, keys)
+        known = at < len(self.short_keys)
+        known[known] = self.short_keys[at[known]] == keys[known]
+        codes = np.empty(len(keys), dtype=np.int64)
+        codes[known] = self.short_codes[at[known]]
+        if not known.all():
+            missing = np.flatnonzero(~known)
+            new_keys, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+            first = missing[first]
+            new_tokens = [joined[a : a + n] for a, n in zip(starts[first].tolist(), size[first].tolist())]
+            new_codes = np.array([self.next_code() for _ in new_tokens], dtype=np.int64)
+            self._add_tokens(new_tokens)
+            codes[missing] = new_codes[inverse]
+            where = np.searchsorted(self.short_keys, new_keys)
+            self.short_keys = np.insert(self.short_keys, where, new_keys)
+            self.short_codes = np.insert(self.short_codes, where, new_codes)
+        return codes
 
     def _add_tokens(self, new_tokens: list[str]) -> None:
         """Record the lowercased id and the flags of tokens that just got the next codes."""
@@ -150,9 +191,18 @@ class _Vocabulary:
                 self.lowered.append(low)
             lower_ids.append(low_id)
         self.token_lower.extend(lower_ids)
-        self.token_valid.extend([token.isalpha() or token.isdigit() for token in new_tokens])
         self.token_stop.extend([low in self.stopwords for low in lowered])
-        self.token_single.extend([token[:1].isupper() or (len(token) == 4 and token.isdigit()) for token in new_tokens])
+        self.token_single.extend([token[0].isupper() or (len(token) == 4 and token.isdigit()) for token in new_tokens])
+
+
+def _char_kinds(chars: np.ndarray) -> np.ndarray:
+    kinds = _CHAR_KINDS[chars]
+    unknown = kinds == _UNKNOWN
+    if unknown.any():
+        for code in np.unique(chars[unknown]).tolist():
+            _CHAR_KINDS[code] = _kind(chr(code))
+        kinds[unknown] = _CHAR_KINDS[chars[unknown]]
+    return kinds
 
 
 _VOCABULARIES: dict[frozenset[str], _Vocabulary] = {}
@@ -161,7 +211,7 @@ _SCRATCH = threading.local()
 
 def _vocabulary(stopwords: frozenset[str]) -> _Vocabulary:
     vocabulary = _VOCABULARIES.get(stopwords)
-    if vocabulary is None or len(vocabulary.word_code) > _MAX_WORDS:
+    if vocabulary is None or vocabulary.token_lower.size > _MAX_TOKENS:
         if len(_VOCABULARIES) >= 4:
             _VOCABULARIES.clear()
         vocabulary = _VOCABULARIES[stopwords] = _Vocabulary(stopwords)
@@ -172,8 +222,9 @@ def _lookup_table(size: int) -> np.ndarray:
     """A per-thread ``int32`` table of at least ``size`` entries, all ``-1`` (callers reset what they set)."""
     table = getattr(_SCRATCH, "table", None)
     if table is None or len(table) < size:
-        table = np.full(max(size, 1 << 16), -1, dtype=np.int32)
-        if size <= _MAX_KEPT_TABLE:
+        # Grown with headroom, so that batches of similar size reuse it.
+        table = np.full(max(size + size // 4, 1 << 16), -1, dtype=np.int32)
+        if len(table) <= _MAX_KEPT_TABLE:
             _SCRATCH.table = table
     return table
 
@@ -308,9 +359,9 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
         return None
 
     passage_doc = np.repeat(np.arange(len(documents)), [len(passages) for _, passages in documents])
-    lower = vocabulary.token_lower.data[codes].astype(np.int64)
-    valid = vocabulary.token_valid.data[codes]
-    stop = vocabulary.token_stop.data[codes]
+    valid = codes >= 0
+    lower = np.where(valid, vocabulary.token_lower.data[codes], -1)
+    stop = vocabulary.token_stop.data[codes] & valid
     positions = np.arange(n_tokens)
     passage_start = np.cumsum(lengths) - lengths
     token_passage = np.repeat(np.arange(len(texts)), lengths)
