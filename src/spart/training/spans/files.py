@@ -231,8 +231,6 @@ def _mine_into_partial(
     progress at most every ``checkpoint_seconds``; returns the shard's stats (``stats`` continued)."""
     import time
 
-    from tqdm import tqdm
-
     partial, progress_path = run.sibling(".partial"), run.sibling(".progress.json")
     identity = run.identity
     started = time.perf_counter()
@@ -241,9 +239,7 @@ def _mine_into_partial(
     with partial.open("r+b" if partial.exists() else "wb") as handle:
         handle.truncate(done_bytes)
         handle.seek(done_bytes)
-        bar = tqdm(
-            total=None, unit="psg", desc=f"mine-spans {run.output.name}", disable=not progress, initial=stats.passages
-        )
+        bar = _progress_bar(f"mine-spans {run.output.name}", stats.passages) if progress else None
         batches = document_batches(documents, run.config, batch_passages)
         for (data, counts), n_docs, n_passages in mine_batches(batches, run.config, workers, _mine_payload_encoded):
             handle.write(data)
@@ -251,7 +247,8 @@ def _mine_into_partial(
             stats.documents += n_docs
             stats.passages += n_passages
             done_docs += n_docs
-            bar.update(n_passages)
+            if bar is not None:
+                bar.update(n_passages)
             now = time.perf_counter()
             if now - last_record >= checkpoint_seconds:
                 handle.flush()
@@ -265,7 +262,8 @@ def _mine_into_partial(
                     ),
                 )
                 last_record = now
-        bar.close()
+        if bar is not None:
+            bar.close()
         handle.flush()
         os.fsync(handle.fileno())
     if partial.stat().st_size == 0:
@@ -273,6 +271,12 @@ def _mine_into_partial(
         partial.write_bytes(gzip.compress(b""))
     stats.seconds = elapsed_before + time.perf_counter() - started
     return stats
+
+
+def _progress_bar(description: str, initial: int) -> Any:
+    from tqdm import tqdm  # imported only when shown: the import costs more than mining a small corpus
+
+    return tqdm(total=None, unit="psg", desc=description, initial=initial)
 
 
 def _publish(run: _ShardRun, stats: MiningStats) -> None:
