@@ -5,11 +5,8 @@ semantics of :mod:`spart.training.spans.semantics`, checked against the naive
 
 How it is fast (each measure was kept because a profile showed it paid):
 
-- **Tokenising by word, cached.** Regex tokens never cross whitespace, so a text is split on whitespace
-  (``str.split``, the same whitespace as the regex's ``\\s``) and each *word* is looked up in a per-process
-  :class:`_Vocabulary` (one dict lookup per word, in C); only words never seen before run the spec's regex,
-  once. The vocabulary also holds every token's lowercased id and span flags, so no per-token Python work
-  is left. It is bounded (cleared past ``_MAX_WORDS`` words) and thread-safe.
+- **Tokenising without token strings**: :mod:`spart.training.spans.tokens` maps a whole batch to token
+  codes with numpy over its code points and a per-process vocabulary (only new tokens cost Python work).
 - **Exact grouping, no hashing.** Round 1 groups the span-eligible tokens by ``(document, lowercased
   token)``; round ``n`` groups the n-gram at ``i`` by ``(group of the (n-1)-gram at i, group of token
   i+n-1)``: small exact integer keys, so there are no collisions to verify. Rounds go apriori-style: an
@@ -27,252 +24,28 @@ How it is fast (each measure was kept because a profile showed it paid):
   :meth:`DocumentSpans.to_json` directly (byte-identical to ``json.dumps(..., ensure_ascii=False)``), without
   building the cluster objects first.
 
-Everything the kernel does lives in this module; it imports only numpy, the standard library and the data
-types it returns.
+The kernel imports only numpy, the standard library, its tokenizer and the data types it returns.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
-from itertools import count, islice
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  (json.dumps' own, in C)
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from spart.training.spans.semantics import DocumentSpans, SpanCluster, SpanMiningConfig
+from spart.training.spans.tokens import vocabulary
 
-# Per code point, the character kinds the tokenizer needs (bit flags): the regex's \s and [^\W_] are
-# str.isspace and str.isalnum, span eligibility needs str.isalpha and str.isdigit. Known for ASCII, filled
-# in lazily for other characters (_UNKNOWN until then). A character with none of the flags is a token alone.
-_SPACE, _ALNUM, _ALPHA, _DIGIT, _UNKNOWN = 1, 2, 4, 8, 0xFF
-_CHAR_KINDS = np.full(0x110000, _UNKNOWN, dtype=np.uint8)
-
-
-def _kind(char: str) -> int:
-    return _SPACE * char.isspace() | _ALNUM * char.isalnum() | _ALPHA * char.isalpha() | _DIGIT * char.isdigit()
-
-
-_CHAR_KINDS[:128] = [_kind(chr(code)) for code in range(128)]
-# ASCII tokens of up to 16 characters are keyed exactly by their bytes, read as two little-endian uint64
-# words (bytes past the token masked off; letters and digits are never NUL, so the first word never is 0).
-_KEY_BYTES = 16
-_WORD_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
-_MIX1 = np.uint64(0x9E3779B97F4A7C15)
-_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
-# A vocabulary holding more tokens than this is dropped (between batches) and rebuilt: ~200 bytes a token.
-_MAX_TOKENS = 500_000
 # Bits of a non-negative int64 that _sort_groups packs key and row number into.
 _PACK_BITS = 63
 # Lookup tables larger than this many entries are not kept between batches.
 _MAX_KEPT_TABLE = 1 << 24
 
-
-class _Column:
-    """A growable numpy array (amortised doubling); ``data[:size]`` holds the values."""
-
-    __slots__ = ("data", "size")
-
-    def __init__(self, dtype: Any) -> None:
-        self.data = np.empty(1024, dtype=dtype)
-        self.size = 0
-
-    def extend(self, values: list) -> None:
-        end = self.size + len(values)
-        if end > len(self.data):
-            grown = np.empty(max(end, 2 * len(self.data)), dtype=self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size : end] = values
-        self.size = end
-
-
-class _KeyTable:
-    """Codes by exact two-word keys (the first word never 0): an open-addressing hash table with linear
-    probing at load <= 1/2, looked up and filled with vectorised probes (six times faster than a
-    ``searchsorted`` over sorted keys here)."""
-
-    def __init__(self) -> None:
-        self._allocate(12)
-
-    def _allocate(self, bits: int) -> None:
-        self.first = np.zeros(1 << bits, dtype=np.uint64)  # 0: an empty slot
-        self.second = np.zeros(1 << bits, dtype=np.uint64)
-        self.codes = np.zeros(1 << bits, dtype=np.int64)
-        self.size = 0
-
-    def _slots(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        bits = len(self.first).bit_length() - 1
-        return (((first ^ (second * _MIX2)) * _MIX1) >> np.uint64(64 - bits)).astype(np.intp)
-
-    def find(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """:returns: the code of every key, -1 for keys not in the table."""
-        mask = len(self.first) - 1
-        slot = self._slots(first, second)
-        codes = np.full(len(first), -1, dtype=np.int64)
-        pending = np.arange(len(first))
-        while len(pending):
-            at = slot[pending]
-            stored = self.first[at]
-            hit = (stored == first[pending]) & (self.second[at] == second[pending])
-            codes[pending[hit]] = self.codes[at[hit]]
-            probe_on = ~hit & (stored != 0)
-            pending = pending[probe_on]
-            slot[pending] = (at[probe_on] + 1) & mask
-        return codes
-
-    def add(self, first: np.ndarray, second: np.ndarray, codes: np.ndarray) -> None:
-        """Insert distinct keys that are not in the table yet."""
-        if 2 * (self.size + len(first)) > len(self.first):
-            used = np.flatnonzero(self.first)
-            entries = self.first[used], self.second[used], self.codes[used]
-            self._allocate((2 * (self.size + len(first))).bit_length())
-            self.add(*entries)
-        mask = len(self.first) - 1
-        slot = self._slots(first, second)
-        pending = np.arange(len(first))
-        while len(pending):
-            at = slot[pending]
-            free = np.flatnonzero(self.first[at] == 0)
-            # Keys probing the same free slot: the first of them takes it.
-            _, take = np.unique(at[free], return_index=True)
-            won = pending[free[take]]
-            self.first[slot[won]], self.second[slot[won]], self.codes[slot[won]] = first[won], second[won], codes[won]
-            placed = np.zeros(len(pending), dtype=bool)
-            placed[free[take]] = True
-            pending = pending[~placed]
-            slot[pending] = (slot[pending] + 1) & mask  # every slot they probed is taken now
-        self.size += len(first)
-
-
-class _Vocabulary:
-    """The span-eligible tokens this process has seen, for one stopword list.
-
-    A token's code maps to its lowercased id (``lowered[id]`` is the lowercased token), its stopword flag
-    and whether it may be a 1-token span. Short ASCII tokens are found by their exact key in a
-    hash table (:class:`_KeyTable`), the others through a dict of their strings; only tokens never seen before
-    cost Python work.
-    """
-
-    def __init__(self, stopwords: frozenset[str]) -> None:
-        self.stopwords = stopwords
-        self.lock = threading.Lock()
-        self.next_code = count().__next__
-        self.short_codes = _KeyTable()
-        self.long_code: defaultdict[str, int] = defaultdict(self.next_code)
-        self.lower_code: dict[str, int] = {}
-        self.lowered: list[str] = []
-        self.token_lower = _Column(np.int64)
-        self.token_stop = _Column(np.bool_)
-        self.token_single = _Column(np.bool_)  # capitalised or a 4-digit number
-
-    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Tokenise like the spec's regex (:data:`TOKEN_PATTERN`), without building the tokens.
-
-        :returns: per token of the texts (concatenated) its code, or -1 for a token that may not be part of a
-            span (not all letters, not all digits), and the number of tokens of each text.
-        """
-        # Joined by spaces, so that no token crosses two texts; padded for the fixed-width reads below.
-        joined = " ".join(texts) + " " * _KEY_BYTES
-        chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        kinds = _char_kinds(chars)
-        word = (kinds & _ALNUM) != 0
-        # A token is a run of word characters, or one other non-space character.
-        first = kinds == 0
-        last = first.copy()
-        first[0] |= word[0]
-        first[1:] |= word[1:] & ~word[:-1]
-        last[:-1] |= word[:-1] & ~word[1:]  # the last character is padding, never a word character
-        starts, ends = np.flatnonzero(first), np.flatnonzero(last) + 1
-        text_starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
-        lengths = np.diff(np.searchsorted(starts, text_starts), append=len(starts))
-        codes = np.full(len(starts), -1, dtype=np.int64)
-        if len(starts) == 0:
-            return codes, lengths
-
-        # A token may be part of a span when its characters are all letters or all digits: flag (bit 0)
-        # every word character that is neither, or is not of the same kind as the previous one of its token,
-        # and (bit 1) every non-ASCII character; OR-ing the flags over each token's characters (and the
-        # spaces after it, which have none) classifies it.
-        letter_or_digit = kinds & (_ALPHA | _DIGIT)
-        flags = (word & (letter_or_digit == 0)).view(np.uint8)
-        flags[1:] |= word[1:] & word[:-1] & (letter_or_digit[1:] != letter_or_digit[:-1])
-        flags |= (chars >= 128).view(np.uint8) << 1
-        token_flags = np.bitwise_or.reduceat(flags, starts)
-        size = ends - starts
-        valid = word[starts] & ((token_flags & 1) == 0)
-        short = np.flatnonzero(valid & (token_flags == 0) & (size <= _KEY_BYTES))
-        long = np.flatnonzero(valid & ((token_flags != 0) | (size > _KEY_BYTES)))
-        with self.lock:
-            if len(short):
-                codes[short] = self._short_codes(chars, joined, starts[short], size[short])
-            if len(long):
-                strings = [joined[a:b] for a, b in zip(starts[long].tolist(), ends[long].tolist())]
-                known = len(self.long_code)
-                codes[long] = np.fromiter(map(self.long_code.__getitem__, strings), dtype=np.int64, count=len(long))
-                if len(self.long_code) > known:
-                    # Dicts keep insertion order: the newest keys are the tokens this call added.
-                    self._add_tokens(list(islice(reversed(self.long_code), len(self.long_code) - known))[::-1])
-        return codes, lengths
-
-    def _short_codes(self, chars: np.ndarray, joined: str, starts: np.ndarray, size: np.ndarray) -> np.ndarray:
-        """The codes of short ASCII tokens; new tokens (read from ``joined``) get the next codes."""
-        words = np.lib.stride_tricks.sliding_window_view(chars.astype(np.uint8), _KEY_BYTES)[starts].view("<u8")
-        first = words[:, 0] & _WORD_MASKS[np.minimum(size, 8)]
-        second = words[:, 1] & _WORD_MASKS[np.maximum(size - 8, 0)]
-        codes = self.short_codes.find(first, second)
-        missing = np.flatnonzero(codes < 0)
-        if len(missing):
-            order = missing[np.lexsort((second[missing], first[missing]))]
-            new = np.ones(len(order), dtype=bool)
-            new[1:] = (first[order[1:]] != first[order[:-1]]) | (second[order[1:]] != second[order[:-1]])
-            distinct = order[new]
-            new_tokens = [joined[a : a + n] for a, n in zip(starts[distinct].tolist(), size[distinct].tolist())]
-            new_codes = np.array([self.next_code() for _ in new_tokens], dtype=np.int64)
-            self._add_tokens(new_tokens)
-            self.short_codes.add(first[distinct], second[distinct], new_codes)
-            codes[order] = new_codes[np.cumsum(new) - 1]
-        return codes
-
-    def _add_tokens(self, new_tokens: list[str]) -> None:
-        """Record the lowercased id and the flags of tokens that just got the next codes."""
-        lowered = [token.lower() for token in new_tokens]
-        lower_ids = []
-        for low in lowered:
-            low_id = self.lower_code.get(low)
-            if low_id is None:
-                low_id = self.lower_code[low] = len(self.lowered)
-                self.lowered.append(low)
-            lower_ids.append(low_id)
-        self.token_lower.extend(lower_ids)
-        self.token_stop.extend([low in self.stopwords for low in lowered])
-        self.token_single.extend([token[0].isupper() or (len(token) == 4 and token.isdigit()) for token in new_tokens])
-
-
-def _char_kinds(chars: np.ndarray) -> np.ndarray:
-    kinds = _CHAR_KINDS[chars]
-    unknown = kinds == _UNKNOWN
-    if unknown.any():
-        for code in np.unique(chars[unknown]).tolist():
-            _CHAR_KINDS[code] = _kind(chr(code))
-        kinds[unknown] = _CHAR_KINDS[chars[unknown]]
-    return kinds
-
-
-_VOCABULARIES: dict[frozenset[str], _Vocabulary] = {}
 _SCRATCH = threading.local()
-
-
-def _vocabulary(stopwords: frozenset[str]) -> _Vocabulary:
-    vocabulary = _VOCABULARIES.get(stopwords)
-    if vocabulary is None or vocabulary.token_lower.size > _MAX_TOKENS:
-        if len(_VOCABULARIES) >= 4:
-            _VOCABULARIES.clear()
-        vocabulary = _VOCABULARIES[stopwords] = _Vocabulary(stopwords)
-    return vocabulary
 
 
 def _lookup_table(size: int) -> np.ndarray:
@@ -408,8 +181,8 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
     texts = [text if isinstance(text, str) else "" for _, passages in documents for _, text in passages]
     if not texts:
         return None
-    vocabulary = _vocabulary(config.stopwords)
-    codes, lengths = vocabulary.tokenize(texts)
+    vocab = vocabulary(config.stopwords)
+    codes, lengths = vocab.tokenize(texts)
     n_tokens = len(codes)
     min_len, max_len, min_passages = config.min_span_length, config.max_span_length, config.min_span_passages
     if n_tokens < min_len:
@@ -417,8 +190,8 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
 
     passage_doc = np.repeat(np.arange(len(documents)), [len(passages) for _, passages in documents])
     valid = codes >= 0
-    lower = np.where(valid, vocabulary.token_lower.data[codes], -1)
-    stop = vocabulary.token_stop.data[codes] & valid
+    lower = np.where(valid, vocab.token_lower.data[codes], -1)
+    stop = vocab.token_stop.data[codes] & valid
     positions = np.arange(n_tokens)
     passage_start = np.cumsum(lengths) - lengths
     token_passage = np.repeat(np.arange(len(texts)), lengths)
@@ -437,7 +210,7 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
     alive = np.flatnonzero(valid)
     for n in range(1, max_len + 1):
         if n == 1:
-            keys = passage_doc[token_passage[alive]] * len(vocabulary.lowered) + lower[alive]
+            keys = passage_doc[token_passage[alive]] * len(vocab.lowered) + lower[alive]
         else:
             alive = alive[(alive_len[alive + 1] >= n - 1) & (run[alive] >= n)]
             if len(alive) == 0:
@@ -464,7 +237,7 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
         if n == 1:
             # Capitalisation is a property of the surface token, not of the lowercased span, so 1-token
             # spans are grouped again over their eligible occurrences only.
-            eligible = vocabulary.token_single.data[codes[kept]] & ~stop[kept]
+            eligible = vocab.token_single.data[codes[kept]] & ~stop[kept]
             kept, group = kept[eligible], group[eligible]
             starts_group = np.empty(len(group), dtype=bool)
             starts_group[:1] = True
@@ -517,7 +290,7 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
     rep_start, rep_length = starts[first], span_lengths[first]
     rep_end = np.cumsum(rep_length)
     rep_tokens = lower[np.repeat(rep_start - (rep_end - rep_length), rep_length) + np.arange(int(rep_end[-1]))]
-    words = [vocabulary.lowered[i] for i in rep_tokens.tolist()]
+    words = [vocab.lowered[i] for i in rep_tokens.tolist()]
     bounds = rep_end.tolist()
     spans = [" ".join(words[b:e]) for b, e in zip([0, *bounds[:-1]], bounds)]
     return _Batch(
