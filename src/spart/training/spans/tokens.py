@@ -138,10 +138,10 @@ class Vocabulary:
     def __init__(self, stopwords: frozenset[str]) -> None:
         self.stopwords = stopwords
         self.lock = threading.Lock()
-        self.next_code = count().__next__
+        self.codes = count()  # the next token code
         self.short_codes = KeyTable()
-        self.long_code: defaultdict[str, int] = defaultdict(self.next_code)
-        self.lower_code: dict[str, int] = {}
+        self.long_code: defaultdict[str, int] = defaultdict(self.codes.__next__)
+        self.lower_code: defaultdict[str, int] = defaultdict(count().__next__)
         self.lowered: list[str] = []
         self.token_lower = _Column(np.int64)
         self.token_stop = _Column(np.bool_)
@@ -192,8 +192,7 @@ class Vocabulary:
                 known = len(self.long_code)
                 codes[long] = np.fromiter(map(self.long_code.__getitem__, strings), dtype=np.int64, count=len(long))
                 if len(self.long_code) > known:
-                    # Dicts keep insertion order: the newest keys are the tokens this call added.
-                    self._add_tokens(list(islice(reversed(self.long_code), len(self.long_code) - known))[::-1])
+                    self._add_tokens(_added_keys(self.long_code, known))
         return codes, lengths
 
     def _short_codes(self, chars: np.ndarray, joined: str, starts: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -209,7 +208,7 @@ class Vocabulary:
             new[1:] = (first[order[1:]] != first[order[:-1]]) | (second[order[1:]] != second[order[:-1]])
             distinct = order[new]
             new_tokens = [joined[a : a + n] for a, n in zip(starts[distinct].tolist(), size[distinct].tolist())]
-            new_codes = np.array([self.next_code() for _ in new_tokens], dtype=np.int64)
+            new_codes = np.fromiter(islice(self.codes, len(new_tokens)), dtype=np.int64, count=len(new_tokens))
             self._add_tokens(new_tokens)
             self.short_codes.add(first[distinct], second[distinct], new_codes)
             codes[order] = new_codes[np.cumsum(new) - 1]
@@ -218,16 +217,16 @@ class Vocabulary:
     def _add_tokens(self, new_tokens: list[str]) -> None:
         """Record the lowercased id and the flags of tokens that just got the next codes."""
         lowered = [token.lower() for token in new_tokens]
-        lower_ids = []
-        for low in lowered:
-            low_id = self.lower_code.get(low)
-            if low_id is None:
-                low_id = self.lower_code[low] = len(self.lowered)
-                self.lowered.append(low)
-            lower_ids.append(low_id)
-        self.token_lower.extend(lower_ids)
-        self.token_stop.extend([low in self.stopwords for low in lowered])
+        known = len(self.lower_code)
+        self.token_lower.extend(np.fromiter(map(self.lower_code.__getitem__, lowered), np.int64, len(lowered)))
+        self.lowered.extend(_added_keys(self.lower_code, known))
+        self.token_stop.extend(np.fromiter(map(self.stopwords.__contains__, lowered), bool, len(lowered)))
         self.token_single.extend([token[0].isupper() or (len(token) == 4 and token.isdigit()) for token in new_tokens])
+
+
+def _added_keys(mapping: dict[str, int], known: int) -> list[str]:
+    """The keys added to ``mapping`` since it had ``known`` keys, in insertion order (dicts keep it)."""
+    return list(islice(reversed(mapping), len(mapping) - known))[::-1]
 
 
 def _char_kinds(chars: np.ndarray) -> np.ndarray:
