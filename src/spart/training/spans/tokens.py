@@ -90,16 +90,16 @@ class KeyTable:
         """:returns: the code of every key, -1 for keys not in the table."""
         mask = len(self.first) - 1
         slot = self._slots(first, second)
-        codes = np.full(len(first), -1, dtype=np.int64)
-        pending = np.arange(len(first))
+        stored = self.first[slot]
+        hit = (stored == first) & (self.second[slot] == second)
+        codes = np.where(hit, self.codes[slot], -1)
+        pending = np.flatnonzero(~hit & (stored != 0))  # probe on while the slot holds another key
         while len(pending):
-            at = slot[pending]
+            at = slot[pending] = (slot[pending] + 1) & mask
             stored = self.first[at]
             hit = (stored == first[pending]) & (self.second[at] == second[pending])
             codes[pending[hit]] = self.codes[at[hit]]
-            probe_on = ~hit & (stored != 0)
-            pending = pending[probe_on]
-            slot[pending] = (at[probe_on] + 1) & mask
+            pending = pending[~hit & (stored != 0)]
         return codes
 
     def add(self, first: np.ndarray, second: np.ndarray, codes: np.ndarray) -> None:
@@ -197,9 +197,11 @@ class Vocabulary:
 
     def _short_codes(self, chars: np.ndarray, joined: str, starts: np.ndarray, size: np.ndarray) -> np.ndarray:
         """The codes of short ASCII tokens; new tokens (read from ``joined``) get the next codes."""
-        words = np.lib.stride_tricks.sliding_window_view(chars.astype(np.uint8), _KEY_BYTES)[starts].view("<u8")
-        first = words[:, 0] & _WORD_MASKS[np.minimum(size, 8)]
-        second = words[:, 1] & _WORD_MASKS[np.maximum(size - 8, 0)]
+        # The 8 bytes at every character position (an unaligned view; the padding keeps reads in bounds).
+        low_bytes = chars.astype(np.uint8)
+        words = np.ndarray((len(low_bytes) - 7,), dtype="<u8", buffer=low_bytes, strides=(1,))
+        first = words[starts] & _WORD_MASKS[np.minimum(size, 8)]
+        second = words[starts + 8] & _WORD_MASKS[np.maximum(size - 8, 0)]
         codes = self.short_codes.find(first, second)
         missing = np.flatnonzero(codes < 0)
         if len(missing):
