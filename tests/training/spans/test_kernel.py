@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -98,6 +100,22 @@ def test_grouping_without_packed_keys_gives_the_same_clusters(raw, config):
         assert mine_documents(docs, config) == packed
     for result, (_, passages) in zip(packed, docs):
         assert result.clusters == naive_mine_document(passages, config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=documents_strategy, names=st.lists(st.text(max_size=4), min_size=2, max_size=2))
+def test_json_lines_are_the_documents_json(raw, names):
+    # Keys and ids that JSON must escape: quotes, backslashes, control characters, non-ASCII.
+    docs = [
+        (f'{names[0]}"doc\\{d}', [(f"{names[1]}\t{d}.{p}", text) for p, text in enumerate(texts)])
+        for d, texts in enumerate(raw)
+    ]
+    config = SpanMiningConfig(min_span_passages=2, min_span_length=1)
+    documents = mine_documents(docs, config)
+    encoded = kernel.mine_documents_to_json(docs, config)
+    assert encoded.lines == [json.dumps(d.to_json(), ensure_ascii=False) for d in documents if d.clusters]
+    assert encoded.clusters == sum(len(d.clusters) for d in documents)
+    assert encoded.occurrences == sum(len(c.occurrences) for d in documents for c in d.clusters)
 
 
 def test_empty_and_odd_texts():
