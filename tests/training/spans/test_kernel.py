@@ -8,9 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spart.training.spans import SpanMiningConfig, iter_documents, kernel, mine_documents, select_passages
+from spart.training.spans import (
+    SpanMiningConfig,
+    iter_documents,
+    kernel,
+    mine_documents,
+    select_passages,
+)
 from spart.training.spans.reference import naive_mine_document
-
 
 # A tiny vocabulary so that spans recur often: content words, stopwords, capitalised words, numbers,
 # punctuation and tokens that may not be part of a span (mixed letters/digits, underscores).
