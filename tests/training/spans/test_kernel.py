@@ -1,4 +1,4 @@
-"""The vectorised kernel against the naive reference (property tests), batching and hash collisions."""
+"""The vectorised kernel against the naive reference (property tests), batching, the sort fallback, JSON lines."""
 
 from __future__ import annotations
 
