@@ -4,17 +4,23 @@ For each corpus it measures, each in a fresh subprocess (so peak RSS belongs to 
 
 - ``fast-wN``: ``mine_spans_to_file`` over the whole corpus with N worker processes (this also writes the
   span file that training uses, to ``--out-dir``);
+- ``base-wN`` (with ``--baseline-src``): the same with another checkout's ``src`` first on ``PYTHONPATH``,
+  alternating with ``fast-wN`` run by run, so old and new share the machine's load; the ratios and whether
+  both wrote the same span file are printed;
 - ``naive`` and ``fast-subset``: the naive reference (:mod:`spart.training.spans.reference`) and the fast
   kernel (one process) on the same subset of whole documents (the first ``--subset-passages`` eligible
   passages), checking that both give identical clusters.
 
 Throughput is passages read per second (all passages of the corpus, including those of skipped small
 documents) and eligible passages per second (passages of documents that are actually mined). Peak memory is
-``ru_maxrss`` of the measuring process plus its largest child. The report ends with cluster statistics.
+``ru_maxrss`` of the measuring process plus its largest child. With ``--repeats N`` the whole-corpus rows
+keep the least wall and the least CPU time of N runs. The report ends with cluster statistics.
 
-Rerun (about a minute on 2 cores):
+Rerun from the repository root (about 15 s on 2 cores; ``SPART_SHARED_DATA`` defaults to ``../shared/data``;
+the baseline, e.g. ``git worktree add ../spart-base <rev>``):
 
-    nice -n 10 .venv/bin/python benchmarks/bench_span_mining.py --out-dir ../runs/spans   # from the repository root
+    nice -n 10 .venv/bin/python benchmarks/bench_span_mining.py --out-dir "$(mktemp -d)" \
+        --repeats 3 --baseline-src ../spart-base/src
 """
 
 from __future__ import annotations
@@ -66,13 +72,13 @@ def _subset(corpus: Path, separator: str | None, passages: int):
     return config, docs, total
 
 
-def measure(kind: str, name: str, workers: int, subset_passages: int, out_dir: Path) -> dict:
-    """One measurement, run inside its own process."""
+def measure(kind: str, name: str, workers: int, subset_passages: int, out_dir: Path, stem: str) -> dict:
+    """One measurement, run inside its own process (``stem``: the span file's name, before ``.jsonl.gz``)."""
     corpus, separator = CORPORA[name]
     if kind == "full":
         from spart.training.spans import SpanMiningConfig, mine_spans_to_file
 
-        out = out_dir / (f"{name}.jsonl.gz" if workers == 2 else f"{name}.w{workers}.jsonl.gz")
+        out = out_dir / (f"{stem}.jsonl.gz" if workers == 2 else f"{stem}.w{workers}.jsonl.gz")
         cpu = _cpu_seconds()
         start = time.perf_counter()
         stats = mine_spans_to_file(
@@ -91,8 +97,8 @@ def measure(kind: str, name: str, workers: int, subset_passages: int, out_dir: P
             "peak_rss_mb": _peak_rss_mb(),
             "output": str(out) if workers == 2 else None,
         }
-    from spart.training.spans.reference import naive_mine_document
     from spart.training.spans import mine_documents
+    from spart.training.spans.reference import naive_mine_document
 
     config, docs, total = _subset(corpus, separator, subset_passages)
     cpu = _cpu_seconds()
@@ -116,10 +122,32 @@ def measure(kind: str, name: str, workers: int, subset_passages: int, out_dir: P
     }
 
 
-def _run_child(kind: str, name: str, workers: int, subset: int, out_dir: Path) -> dict:
-    command = [sys.executable, __file__, "--child", kind, name, str(workers), str(subset), str(out_dir)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+def _run_child(
+    kind: str, name: str, workers: int, subset: int, out_dir: Path, src: Path | None = None, stem: str | None = None
+) -> dict:
+    command = [sys.executable, __file__, "--child", kind, name, str(workers), str(subset), str(out_dir), stem or name]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if src is not None:  # another checkout's package first
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src.resolve()), env.get("PYTHONPATH")]))
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _best(runs: list[dict]) -> dict:
+    """One row for repeated runs: the least wall and the least CPU time, the largest peak memory."""
+    row = dict(runs[0])
+    row["seconds"] = min(run["seconds"] for run in runs)
+    row["cpu_seconds"] = min(run["cpu_seconds"] for run in runs)
+    row["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    row["runs"] = len(runs)
+    return row
+
+
+def _same_spans(first: str, second: str) -> bool:
+    import gzip
+
+    with gzip.open(first, "rb") as a, gzip.open(second, "rb") as b:
+        return a.read() == b.read()
 
 
 def cluster_stats(path: Path, examples: int = 8) -> dict:
@@ -159,17 +187,28 @@ def main() -> int:
     parser.add_argument(
         "--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs" / "spans", help="span files + JSON"
     )
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each whole-corpus row (best kept)")
+    parser.add_argument("--baseline-src", type=Path, help="another checkout's src/ to compare with (base-wN rows)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.baseline_src is not None and not (args.baseline_src / "spart" / "__init__.py").is_file():
+        parser.error(f"--baseline-src {args.baseline_src}: no spart package there")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    baseline_rss = _run_child("idle", "wiki", 1, 1, args.out_dir)["peak_rss_mb"]
-    report = {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "idle_rss_mb": baseline_rss, "corpora": {}}
+    idle_rss = _run_child("idle", "wiki", 1, 1, args.out_dir)["peak_rss_mb"]
+    report = {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "idle_rss_mb": idle_rss, "corpora": {}}
     for name in args.corpora:
         if not CORPORA[name][0].exists():
             print(f"skipping {name}: {CORPORA[name][0]} not found", file=sys.stderr)
             continue
-        rows = {}
+        variants = [("fast", None, name)] + ([("base", args.baseline_src, f"{name}.baseline")] if args.baseline_src else [])
+        runs: dict[str, list[dict]] = {}
         for workers in (1, 2):
-            rows[f"fast-w{workers}"] = _run_child("full", name, workers, 0, args.out_dir)
+            for _ in range(args.repeats):
+                for label, src, stem in variants:
+                    run = _run_child("full", name, workers, 0, args.out_dir, src, stem)
+                    runs.setdefault(f"{label}-w{workers}", []).append(run)
+        rows = {label: _best(label_runs) for label, label_runs in runs.items()}
         rows["naive"] = _run_child("naive", name, 1, args.subset_passages, args.out_dir)
         rows["fast-subset"] = _run_child("subset", name, 1, args.subset_passages, args.out_dir)
         for row in rows.values():
@@ -193,6 +232,18 @@ def main() -> int:
             "extrapolated_21M_hours_idle_2core_eligible_rate": WIKIPEDIA_PASSAGES / idle_2core_eligible / 3600,
             "stats": cluster_stats(Path(full["output"])),
         }
+        if args.baseline_src:
+            base_output = Path(rows["base-w2"]["output"])
+            result["baseline"] = {
+                "same_span_file": _same_spans(full["output"], str(base_output)),
+                **{
+                    f"w{w}_{what}_ratio": rows[f"base-w{w}"][key] / rows[f"fast-w{w}"][key]
+                    for w in (1, 2)
+                    for what, key in (("wall", "seconds"), ("cpu", "cpu_seconds"))
+                },
+            }
+            base_output.unlink()
+            base_output.with_name(base_output.name + ".stats.json").unlink()
         report["corpora"][name] = result
         print(f"\n== {name} ({CORPORA[name][0]})")
         print(
@@ -216,16 +267,23 @@ def main() -> int:
             f"{result['extrapolated_21M_hours_idle_2core_eligible_rate']:.2f} h idle-2-core, "
             f"{result['extrapolated_21M_hours_measured_wall_eligible_rate']:.2f} h at the measured wall rate"
         )
+        if args.baseline_src:
+            base = result["baseline"]
+            print(
+                f"baseline / fast (best of {args.repeats}, alternating): 1 worker {base['w1_wall_ratio']:.2f}x wall, "
+                f"{base['w1_cpu_ratio']:.2f}x CPU; 2 workers {base['w2_wall_ratio']:.2f}x wall, "
+                f"{base['w2_cpu_ratio']:.2f}x CPU; same span file: {base['same_span_file']}"
+            )
         print(json.dumps(result["stats"], indent=1, ensure_ascii=False))
     report["load_avg_end"] = os.getloadavg()
-    print(f"\nidle interpreter RSS {baseline_rss:.0f} MB; load average start {report['load_avg_start']}, end {report['load_avg_end']}")
+    print(f"\nidle interpreter RSS {idle_rss:.0f} MB; load average start {report['load_avg_start']}, end {report['load_avg_end']}")
     (args.out_dir / "bench_span_mining.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     return 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        kind, name, workers, subset, out_dir = sys.argv[2:7]
+        kind, name, workers, subset, out_dir, stem = sys.argv[2:8]
         if kind == "idle":
             import numpy  # noqa: F401  (the fixed cost every run pays)
 
@@ -233,6 +291,6 @@ if __name__ == "__main__":
 
             print(json.dumps({"peak_rss_mb": _peak_rss_mb()}))
         else:
-            print(json.dumps(measure(kind, name, int(workers), int(subset), Path(out_dir))))
+            print(json.dumps(measure(kind, name, int(workers), int(subset), Path(out_dir), stem)))
         sys.exit(0)
     sys.exit(main())

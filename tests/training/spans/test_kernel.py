@@ -1,15 +1,21 @@
-"""The vectorised kernel against the naive reference (property tests), batching and hash collisions."""
+"""The vectorised kernel against the naive reference (property tests), batching, the sort fallback, JSON lines."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spart.training.spans import SpanMiningConfig, iter_documents, kernel, mine_documents, select_passages
+from spart.training.spans import (
+    SpanMiningConfig,
+    iter_documents,
+    kernel,
+    mine_documents,
+    select_passages,
+)
 from spart.training.spans.reference import naive_mine_document
-
 
 # A tiny vocabulary so that spans recur often: content words, stopwords, capitalised words, numbers,
 # punctuation and tokens that may not be part of a span (mixed letters/digits, underscores).
@@ -88,14 +94,33 @@ def test_batching_does_not_change_results(raw):
     assert together == alone
 
 
-def test_hash_collisions_are_detected(monkeypatch):
-    # With a zero rolling multiplier every n-gram hash depends only on its last token, so distinct spans
-    # collide; the verification must notice instead of emitting a wrong cluster.
-    texts = ["red apple pie", "green apple pie", "red apple pie", "green apple pie"]
-    docs = [("d", [(str(i), text) for i, text in enumerate(texts)])]
-    monkeypatch.setattr(kernel, "_ROLL", np.uint64(0))
-    with pytest.raises(kernel._HashCollision):
-        kernel._mine_batch(docs, SpanMiningConfig(), seed=0)
+@settings(max_examples=60, deadline=None)
+@given(raw=documents_strategy, config=configs_strategy)
+def test_grouping_without_packed_keys_gives_the_same_clusters(raw, config):
+    # Keys too large to share an int64 with the row number are grouped by a stable argsort instead.
+    docs = _as_docs(raw)
+    packed = mine_documents(docs, config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernel, "_PACK_BITS", 0)
+        assert mine_documents(docs, config) == packed
+    for result, (_, passages) in zip(packed, docs):
+        assert result.clusters == naive_mine_document(passages, config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=documents_strategy, names=st.lists(st.text(max_size=4), min_size=2, max_size=2))
+def test_json_lines_are_the_documents_json(raw, names):
+    # Keys and ids that JSON must escape: quotes, backslashes, control characters, non-ASCII.
+    docs = [
+        (f'{names[0]}"doc\\{d}', [(f"{names[1]}\t{d}.{p}", text) for p, text in enumerate(texts)])
+        for d, texts in enumerate(raw)
+    ]
+    config = SpanMiningConfig(min_span_passages=2, min_span_length=1)
+    documents = mine_documents(docs, config)
+    encoded = kernel.mine_documents_to_json(docs, config)
+    assert encoded.lines == [json.dumps(d.to_json(), ensure_ascii=False) for d in documents if d.clusters]
+    assert encoded.clusters == sum(len(d.clusters) for d in documents)
+    assert encoded.occurrences == sum(len(c.occurrences) for d in documents for c in d.clusters)
 
 
 def test_empty_and_odd_texts():

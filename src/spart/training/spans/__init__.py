@@ -4,7 +4,8 @@
   deviates from the paper's code): tokenizer, :class:`SpanMiningConfig`, :class:`SpanCluster`,
   :class:`DocumentSpans`
 - :mod:`~spart.training.spans.documents`  passages grouped into documents, and which passages are mined
-- :mod:`~spart.training.spans.kernel`     the vectorised miner of a batch of documents (self-contained)
+- :mod:`~spart.training.spans.kernel`     the vectorised miner of a batch of documents
+- :mod:`~spart.training.spans.tokens`     the tokenizer vectorised over a batch, with a per-process vocabulary
 - :mod:`~spart.training.spans.streaming`  a passage stream mined batch by batch in a process pool
 - :mod:`~spart.training.spans.files`      a corpus file mined into a span file (sharded, resumable) and read back
 - :mod:`~spart.training.spans.reference`  the naive miner the kernel is tested against (never for real corpora)

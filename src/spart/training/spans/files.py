@@ -16,22 +16,26 @@ from typing import Any
 
 from spart.atomic import write_text_atomic
 from spart.training.spans.documents import iter_documents
+from spart.training.spans.kernel import mine_documents_to_json
 from spart.training.spans.semantics import DocumentSpans, SpanMiningConfig
-from spart.training.spans.streaming import document_batches, mine_batches, mine_payload
+from spart.training.spans.streaming import document_batches, mine_batches
 
 
 def _mine_payload_encoded(
     payload: tuple[list[tuple[str, list[tuple[str, str]]]], SpanMiningConfig],
 ) -> tuple[bytes, dict[str, int]]:
     """Mine a batch and serialise it in the worker: one gzip member of JSON lines, plus its counts."""
-    counts = MiningStats()
-    lines = []
-    for document in mine_payload(payload):
-        counts.add(document)
-        if document.clusters:
-            lines.append(json.dumps(document.to_json(), ensure_ascii=False))
-    data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1) if lines else b""
-    return data, vars(counts)
+    documents, config = payload
+    encoded = mine_documents_to_json(documents, config)
+    counts = {
+        "eligible_documents": len(documents),
+        "eligible_passages": sum(len(passages) for _, passages in documents),
+        "documents_with_clusters": len(encoded.lines),
+        "clusters": encoded.clusters,
+        "occurrences": encoded.occurrences,
+    }
+    data = gzip.compress(("\n".join(encoded.lines) + "\n").encode("utf-8"), compresslevel=1) if encoded.lines else b""
+    return data, counts
 
 
 @dataclass
@@ -51,14 +55,6 @@ class MiningStats:
     def merge(self, counts: dict[str, int]) -> None:
         for name in ("eligible_documents", "eligible_passages", "documents_with_clusters", "clusters", "occurrences"):
             setattr(self, name, getattr(self, name) + counts[name])
-
-    def add(self, document: DocumentSpans) -> None:
-        self.eligible_documents += 1
-        self.eligible_passages += len(document.passage_ids)
-        if document.clusters:
-            self.documents_with_clusters += 1
-            self.clusters += len(document.clusters)
-            self.occurrences += sum(len(c.occurrences) for c in document.clusters)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -235,8 +231,6 @@ def _mine_into_partial(
     progress at most every ``checkpoint_seconds``; returns the shard's stats (``stats`` continued)."""
     import time
 
-    from tqdm import tqdm
-
     partial, progress_path = run.sibling(".partial"), run.sibling(".progress.json")
     identity = run.identity
     started = time.perf_counter()
@@ -245,9 +239,7 @@ def _mine_into_partial(
     with partial.open("r+b" if partial.exists() else "wb") as handle:
         handle.truncate(done_bytes)
         handle.seek(done_bytes)
-        bar = tqdm(
-            total=None, unit="psg", desc=f"mine-spans {run.output.name}", disable=not progress, initial=stats.passages
-        )
+        bar = _progress_bar(f"mine-spans {run.output.name}", stats.passages) if progress else None
         batches = document_batches(documents, run.config, batch_passages)
         for (data, counts), n_docs, n_passages in mine_batches(batches, run.config, workers, _mine_payload_encoded):
             handle.write(data)
@@ -255,7 +247,8 @@ def _mine_into_partial(
             stats.documents += n_docs
             stats.passages += n_passages
             done_docs += n_docs
-            bar.update(n_passages)
+            if bar is not None:
+                bar.update(n_passages)
             now = time.perf_counter()
             if now - last_record >= checkpoint_seconds:
                 handle.flush()
@@ -269,7 +262,8 @@ def _mine_into_partial(
                     ),
                 )
                 last_record = now
-        bar.close()
+        if bar is not None:
+            bar.close()
         handle.flush()
         os.fsync(handle.fileno())
     if partial.stat().st_size == 0:
@@ -277,6 +271,13 @@ def _mine_into_partial(
         partial.write_bytes(gzip.compress(b""))
     stats.seconds = elapsed_before + time.perf_counter() - started
     return stats
+
+
+def _progress_bar(description: str, initial: int) -> Any:
+    # Imported only when a bar is shown: the import alone takes tens of milliseconds.
+    from tqdm import tqdm
+
+    return tqdm(total=None, unit="psg", desc=description, initial=initial)
 
 
 def _publish(run: _ShardRun, stats: MiningStats) -> None:

@@ -1,80 +1,118 @@
 """The vectorised span-mining kernel: a batch of filtered documents in, their clusters out
-(:func:`mine_documents`), with exactly the semantics of :mod:`spart.training.spans.semantics`, checked
-against the naive :mod:`spart.training.spans.reference` by the property tests.
+(:func:`mine_documents`, or straight to JSON lines with :func:`mine_documents_to_json`), with exactly the
+semantics of :mod:`spart.training.spans.semantics`, checked against the naive
+:mod:`spart.training.spans.reference` by the property tests.
 
-Speed: no pair loops. A batch of documents (about ``batch_passages`` passages) is tokenised with one regex
-call; every n-gram gets a 64-bit hash mixing its tokens, its document and its length, and equal hashes
-are grouped with one numpy sort per length. Lengths are processed apriori-style: an n-gram can recur only
-if both of its (n-1)-grams recur, so round n hashes and sorts only the surviving positions. Maximality is a
-bounded window lookup (an occurrence of length ``n`` lies in at most ``(max-n+1)(max-n+2)/2`` longer
-windows), skipped for groups with an occurrence whose (n+1)-token extensions do not recur. Hash groups
-that reach the output are verified token by token, so a hash collision can never produce a wrong cluster
-(the batch is re-hashed with another seed instead).
+How it is fast (each measure was kept because a profile showed it paid):
 
-Everything the kernel does lives in this module; it imports only numpy and the data types it returns.
+- **Tokenising without token strings**: :mod:`spart.training.spans.tokens` maps a whole batch to token
+  codes with numpy over its code points and a per-process vocabulary (only new tokens cost Python work).
+- **Exact grouping, no hashing.** Round 1 groups the span-eligible tokens by ``(document, lowercased
+  token)``; round ``n`` groups the n-gram at ``i`` by ``(group of the (n-1)-gram at i, group of token
+  i+n-1)``: small exact integer keys, so there are no collisions to verify. Rounds go apriori-style: an
+  n-gram can recur only if both of its (n-1)-grams do, so round ``n`` only looks at surviving positions.
+- **Sorting without argsort.** Key and row number are packed into one ``int64`` and sorted with
+  ``ndarray.sort`` (SIMD, faster than ``argsort``); rows come out ordered by key, then position, so the
+  distinct passages of a group are counted from its first and last row, and the per-round outputs are
+  already ordered by span, then position: no final sort, no ``ufunc.at``.
+- **Maximality** is a bounded window lookup (an occurrence of length ``n`` lies in at most
+  ``(max-n+1)(max-n+2)/2`` longer windows) through a dense ``(start, length) -> span`` ``int32`` table that
+  is kept per thread and reset entry by entry (no 10-MB allocation per batch), skipped for spans with an
+  occurrence whose (n+1)-token extensions do not recur; (occurrence, span) pairs are deduplicated and counted
+  with plain sorts (``np.unique`` hashes, and is slower here).
+- **Output** is rendered from arrays: :func:`mine_documents_to_json` writes the JSON lines of
+  :meth:`DocumentSpans.to_json` directly (byte-identical to ``json.dumps(..., ensure_ascii=False)``), without
+  building the cluster objects first.
+
+The kernel imports only numpy, the standard library, its tokenizer and the data types it returns.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Sequence
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  (json.dumps' own, in C)
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from spart.training.spans.semantics import TOKEN_PATTERN, DocumentSpans, SpanCluster, SpanMiningConfig
+from spart.training.spans.semantics import DocumentSpans, SpanCluster, SpanMiningConfig
+from spart.training.spans.tokens import vocabulary
 
-# Joins the passages of a batch so one regex call tokenises all of them; it is a non-word, non-space
-# character, so it always forms a token of its own and marks the passage boundary.
-_SENTINEL = "\x00"
+# Bits of a non-negative int64 that _sort_groups packs key and row number into.
+_PACK_BITS = 63
+# Lookup tables larger than this many entries are not kept between batches.
+_MAX_KEPT_TABLE = 1 << 24
 
-_U64 = np.uint64
-_MIX1 = _U64(0xBF58476D1CE4E5B9)
-_MIX2 = _U64(0x94D049BB133111EB)
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
-_ROLL = _U64(0xD6E8FEB86659FD93)
+_SCRATCH = threading.local()
 
 
-class _HashCollision(RuntimeError):
-    pass
+def _lookup_table(size: int) -> np.ndarray:
+    """A per-thread ``int32`` table of at least ``size`` entries, all ``-1`` (callers reset what they set)."""
+    table = getattr(_SCRATCH, "table", None)
+    if table is None or len(table) < size:
+        # Grown with headroom, so that batches of similar size reuse it.
+        table = np.full(max(size + size // 4, 1 << 16), -1, dtype=np.int32)
+        if len(table) <= _MAX_KEPT_TABLE:
+            _SCRATCH.table = table
+    return table
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijection on uint64 that spreads every input bit over the output."""
-    x = x ^ (x >> _U64(30))
-    x = x * _MIX1
-    x ^= x >> _U64(27)
-    x *= _MIX2
-    x ^= x >> _U64(31)
-    return x
+def _sort_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort rows by ``(key, row)``. :returns: the row order and, in that order, where each group of equal keys
+    starts."""
+    n = len(keys)
+    bits = max(n - 1, 1).bit_length()
+    if n and bits < _PACK_BITS and int(keys.max()) < 1 << (_PACK_BITS - bits):
+        packed = (keys << bits) | np.arange(n)
+        packed.sort()
+        order = packed & ((1 << bits) - 1)
+        sorted_keys = packed >> bits
+    else:  # keys too large to share an int64 with the row number
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+    group_start = np.empty(n, dtype=bool)
+    group_start[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=group_start[1:])
+    return order, group_start
 
 
-def _tokenize_batch(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Tokenise many passages with one regex call.
+def _recurring(group_start: np.ndarray, passage: np.ndarray, min_passages: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by group, then position: which belong to a group found in ``min_passages`` distinct
+    passages. :returns: that mask per row, and per row its group's number among those groups."""
+    first = np.flatnonzero(group_start)
+    sizes = np.diff(first, append=len(passage))
+    if min_passages <= 1:
+        recurs = np.ones(len(first), dtype=bool)
+    elif min_passages == 2:
+        # Positions ascend within a group, hence passages too: first and last passage differ.
+        recurs = passage[first] != passage[first + sizes - 1]
+    else:
+        new_passage = group_start.copy()
+        new_passage[1:] |= passage[1:] != passage[:-1]
+        seen = np.cumsum(new_passage)
+        recurs = seen[first + sizes - 1] - seen[first] + 1 >= min_passages
+    return np.repeat(recurs, sizes), np.repeat(np.cumsum(recurs) - 1, sizes)
 
-    :returns: the unique tokens (in first-seen order), the code of every token (index into the unique
-        list) and the number of tokens of every passage.
-    """
-    joined = _SENTINEL.join(texts)
-    if joined.count(_SENTINEL) == len(texts) - 1:
-        tokens = TOKEN_PATTERN.findall(joined)
-        codes_of = dict.fromkeys(tokens)
-        for code, tok in enumerate(codes_of):
-            codes_of[tok] = code
-        codes = np.fromiter(map(codes_of.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        sentinel_code = codes_of.get(_SENTINEL, -1)
-        is_sentinel = codes == sentinel_code
-        boundaries = np.flatnonzero(is_sentinel)
-        lengths = np.diff(np.concatenate(([-1], boundaries, [len(tokens)]))) - 1
-        codes = codes[~is_sentinel]
-        return list(codes_of), codes, lengths
-    # A text contains the sentinel itself: tokenise passage by passage (rare, slower, same result).
-    per_passage = [TOKEN_PATTERN.findall(text) for text in texts]
-    tokens = [tok for toks in per_passage for tok in toks]
-    codes_of = dict.fromkeys(tokens)
-    for code, tok in enumerate(codes_of):
-        codes_of[tok] = code
-    codes = np.fromiter(map(codes_of.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-    lengths = np.array([len(toks) for toks in per_passage], dtype=np.int64)
-    return list(codes_of), codes, lengths
+
+class _Batch(NamedTuple):
+    """Arrays describing the mined clusters of a batch, clusters in output order."""
+
+    spans: list[str]
+    cluster_doc: list[int]
+    cluster_end: list[int]  # the cluster's occurrences are occ_*[previous cluster_end : cluster_end]
+    occ_passage: list[int]  # index into the batch's passages
+    occ_start: list[int]  # token offsets within the passage
+    occ_end: list[int]
+
+
+class EncodedDocuments(NamedTuple):
+    """:func:`mine_documents_to_json`'s result: a JSON line per document with clusters, and their counts."""
+
+    lines: list[str]
+    clusters: int
+    occurrences: int
 
 
 def mine_documents(
@@ -87,188 +125,182 @@ def mine_documents(
     :param config: the mining semantics.
     :returns: one :class:`DocumentSpans` per input document, in order (possibly with no clusters).
     """
-    for seed in range(8):
-        try:
-            return _mine_batch(documents, config, seed)
-        except _HashCollision:
-            continue
-    raise RuntimeError("span mining: hash collisions persisted over 8 seeds (this should never happen)")
-
-
-def _group_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Group equal keys (quicksort, the fastest numpy sort). :returns: (order, group id per key, #groups)."""
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
-    new_group = np.empty(len(keys), dtype=bool)
-    new_group[:1] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new_group[1:])
-    group_sorted = np.cumsum(new_group) - 1
-    group = np.empty(len(keys), dtype=np.int64)
-    group[order] = group_sorted
-    return order, group, int(group_sorted[-1]) + 1 if len(keys) else 0
-
-
-def _recurring_groups(
-    group: np.ndarray, n_groups: int, passage: np.ndarray, min_passages: int
-) -> np.ndarray:
-    """Per group: does it occur in at least ``min_passages`` distinct passages?"""
-    if min_passages <= 1:
-        return np.ones(n_groups, dtype=bool)
-    if min_passages == 2:
-        # Two distinct passages <=> the smallest and largest passage index differ (no second sort needed).
-        low = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
-        high = np.full(n_groups, -1, dtype=np.int64)
-        np.minimum.at(low, group, passage)
-        np.maximum.at(high, group, passage)
-        return high > low
-    if n_groups == 0:
-        return np.zeros(0, dtype=bool)
-    stride = int(passage.max()) + 1
-    pairs = np.unique(group * stride + passage)
-    distinct = np.bincount(pairs // stride, minlength=n_groups)
-    return distinct >= min_passages
-
-
-def _mine_batch(
-    documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], config: SpanMiningConfig, seed: int
-) -> list[DocumentSpans]:
     results = [DocumentSpans(key, [pid for pid, _ in passages], []) for key, passages in documents]
-    texts = [text if isinstance(text, str) else "" for _, passages in documents for _, text in passages]
-    if not texts:
+    batch = _mine_batch(documents, config)
+    if batch is None:
         return results
     passage_ids = [pid for _, passages in documents for pid, _ in passages]
-    passage_doc = np.repeat(np.arange(len(documents)), [len(p) for _, p in documents])
+    occurrences = list(zip([passage_ids[p] for p in batch.occ_passage], batch.occ_start, batch.occ_end))
+    begin = 0
+    for span, doc, end in zip(batch.spans, batch.cluster_doc, batch.cluster_end):
+        results[doc].clusters.append(SpanCluster(span, tuple(occurrences[begin:end])))
+        begin = end
+    return results
 
-    uniq, codes, lengths = _tokenize_batch(texts)
+
+def mine_documents_to_json(
+    documents: Sequence[tuple[str, Sequence[tuple[str, str]]]],
+    config: SpanMiningConfig,
+) -> EncodedDocuments:
+    """Mine like :func:`mine_documents` and render each document with clusters as
+    ``json.dumps(document.to_json(), ensure_ascii=False)`` would, without building the objects.
+
+    :param documents: ``(document_key, [(passage_id, text), ...])`` per document.
+    :param config: the mining semantics.
+    :returns: the lines (documents without clusters have none) and the number of clusters and occurrences.
+    """
+    batch = _mine_batch(documents, config)
+    if batch is None:
+        return EncodedDocuments([], 0, 0)
+    pid_json = [_json_string(pid) for _, passages in documents for pid, _ in passages]
+    occurrences = [
+        f"[{pid_json[p]}, {start}, {end}]" for p, start, end in zip(batch.occ_passage, batch.occ_start, batch.occ_end)
+    ]
+    clusters_of: dict[int, list[str]] = {}
+    begin = 0
+    for span, doc, end in zip(batch.spans, batch.cluster_doc, batch.cluster_end):
+        cluster = f'{{"span": {encode_basestring(span)}, "occurrences": [{", ".join(occurrences[begin:end])}]}}'
+        clusters_of.setdefault(doc, []).append(cluster)
+        begin = end
+    lines = []
+    first_passage = np.cumsum([0] + [len(passages) for _, passages in documents]).tolist()
+    for doc, clusters in clusters_of.items():
+        ids = ", ".join(pid_json[first_passage[doc] : first_passage[doc + 1]])
+        lines.append(
+            f'{{"document": {_json_string(documents[doc][0])}, "passage_ids": [{ids}], "clusters": [{", ".join(clusters)}]}}'
+        )
+    return EncodedDocuments(lines, len(batch.spans), len(occurrences))
+
+
+def _json_string(value: Any) -> str:
+    return encode_basestring(value) if type(value) is str else json.dumps(value, ensure_ascii=False)
+
+
+def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], config: SpanMiningConfig) -> _Batch | None:
+    """The clusters of a batch as arrays, or ``None`` when it has none."""
+    texts = [text if isinstance(text, str) else "" for _, passages in documents for _, text in passages]
+    if not texts:
+        return None
+    vocab = vocabulary(config.stopwords)
+    codes, lengths = vocab.tokenize(texts)
     n_tokens = len(codes)
-    min_len, max_len = config.min_span_length, config.max_span_length
+    min_len, max_len, min_passages = config.min_span_length, config.max_span_length, config.min_span_passages
     if n_tokens < min_len:
-        return results
+        return None
 
-    # Per distinct surface token: lowercased id, span eligibility, stopword flag.
-    lowered = [tok.lower() for tok in uniq]
-    low_ids_of: dict[str, int] = {}
-    low_id = np.array([low_ids_of.setdefault(low, len(low_ids_of)) for low in lowered], dtype=np.int64)
-    stopwords = config.stopwords
-    valid_u = np.array([tok.isalpha() or tok.isdigit() for tok in uniq], dtype=bool)
-    stop_u = np.array([low in stopwords for low in lowered], dtype=bool)
-
-    ids = low_id[codes]
-    valid = valid_u[codes]
-    stop = stop_u[codes]
+    passage_doc = np.repeat(np.arange(len(documents)), [len(passages) for _, passages in documents])
+    valid = codes >= 0
+    lower = np.where(valid, vocab.token_lower.data[codes], -1)
+    stop = vocab.token_stop.data[codes] & valid
     positions = np.arange(n_tokens)
-    passage_start = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    passage_start = np.cumsum(lengths) - lengths
     token_passage = np.repeat(np.arange(len(texts)), lengths)
-    token_doc = passage_doc[token_passage]
 
     # run[i]: number of consecutive span-eligible tokens starting at i, without leaving i's passage.
     breaks = np.where(valid, n_tokens, positions)
     next_break = np.minimum.accumulate(breaks[::-1])[::-1]
     run = np.minimum(next_break, (passage_start + lengths)[token_passage]) - positions
 
-    # Hash of the n-gram starting at each position; it mixes the tokens, the document (so one sort groups
-    # per document) and the length. For n = 1 it is a bijection of (document, token), hence exact.
-    base = _mix(((token_doc.astype(_U64) << _U64(32)) | ids.astype(_U64)) + _U64(seed) * _GOLDEN)
-    rolling = base.copy()
-
-    # Apriori over lengths: an n-gram can occur in k passages only if both of its (n-1)-grams do, so
-    # round n only hashes and sorts the positions whose two (n-1)-grams survived round n-1.
+    # alive_len[i]: the n-grams at i recur (in >= min_passages passages) for every n <= alive_len[i].
+    alive_len = np.zeros(n_tokens + 1, dtype=np.int8)
+    token_group = np.empty(n_tokens, dtype=np.int64)  # round 1's group of the token at i
+    gram_group = token_group  # the previous round's group of the n-gram at i
+    n_token_groups = 0
+    out_starts, out_groups, out_lengths = [], [], []
     alive = np.flatnonzero(valid)
-    out_keys, out_starts, out_lengths = [], [], []
-    # alive_at[n, i]: the n-gram at i recurs as a raw n-gram (used to skip hopeless maximality checks).
-    alive_at = np.zeros((max_len + 2, n_tokens + 1), dtype=bool)
     for n in range(1, max_len + 1):
-        if n > 1:
-            is_alive = np.zeros(n_tokens + 1, dtype=bool)
-            is_alive[alive] = True
-            alive = alive[is_alive[alive + 1] & (run[alive] >= n)]
+        if n == 1:
+            keys = passage_doc[token_passage[alive]] * len(vocab.lowered) + lower[alive]
+        else:
+            alive = alive[(alive_len[alive + 1] >= n - 1) & (run[alive] >= n)]
             if len(alive) == 0:
                 break
-            rolling[alive] = _mix(rolling[alive] * _ROLL + base[alive + (n - 1)] + _U64(n))
-        keys = rolling[alive]
-        _, group, n_groups = _group_ids(keys)
-        recurring = _recurring_groups(group, n_groups, token_passage[alive], config.min_span_passages)
-        alive = alive[recurring[group]]
-        if len(alive) == 0:
+            keys = gram_group[alive] * n_token_groups + token_group[alive + (n - 1)]
+        order, group_start = _sort_groups(keys)
+        recurs, group = _recurring(group_start, token_passage[alive[order]], min_passages)
+        kept, group = alive[order[recurs]], group[recurs]
+        if len(kept) == 0:
             break
-        alive_at[n, alive] = True
+        alive_len[kept] = n
+        if n == 1:
+            token_group[kept] = group
+            n_token_groups = int(group[-1]) + 1 if len(group) else 0
+        else:
+            if gram_group is token_group:
+                gram_group = np.empty(n_tokens, dtype=np.int64)
+            gram_group[kept] = group
+        in_order = np.empty(len(alive), dtype=bool)
+        in_order[order] = recurs
+        alive = alive[in_order]  # positions ascending again
         if n < min_len:
             continue
         if n == 1:
             # Capitalisation is a property of the surface token, not of the lowercased span, so 1-token
             # spans are grouped again over their eligible occurrences only.
-            single_u = np.array([tok[:1].isupper() or (len(tok) == 4 and tok.isdigit()) for tok in uniq])
-            starts = alive[single_u[codes[alive]] & ~stop[alive]]
-            if len(starts):
-                _, group, n_groups = _group_ids(rolling[starts])
-                recurring = _recurring_groups(group, n_groups, token_passage[starts], config.min_span_passages)
-                starts = starts[recurring[group]]
+            eligible = vocab.token_single.data[codes[kept]] & ~stop[kept]
+            kept, group = kept[eligible], group[eligible]
+            starts_group = np.empty(len(group), dtype=bool)
+            starts_group[:1] = True
+            np.not_equal(group[1:], group[:-1], out=starts_group[1:])
+            recurs, _ = _recurring(starts_group, token_passage[kept], min_passages)
+            kept, group = kept[recurs], group[recurs]
         else:
             # Stopword rules depend only on the span's tokens, so all occurrences of a group pass or fail.
-            starts = alive[~stop[alive] & ~stop[alive + (n - 1)]]
-        out_keys.append(rolling[starts])
-        out_starts.append(starts)
-        out_lengths.append(np.full(len(starts), n, dtype=np.int64))
-    if not out_keys or not sum(len(k) for k in out_keys):
-        return results
-    keys = np.concatenate(out_keys)
+            eligible = ~stop[kept] & ~stop[kept + (n - 1)]
+            kept, group = kept[eligible], group[eligible]
+        out_starts.append(kept)
+        out_groups.append(group)
+        out_lengths.append(np.full(len(kept), n, dtype=np.int64))
+    if not out_starts or not sum(len(s) for s in out_starts):
+        return None
+    # Occurrences ordered by length, group, position: one final group per (length, group).
     starts = np.concatenate(out_starts)
     span_lengths = np.concatenate(out_lengths)
-
-    # One group per span; occurrences sorted by group, then position (hence passage order).
-    _, group, n_groups = _group_ids(keys)
-    order = np.lexsort((starts, group))
-    occ_group, starts, span_lengths = group[order], starts[order], span_lengths[order]
-    group_first = np.flatnonzero(np.concatenate(([True], occ_group[1:] != occ_group[:-1])))
-    group_size = np.diff(np.append(group_first, len(occ_group)))
-
-    # Verify that every occurrence really equals its group's first occurrence (hashes can collide).
-    rep = group_first[occ_group]
-    pad = np.concatenate((ids, np.full(max_len, -1, dtype=np.int64)))
-    window = starts[:, None] + np.arange(max_len)[None, :]
-    tokens_window = np.where(np.arange(max_len)[None, :] < span_lengths[:, None], pad[window], -2)
-    same = (tokens_window == tokens_window[rep]).all(axis=1)
-    same &= span_lengths == span_lengths[rep]
-    same &= token_doc[starts] == token_doc[starts[rep]]
-    if not same.all():
-        raise _HashCollision
+    round_group = np.concatenate(out_groups)
+    new_group = np.empty(len(starts), dtype=bool)
+    new_group[:1] = True
+    new_group[1:] = (round_group[1:] != round_group[:-1]) | (span_lengths[1:] != span_lengths[:-1])
+    occ_group = np.cumsum(new_group) - 1
+    group_first = np.flatnonzero(new_group)
+    group_size = np.diff(group_first, append=len(starts))
+    n_groups = len(group_first)
 
     maximal = np.ones(n_groups, dtype=bool)
     if config.maximal_only and max_len > min_len:
         # A longer recurring span around an occurrence contains one of its two (n+1)-token extensions,
         # which then recur too; a group with an occurrence that has neither is maximal without lookups.
-        extendable = alive_at[span_lengths + 1, starts] | (
-            alive_at[span_lengths + 1, np.maximum(starts - 1, 0)] & (starts > 0)
-        )
-        suspect = np.bincount(occ_group, weights=~extendable, minlength=n_groups) == 0
-        maximal = ~_covered_groups(
-            starts, span_lengths, occ_group, group_size, n_tokens, max_len, min_len, suspect[occ_group]
-        )
+        extendable = alive_len[starts] > span_lengths
+        extendable |= (alive_len[np.maximum(starts - 1, 0)] > span_lengths) & (starts > 0)
+        suspect = np.logical_and.reduceat(extendable, group_first)
+        if suspect.any():
+            maximal = ~_covered_groups(starts, span_lengths, occ_group, group_size, suspect[occ_group], max_len, min_len)
 
-    # Assemble clusters, ordered by (document, first occurrence, length).
+    # Clusters ordered by (first occurrence, length), hence by document too.
     kept_groups = np.flatnonzero(maximal)
-    first_starts = starts[group_first[kept_groups]]
-    first_lengths = span_lengths[group_first[kept_groups]]
-    kept_groups = kept_groups[np.lexsort((first_lengths, first_starts))]
-    occ_passage = token_passage[starts]
-    occ_offset = starts - passage_start[occ_passage]
-    # Python lists (not numpy scalars) for the per-cluster loop; occurrence tuples are zipped in C.
-    occ_pid_l = [passage_ids[p] for p in occ_passage.tolist()]
-    occ_offset_l = occ_offset.tolist()
-    occ_end_l = (occ_offset + span_lengths).tolist()
-    occ_doc_l = passage_doc[occ_passage].tolist()
-    lengths_l = span_lengths.tolist()
-    group_first_l = group_first.tolist()
-    group_size_l = group_size.tolist()
-    starts_l = starts.tolist()
-    for g in kept_groups.tolist():
-        first = group_first_l[g]
-        last = first + group_size_l[g]
-        begin = starts_l[first]
-        span = " ".join([lowered[c] for c in codes[begin : begin + lengths_l[first]].tolist()])
-        occurrences = tuple(zip(occ_pid_l[first:last], occ_offset_l[first:last], occ_end_l[first:last]))
-        results[occ_doc_l[first]].clusters.append(SpanCluster(span, occurrences))
-    return results
+    first = group_first[kept_groups]
+    kept_groups = kept_groups[np.argsort(starts[first] * (max_len + 1) + span_lengths[first])]
+    first, size = group_first[kept_groups], group_size[kept_groups]
+    cluster_end = np.cumsum(size)
+    occ = np.repeat(first - (cluster_end - size), size) + np.arange(int(cluster_end[-1]))
+    occ_start, occ_length = starts[occ], span_lengths[occ]
+    occ_passage = token_passage[occ_start]
+    occ_offset = occ_start - passage_start[occ_passage]
+
+    # The span text, from the lowercased tokens of each cluster's first occurrence.
+    rep_start, rep_length = starts[first], span_lengths[first]
+    rep_end = np.cumsum(rep_length)
+    rep_tokens = lower[np.repeat(rep_start - (rep_end - rep_length), rep_length) + np.arange(int(rep_end[-1]))]
+    words = [vocab.lowered[i] for i in rep_tokens.tolist()]
+    bounds = rep_end.tolist()
+    spans = [" ".join(words[b:e]) for b, e in zip([0, *bounds[:-1]], bounds)]
+    return _Batch(
+        spans=spans,
+        cluster_doc=passage_doc[occ_passage[cluster_end - size]].tolist(),
+        cluster_end=cluster_end.tolist(),
+        occ_passage=occ_passage.tolist(),
+        occ_start=occ_offset.tolist(),
+        occ_end=(occ_offset + occ_length).tolist(),
+    )
 
 
 def _covered_groups(
@@ -276,50 +308,53 @@ def _covered_groups(
     lengths: np.ndarray,
     occ_group: np.ndarray,
     group_size: np.ndarray,
-    n_tokens: int,
+    check: np.ndarray,
     max_len: int,
     min_len: int,
-    check: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which recurring groups have every occurrence inside occurrences of one longer recurring group.
 
-    Every occurrence ``[s, s+n)`` is looked up in the windows ``[s-dl, s+n+delta-dl)`` that contain it
-    (``1 <= delta <= max-n``, ``0 <= dl <= delta``) through a dense ``(length, start) -> group`` table;
-    a group is covered by ``L`` when the number of its distinct occurrences that ``L`` contains equals
-    its size. Only occurrences flagged in ``check`` (default: all) are looked up; a group with an
-    unchecked occurrence is never reported as covered.
+    Every occurrence ``[s, s+n)`` flagged in ``check`` is looked up in the windows ``[s-dl, s+n+delta-dl)``
+    that contain it (``1 <= delta <= max-n``, ``0 <= dl <= delta``) through a dense ``(start, length) ->
+    group`` table; a group is covered by ``L`` when the number of its distinct occurrences that ``L``
+    contains equals its size. A group with an unchecked occurrence is never reported as covered.
     """
     n_groups = len(group_size)
-    table = np.full((max_len + 1) * n_tokens, -1, dtype=np.int64)
-    table[lengths * n_tokens + starts] = occ_group
-    checked = np.ones(len(starts), dtype=bool) if check is None else check
-    pair_occ, pair_cover = [], []
-    for delta in range(1, max_len - min_len + 1):
-        longer = lengths + delta
-        fits = checked & (longer <= max_len)
-        if not fits.any():
-            break
-        for left in range(delta + 1):
-            begin = starts - left
-            ok = fits & (begin >= 0) & (begin + longer <= n_tokens)
-            idx = np.flatnonzero(ok)
-            if len(idx) == 0:
-                continue
-            cover = table[longer[idx] * n_tokens + begin[idx]]
-            hit = cover >= 0
-            pair_occ.append(idx[hit])
-            pair_cover.append(cover[hit])
     covered = np.zeros(n_groups, dtype=bool)
-    if not pair_occ:
+    stride = max_len + 1
+    slots = starts * stride + lengths
+    table = _lookup_table(int(starts.max() + 1) * stride)
+    table[slots] = occ_group
+    try:
+        checked = np.flatnonzero(check)
+        checked_starts, checked_lengths = starts[checked], lengths[checked]
+        pairs = []
+        for delta in range(1, max_len - min_len + 1):
+            fits = np.flatnonzero(checked_lengths + delta <= max_len)
+            if len(fits) == 0:
+                break
+            fit_starts, longer = checked_starts[fits], checked_lengths[fits] + delta
+            for left in range(delta + 1):
+                begin = fit_starts - left
+                # A negative begin indexes from the table's end: masked out below.
+                cover = table[begin * stride + longer]
+                hit = np.flatnonzero((cover >= 0) & (begin >= 0))
+                pairs.append(fits[hit] * n_groups + cover[hit])
+    finally:
+        table[slots] = -1
+    if not pairs:
         return covered
-    occ = np.concatenate(pair_occ)
-    cover = np.concatenate(pair_cover)
-    if len(occ) == 0:
+    pairs = np.concatenate(pairs)
+    if len(pairs) == 0:
         return covered
     # One occurrence may sit in two windows of the same longer group: count each occurrence once.
-    pairs = np.unique(occ * n_groups + cover)
+    pairs.sort()
+    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
     occ, cover = pairs // n_groups, pairs % n_groups
-    group_cover, counts = np.unique(occ_group[occ] * n_groups + cover, return_counts=True)
-    group = group_cover // n_groups
+    group_cover = occ_group[checked[occ]] * n_groups + cover
+    group_cover.sort()
+    first = np.flatnonzero(np.concatenate(([True], group_cover[1:] != group_cover[:-1])))
+    counts = np.diff(first, append=len(group_cover))
+    group = group_cover[first] // n_groups
     covered[group[counts == group_size[group]]] = True
     return covered
