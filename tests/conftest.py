@@ -17,6 +17,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPART_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Caches written as a side effect (e.g. ONNX exports of the encoders) go to a temporary directory, never
+    to the user's ``~/.cache/spart``; a test that sets ``SPART_CACHE`` itself still wins."""
+    previous = os.environ.get("SPART_CACHE")
+    os.environ["SPART_CACHE"] = str(tmp_path_factory.mktemp("spart-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SPART_CACHE", None)
+    else:
+        os.environ["SPART_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The ../shared/data directory; tests that need it are skipped when it is absent."""

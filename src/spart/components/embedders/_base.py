@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from spart.encoders.config import POOLING_MODES, DualEncoderConfig
+from spart.encoders.onnx_backend import check_backend
 
 if TYPE_CHECKING:
     from spart.encoders.dual_encoder import DualEncoder
@@ -86,6 +87,7 @@ class DualEncoderEmbedderBase:
         passage_max_length: int | None = None,
         pooling: str | None = None,
         normalize: bool | None = None,
+        backend: str = "auto",
     ) -> None:
         self.model = _check_location(model, "model")
         self.passage_model = _check_location(passage_model, "passage_model")
@@ -101,6 +103,7 @@ class DualEncoderEmbedderBase:
             raise ValueError(f"normalize must be True, False or None, got {normalize!r}")
         # Validates the max lengths (integers >= 4) the same way the encoder will.
         self.method_defaults.with_overrides(query_max_length=query_max_length, passage_max_length=passage_max_length)
+        self.backend = check_backend(backend)
         self.device = device
         self.precision = precision
         self.query_max_length = query_max_length
@@ -120,6 +123,7 @@ class DualEncoderEmbedderBase:
             "passage_max_length": self.passage_max_length,
             "pooling": self.pooling,
             "normalize": self.normalize,
+            "backend": self.backend,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,7 +149,11 @@ class DualEncoderEmbedderBase:
         return self.model if self.model is not None else default_model_path()
 
     def warm_up(self) -> None:
-        """Load the dual encoder (once; embedders asking for the same model in one process share it)."""
+        """Load the dual encoder (once; embedders asking for the same model in one process share it).
+
+        The encoder is inference-only here: its weights are frozen and its backend is resolved now (with
+        ``backend="auto"`` or ``"onnx"`` this may export the towers to ONNX once, or reuse the cached export).
+        """
         if self._encoder is not None:
             return
         location = self.resolved_model
@@ -161,6 +169,7 @@ class DualEncoderEmbedderBase:
             self.method_defaults,
             self.device,
             self.precision,
+            self.backend,
             tuple(sorted(overrides.items())),
         )
         with _ENCODERS_LOCK:
@@ -174,10 +183,13 @@ class DualEncoderEmbedderBase:
                     defaults=self.method_defaults,
                     device=self.device,
                     precision=self.precision,
+                    backend=self.backend,
                     **overrides,
                 )
+                encoder.requires_grad_(False)
                 if encoder.precision == "bf16":
                     _cast_weights_to_bf16(encoder)
+                encoder.inference_backend  # noqa: B018 - resolves the backend (may export to ONNX) at warm-up
                 _ENCODERS[key] = encoder
         self._encoder = encoder
 
@@ -247,6 +259,7 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
         batch_size: int = 32,
         progress_bar: bool = True,
         title_field: str | None = "title",
+        backend: str = "auto",
     ) -> None:
         super().__init__(
             model=model,
@@ -257,6 +270,7 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
             passage_max_length=passage_max_length,
             pooling=pooling,
             normalize=normalize,
+            backend=backend,
         )
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")

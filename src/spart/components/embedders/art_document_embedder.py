@@ -33,6 +33,10 @@ class ARTDocumentEmbedder(DocumentEmbedderBase):
     :param progress_bar: show a tqdm progress bar while embedding.
     :param title_field: the ``Document.meta`` field prepended to the content as the passage title
         (``title [SEP] content``); ``None`` embeds the content alone.
+    :param backend: ``"auto"`` (default: torch where bf16 is native or on a GPU, else the faster of torch fp32
+        and ONNX Runtime on this machine, measured once and cached), ``"torch"``, or ``"onnx"`` (ONNX Runtime,
+        fp32 on the CPU; needs ``pip install 'spart[onnx]'``). The towers are exported to ONNX once per model
+        under ``$SPART_CACHE/onnx``.
 
     Usage::
 

@@ -29,6 +29,10 @@ class ARTTextEmbedder(TextEmbedderBase):
     :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
     :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
     :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
+    :param backend: ``"auto"`` (default: torch where bf16 is native or on a GPU, else the faster of torch fp32
+        and ONNX Runtime on this machine, measured once and cached), ``"torch"``, or ``"onnx"`` (ONNX Runtime,
+        fp32 on the CPU; needs ``pip install 'spart[onnx]'``). The towers are exported to ONNX once per model
+        under ``$SPART_CACHE/onnx``.
 
     Usage::
 
