@@ -25,8 +25,6 @@ about 0.91 to the fp32 embeddings on wiki passages, far below the 0.999 a drop-i
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -35,7 +33,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +41,8 @@ import torch
 from torch import nn
 
 from spart.atomic import atomic_path, write_text_atomic
+from spart import onnx_runtime
+from spart.onnx_runtime import eager_attention, export_traced, onnx_session, quiet_export, require_onnxruntime
 
 if TYPE_CHECKING:
     from spart.encoders.dual_encoder import DualEncoder
@@ -52,13 +51,11 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
 EXPORT_FORMAT = "v1"  # bump when the exported graph changes (inputs, pooling in the graph, opset...)
-OPSET = 17
 CHOICE_FILE = "backend-choice.json"
 # The fused graph must reproduce the torch tower this closely on the check batch (fp32 reorderings only).
 CHECK_ATOL = 1e-4
 # A measured speed-up smaller than this keeps torch (the measurement is noisy on a shared machine).
 MIN_GAIN = 1.05
-_MISSING = "backend 'onnx' needs onnxruntime and onnx: install the extra with pip install 'spart[onnx]'"
 
 
 def check_backend(backend: Any) -> str:
@@ -66,20 +63,6 @@ def check_backend(backend: Any) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend
-
-
-def onnxruntime_available() -> bool:
-    """Whether the ``onnx`` extra (onnxruntime and onnx) is installed."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
-
-
-def require_onnxruntime():
-    """The ``onnxruntime`` module; an ``ImportError`` naming the extra when it (or ``onnx``) is missing."""
-    if not onnxruntime_available():
-        raise ImportError(_MISSING)
-    import onnxruntime
-
-    return onnxruntime
 
 
 def onnx_root() -> Path:
@@ -109,26 +92,6 @@ class _PooledTower(nn.Module):
         return self.encoder.embed(inputs, self.role)
 
 
-@contextlib.contextmanager
-def _eager_attention(model: nn.Module) -> Iterator[None]:
-    """Export with eager attention: ONNX Runtime's optimiser recognises (and fuses) that graph, not SDPA's."""
-    config = getattr(model, "config", None)
-    before = getattr(config, "_attn_implementation", None)
-    setter = getattr(model, "set_attn_implementation", None)
-    changed = False
-    if before not in (None, "eager") and setter is not None:
-        try:
-            setter("eager")
-            changed = True
-        except (ValueError, TypeError, AttributeError) as error:  # an architecture without eager attention
-            logger.info("keeping %s attention for the ONNX export: %s", before, error)
-    try:
-        yield
-    finally:
-        if changed:
-            setter(before)
-
-
 def _check_batch(tokenizer: Any, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Two padded rows of ordinary tokens (one shorter, so padding is exercised)."""
     generator = torch.Generator().manual_seed(0)
@@ -141,22 +104,11 @@ def _check_batch(tokenizer: Any, vocab: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
-def _session(path: Path, threads: int | None = None):
-    ort = require_onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()  # the same thread count as torch
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def _fuse(raw: Path, out: Path, config: Any) -> dict[str, int]:
     """ONNX Runtime's transformer optimiser (portable level-1 graph + BERT fusions) from ``raw`` to ``out``."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    with _quiet_onnxruntime_tools():
+    with quiet_export():
         model = optimize_model(
             str(raw),
             model_type="bert",
@@ -168,17 +120,6 @@ def _fuse(raw: Path, out: Path, config: Any) -> dict[str, int]:
     return {k: v for k, v in model.get_fused_operator_statistics().items() if v}
 
 
-@contextlib.contextmanager
-def _quiet_onnxruntime_tools() -> Iterator[None]:
-    """Silence the optimiser's per-fusion INFO lines (its modules log under many top-level names)."""
-    previous = logging.root.manager.disable
-    logging.disable(max(previous, logging.INFO))
-    try:
-        yield
-    finally:
-        logging.disable(previous)
-
-
 def export_tower(encoder: "DualEncoder", role: str, path: str | os.PathLike) -> Path:
     """Export ``encoder``'s ``role`` tower (with pooling and normalisation) to ``path``, atomically.
 
@@ -188,7 +129,7 @@ def export_tower(encoder: "DualEncoder", role: str, path: str | os.PathLike) -> 
     :returns: ``path``.
     :raises ValueError: if the encoder is not fp32, or the export does not reproduce the torch tower.
     """
-    require_onnxruntime()
+    require_onnxruntime("backend 'onnx'")
     path = Path(path)
     tower = encoder.tower(role)
     dtypes = {p.dtype for p in tower.parameters()}
@@ -204,18 +145,10 @@ def export_tower(encoder: "DualEncoder", role: str, path: str | os.PathLike) -> 
     encoder.eval()
     try:
         raw = scratch / "raw.onnx"
-        with _eager_attention(tower), torch.no_grad(), _quiet_export():
-            torch.onnx.export(
-                wrapper,
-                (ids, mask),
-                str(raw),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                              "embedding": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        with eager_attention(tower):
+            export_traced(wrapper, (ids, mask), raw, ["input_ids", "attention_mask"], ["embedding"],
+                          {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                           "embedding": {0: "batch"}})
         candidates = []
         fused = scratch / "fused.onnx"
         try:
@@ -225,7 +158,7 @@ def export_tower(encoder: "DualEncoder", role: str, path: str | os.PathLike) -> 
             logger.warning("ONNX Runtime's transformer optimiser failed (%s); using the plain export", error)
         candidates.append((raw, "plain"))
         for candidate, label in candidates:
-            got = _session(candidate, threads=1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+            got = onnx_session(candidate, threads=1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
             error = float(np.abs(got - expected).max())
             if error <= CHECK_ATOL:
                 with atomic_path(path) as tmp:
@@ -237,15 +170,6 @@ def export_tower(encoder: "DualEncoder", role: str, path: str | os.PathLike) -> 
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         encoder.train(was_training)
-
-
-@contextlib.contextmanager
-def _quiet_export() -> Iterator[None]:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 # ---------------------------------------------------------------------------------------- runtime
@@ -283,7 +207,7 @@ def load_onnx_towers(encoder: "DualEncoder", root: Path | None = None) -> OnnxTo
     :param root: the export cache (default ``$SPART_CACHE/onnx``).
     :returns: the sessions.
     """
-    require_onnxruntime()
+    require_onnxruntime("backend 'onnx'")
     stamp = weights_stamp(encoder)
     paths = tower_files(encoder, root)
     sessions: dict[Path, Any] = {}
@@ -292,7 +216,7 @@ def load_onnx_towers(encoder: "DualEncoder", root: Path | None = None) -> OnnxTo
             continue
         if not path.is_file():
             export_tower(encoder, role, path)
-        sessions[path] = _session(path)
+        sessions[path] = onnx_session(path)
     return OnnxTowers({role: sessions[path] for role, path in paths.items()}, paths, stamp)
 
 
@@ -336,7 +260,7 @@ def resolve_backend(encoder: "DualEncoder") -> str:
         return "torch"
     if any(p.requires_grad for p in encoder.parameters()):
         return "torch"
-    if not onnxruntime_available():
+    if not onnx_runtime.onnxruntime_available():
         return "torch"
     return measured_choice(encoder)
 

@@ -148,7 +148,7 @@ def test_bf16_keeps_weights_in_bf16_and_stays_close_to_fp32(tiny_bert_dir):
 
 @pytest.mark.parametrize(("cls", "_d"), CLASSES, ids=IDS)
 def test_onnx_backend_matches_torch_and_round_trips(cls, _d, tiny_bert_dir, tmp_path, monkeypatch):
-    from spart.encoders.onnx_backend import onnxruntime_available
+    from spart.onnx_runtime import onnxruntime_available
 
     if not onnxruntime_available():
         pytest.skip("the onnx extra is not installed")

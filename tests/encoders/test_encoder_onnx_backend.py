@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from spart import onnx_runtime
 from spart.encoders import ART_DEFAULTS, DualEncoder
 from spart.encoders import onnx_backend as ob
 
@@ -19,7 +20,7 @@ TEXTS = [
 ]
 TITLES = ["Hamlet", "", "Mitochondrion", None]
 
-needs_onnxruntime = pytest.mark.skipif(not ob.onnxruntime_available(), reason="the onnx extra is not installed")
+needs_onnxruntime = pytest.mark.skipif(not onnx_runtime.onnxruntime_available(), reason="the onnx extra is not installed")
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +112,7 @@ def test_bad_backend_arguments(tiny_bert_dir):
 
 
 def test_missing_extra_names_it(tiny_bert_dir, monkeypatch):
-    monkeypatch.setattr(ob, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(onnx_runtime, "onnxruntime_available", lambda: False)
     encoder = load(tiny_bert_dir, "onnx")
     with pytest.raises(ImportError, match=r"pip install 'spart\[onnx\]'"):
         encoder.encode_queries(TEXTS)
