@@ -235,7 +235,10 @@ def _int8_run(model_dir: str, max_len: int, rows, batch_size: int, onnx_session)
     path = towers.paths["passage"]
     target = path.with_name(path.stem + ".int8-check.onnx")
     if not target.is_file():
-        quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8)
+        import onnx
+
+        quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # the fused graph has contrib ops
     towers.sessions["passage"] = onnx_session(target)
     texts, titles = [text for _, text, _ in rows], [title for _, _, title in rows]
     encoder.encode_passages(texts[:64], titles[:64], batch_size=batch_size)
