@@ -30,6 +30,22 @@ def _session_cache(tmp_path_factory):
         os.environ["SPART_CACHE"] = previous
 
 
+@pytest.fixture
+def spart_cache(tmp_path, monkeypatch) -> Path:
+    """A private ``$SPART_CACHE`` for one test (e.g. to see exactly what an ONNX export wrote)."""
+    monkeypatch.setenv("SPART_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def onnx_extra() -> None:
+    """Skips the test when the ``onnx`` extra (onnxruntime + onnx) is not installed."""
+    from spart.onnx_runtime import onnxruntime_available
+
+    if not onnxruntime_available():
+        pytest.skip("the onnx extra is not installed (pip install 'spart[onnx]')")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The ../shared/data directory; tests that need it are skipped when it is absent."""

@@ -20,13 +20,8 @@ TEXTS = [
 ]
 TITLES = ["Hamlet", "", "Mitochondrion", None]
 
-needs_onnxruntime = pytest.mark.skipif(not onnx_runtime.onnxruntime_available(), reason="the onnx extra is not installed")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPART_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+needs_onnxruntime = pytest.mark.usefixtures("onnx_extra")
+pytestmark = pytest.mark.usefixtures("spart_cache")
 
 
 def load(location, backend, **kwargs) -> DualEncoder:
@@ -52,7 +47,7 @@ def test_onnx_matches_torch(tiny_bert_dir, overrides):
 
 
 @needs_onnxruntime
-def test_separate_towers_export_two_files(tiny_bert_dir, _cache):
+def test_separate_towers_export_two_files(tiny_bert_dir, spart_cache):
     reference = load(tiny_bert_dir, "torch", defaults=ART_DEFAULTS)
     encoder = load(tiny_bert_dir, "onnx", defaults=ART_DEFAULTS)
     with torch.no_grad():  # make the towers differ, so a mix-up would show
@@ -62,7 +57,7 @@ def test_separate_towers_export_two_files(tiny_bert_dir, _cache):
     np.testing.assert_allclose(encoder.encode_passages(TEXTS, TITLES), reference.encode_passages(TEXTS, TITLES), atol=1e-5)
     files = ob.tower_files(encoder)
     assert files["query"] != files["passage"] and all(p.is_file() for p in files.values())
-    assert files["query"].parent == _cache / "onnx" / ob.EXPORT_FORMAT / encoder.fingerprint
+    assert files["query"].parent == spart_cache / "onnx" / ob.EXPORT_FORMAT / encoder.fingerprint
 
 
 @needs_onnxruntime
@@ -135,12 +130,12 @@ def test_auto_keeps_torch_for_training_bf16_and_gpus(tiny_bert_dir, monkeypatch)
 @needs_onnxruntime
 @pytest.mark.parametrize(("seconds", "expected"), [({"torch": 1.0, "onnx": 0.5}, "onnx"),
                                                     ({"torch": 1.0, "onnx": 0.99}, "torch")])
-def test_auto_measures_once_and_caches_the_choice(tiny_bert_dir, monkeypatch, _cache, seconds, expected):
+def test_auto_measures_once_and_caches_the_choice(tiny_bert_dir, monkeypatch, spart_cache, seconds, expected):
     races = []
     monkeypatch.setattr(ob, "_race", lambda encoder, towers, repeats: races.append(1) or dict(seconds))
     encoder = load(tiny_bert_dir, "auto").requires_grad_(False)
     assert encoder.inference_backend == expected
-    saved = json.loads((_cache / "onnx" / ob.CHOICE_FILE).read_text())
+    saved = json.loads((spart_cache / "onnx" / ob.CHOICE_FILE).read_text())
     assert saved == {ob.machine_key(encoder): {"backend": expected, "seconds": seconds}}
     other = load(tiny_bert_dir, "auto", pooling="mean").requires_grad_(False)  # same architecture
     assert other.inference_backend == expected and len(races) == 1

@@ -11,13 +11,8 @@ from spart.teacher.likelihood import QuestionLikelihoodScorer
 from spart.teacher.loading import ModelSource
 
 QUESTIONS = ["What is the capital of France?", "Who created Python?"]
-needs_onnxruntime = pytest.mark.skipif(not onnx_runtime.onnxruntime_available(), reason="the onnx extra is not installed")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPART_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+needs_onnxruntime = pytest.mark.usefixtures("onnx_extra")
+pytestmark = pytest.mark.usefixtures("spart_cache")
 
 
 def scorer(location, backend, **kwargs) -> QuestionLikelihoodScorer:
@@ -58,13 +53,13 @@ def test_onnx_int8_keeps_the_ranking(tiny_causal_dir, passages):
 
 
 @needs_onnxruntime
-def test_export_is_cached_and_keyed_by_variant(tiny_causal_dir, passages, monkeypatch, _cache):
+def test_export_is_cached_and_keyed_by_variant(tiny_causal_dir, passages, monkeypatch, spart_cache):
     first = scorer(tiny_causal_dir, "onnx")
     expected = first.score(QUESTIONS[0], passages)
     monkeypatch.setattr(tob, "export_traced", lambda *a, **k: pytest.fail("exported again"))
     again = scorer(tiny_causal_dir, "onnx")
     np.testing.assert_array_equal(again.score(QUESTIONS[0], passages), expected)
-    folders = list((_cache / "teacher-onnx" / tob.EXPORT_FORMAT).iterdir())
+    folders = list((spart_cache / "teacher-onnx" / tob.EXPORT_FORMAT).iterdir())
     assert [f.name for f in folders] == [first._onnx.path.parent.name] and (folders[0] / "model.onnx").is_file()
     with pytest.raises(pytest.fail.Exception, match="exported again"):
         scorer(tiny_causal_dir, "onnx-int8")  # another variant is another export
@@ -81,11 +76,11 @@ def test_fingerprint_names_the_backend(tiny_causal_dir):
 
 
 @needs_onnxruntime
-def test_a_wrong_graph_is_rejected(tiny_causal_dir, monkeypatch, _cache):
+def test_a_wrong_graph_is_rejected(tiny_causal_dir, monkeypatch, spart_cache):
     monkeypatch.setattr(tob, "CHECK_ATOL", {"onnx": -1.0, "onnx-int8": -1.0})
     with pytest.raises(ValueError, match="differs from torch"):
         scorer(tiny_causal_dir, "onnx")
-    assert not any((_cache / "teacher-onnx" / tob.EXPORT_FORMAT).iterdir())  # nothing half-written is left
+    assert not any((spart_cache / "teacher-onnx" / tob.EXPORT_FORMAT).iterdir())  # nothing half-written is left
 
 
 def test_bad_backend_arguments(tiny_causal_dir, tiny_t5_dir):
