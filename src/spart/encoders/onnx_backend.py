@@ -40,9 +40,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from spart.atomic import atomic_path, write_text_atomic
 from spart import onnx_runtime
-from spart.onnx_runtime import eager_attention, export_traced, onnx_session, quiet_export, require_onnxruntime
+from spart.atomic import atomic_path, write_text_atomic
+from spart.onnx_runtime import (
+    eager_attention,
+    export_traced,
+    onnx_session,
+    quiet_export,
+    require_onnxruntime,
+)
 
 if TYPE_CHECKING:
     from spart.encoders.dual_encoder import DualEncoder
@@ -81,7 +87,7 @@ def weights_stamp(module: nn.Module) -> tuple:
 class _PooledTower(nn.Module):
     """One tower with the encoder's pooling and normalisation: ``(input_ids, attention_mask) -> embeddings``."""
 
-    def __init__(self, encoder: "DualEncoder", role: str) -> None:
+    def __init__(self, encoder: DualEncoder, role: str) -> None:
         super().__init__()
         self.encoder = encoder
         self.role = role
@@ -120,7 +126,7 @@ def _fuse(raw: Path, out: Path, config: Any) -> dict[str, int]:
     return {k: v for k, v in model.get_fused_operator_statistics().items() if v}
 
 
-def export_tower(encoder: "DualEncoder", role: str, path: str | os.PathLike) -> Path:
+def export_tower(encoder: DualEncoder, role: str, path: str | os.PathLike) -> Path:
     """Export ``encoder``'s ``role`` tower (with pooling and normalisation) to ``path``, atomically.
 
     :param encoder: an fp32 encoder on the CPU.
@@ -191,7 +197,7 @@ class OnnxTowers:
 
 
 
-def tower_files(encoder: "DualEncoder", root: Path | None = None) -> dict[str, Path]:
+def tower_files(encoder: DualEncoder, root: Path | None = None) -> dict[str, Path]:
     """Where the towers of ``encoder`` are (or will be) exported: ``{role: path}`` (one file if shared)."""
     folder = (root or onnx_root()) / EXPORT_FORMAT / encoder.fingerprint
     if encoder.config.shared:
@@ -200,7 +206,7 @@ def tower_files(encoder: "DualEncoder", root: Path | None = None) -> dict[str, P
     return {role: folder / f"{role}.onnx" for role in ("query", "passage")}
 
 
-def load_onnx_towers(encoder: "DualEncoder", root: Path | None = None) -> OnnxTowers:
+def load_onnx_towers(encoder: DualEncoder, root: Path | None = None) -> OnnxTowers:
     """ONNX Runtime sessions for ``encoder``'s towers, exporting the ones not yet in the cache.
 
     :param encoder: an fp32 encoder on the CPU.
@@ -231,7 +237,7 @@ class BackendState:
         self.backend: str | None = None
         self.towers: OnnxTowers | None = None
 
-    def resolve(self, encoder: "DualEncoder") -> tuple[str, OnnxTowers | None]:
+    def resolve(self, encoder: DualEncoder) -> tuple[str, OnnxTowers | None]:
         """``(backend, towers)``: ``towers`` is set when the backend is ``"onnx"``."""
         with self._lock:
             stale = self.towers is not None and self.towers.stamp != weights_stamp(encoder)
@@ -252,7 +258,7 @@ class BackendState:
 
 
 # ---------------------------------------------------------------------------------------- auto choice
-def resolve_backend(encoder: "DualEncoder") -> str:
+def resolve_backend(encoder: DualEncoder) -> str:
     """The backend ``encoder`` encodes with: its ``backend`` unless that is ``"auto"`` (see the module doc)."""
     if encoder.backend != "auto":
         return encoder.backend
@@ -265,7 +271,7 @@ def resolve_backend(encoder: "DualEncoder") -> str:
     return measured_choice(encoder)
 
 
-def machine_key(encoder: "DualEncoder") -> str:
+def machine_key(encoder: DualEncoder) -> str:
     """What the speed of a backend depends on: CPU, threads, library versions and the tower architecture."""
     import onnxruntime
 
@@ -292,7 +298,7 @@ def _cpu_model() -> str:
 _CHOICE_LOCK = threading.Lock()
 
 
-def measured_choice(encoder: "DualEncoder", root: Path | None = None, *, repeats: int = 5) -> str:
+def measured_choice(encoder: DualEncoder, root: Path | None = None, *, repeats: int = 5) -> str:
     """``"onnx"`` or ``"torch"``: the faster fp32 backend for this encoder's architecture on this machine.
 
     Measured once (a synthetic batch of 16 x 128 tokens, both backends alternating, best of ``repeats``)
@@ -326,7 +332,7 @@ def _read_choices(file: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _race(encoder: "DualEncoder", towers: OnnxTowers, repeats: int) -> dict[str, float]:
+def _race(encoder: DualEncoder, towers: OnnxTowers, repeats: int) -> dict[str, float]:
     vocab = int(encoder.query_model.config.vocab_size)
     ids = torch.randint(min(1000, vocab // 2), vocab, (16, 128), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)

@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from spart.atomic import replace_directory
-from spart.onnx_runtime import eager_attention, export_traced, onnx_session, quiet_export, require_onnxruntime
+from spart.onnx_runtime import (
+    eager_attention,
+    export_traced,
+    onnx_session,
+    quiet_export,
+    require_onnxruntime,
+)
 
 logger = logging.getLogger(__name__)
 
