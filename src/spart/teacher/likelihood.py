@@ -60,11 +60,11 @@ class QuestionLikelihoodScorer:
         top-1 passages, see docs/teacher.md), else ``"fp32"``. The log-softmax always runs in fp32.
     :param backend: what runs a causal teacher: ``"torch"`` (transformers; the only choice for seq2seq teachers
         and GPUs), ``"onnx"`` (ONNX Runtime fp32: the torch fp32 scores, faster on CPUs), ``"onnx-int8"`` (ONNX
-        Runtime with 8-bit block-quantised linear layers: faster still, per-question Spearman >= 0.99 to fp32 on
-        SmolLM2), or ``"auto"``: on the CPU, for a GGUF causal teacher with the ``onnx`` extra installed,
+        Runtime with 8-bit block-quantised weights, fp32 compute: faster still, per-question Spearman >= 0.99 to
+        fp32 on SmolLM2), or ``"auto"``: on the CPU, for a GGUF causal teacher with the ``onnx`` extra installed,
         ``"onnx-int8"`` (``"onnx"`` if ``precision="fp32"``), except with ``precision="auto"`` on a CPU with AMX,
-        where torch's bf16 autocast is kept (2.2x fp32 there); ``"torch"`` otherwise. On an AVX-512 CPU with
-        bf16 but no AMX, onnx-int8 scored 2.1x and torch bf16 0.8x the pairs/s of torch fp32 (docs/teacher.md).
+        where torch's bf16 autocast is kept (2.2x fp32 there); ``"torch"`` otherwise (docs/teacher.md has the
+        measurements behind this rule).
         The ONNX backends need ``pip install 'spart[onnx]'``; see :mod:`spart.teacher.onnx_backend`.
     :param device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
     :param batch_size: (question, passage) pairs per forward pass.
