@@ -100,12 +100,12 @@ def test_missing_extra_names_it(tiny_causal_dir, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("gguf", "kind", "device", "precision", "amx", "installed", "expected"),
+    ("gguf", "kind", "device", "precision", "native_bf16", "installed", "expected"),
     [
-        (True, "causal", "cpu", "auto", False, True, "onnx-int8"),
+        (True, "causal", "cpu", "auto", False, True, "onnx"),
         (True, "causal", "cpu", "fp32", False, True, "onnx"),
         (True, "causal", "cpu", "fp32", True, True, "onnx"),
-        (True, "causal", "cpu", "auto", True, True, "torch"),  # bf16 autocast on AMX
+        (True, "causal", "cpu", "auto", True, True, "torch"),  # bf16 autocast where it is native
         (True, "causal", "cpu", "bf16", False, True, "torch"),
         (True, "causal", "cpu", "auto", False, False, "torch"),  # extra not installed
         (False, "causal", "cpu", "auto", False, True, "torch"),  # HF directories stay on transformers
@@ -113,9 +113,9 @@ def test_missing_extra_names_it(tiny_causal_dir, monkeypatch):
         (True, "causal", "cuda", "auto", False, True, "torch"),
     ],
 )
-def test_auto_rule(monkeypatch, gguf, kind, device, precision, amx, installed, expected):
+def test_auto_rule(monkeypatch, gguf, kind, device, precision, native_bf16, installed, expected):
     monkeypatch.setattr(onnx_runtime, "onnxruntime_available", lambda: installed)
     teacher = QuestionLikelihoodScorer("unused", precision=precision, device=device)
     teacher.model_kind = kind
     source = ModelSource("/models", "teacher.gguf" if gguf else None)
-    assert teacher._resolve_backend(source, amx) == expected
+    assert teacher._resolve_backend(source, native_bf16) == expected

@@ -59,12 +59,11 @@ class QuestionLikelihoodScorer:
         native (CUDA with bf16, a CPU with AVX512-BF16/AMX: 2.2x fp32 on the project's AMX CPU with the same
         top-1 passages, see docs/teacher.md), else ``"fp32"``. The log-softmax always runs in fp32.
     :param backend: what runs a causal teacher: ``"torch"`` (transformers; the only choice for seq2seq teachers
-        and GPUs), ``"onnx"`` (ONNX Runtime fp32: the torch fp32 scores, faster on CPUs), ``"onnx-int8"`` (ONNX
-        Runtime with 8-bit block-quantised weights, fp32 compute: faster still, per-question Spearman >= 0.99 to
-        fp32 on SmolLM2), or ``"auto"``: on the CPU, for a GGUF causal teacher with the ``onnx`` extra installed,
-        ``"onnx-int8"`` (``"onnx"`` if ``precision="fp32"``), except with ``precision="auto"`` on a CPU with AMX,
-        where torch's bf16 autocast is kept (2.2x fp32 there); ``"torch"`` otherwise (docs/teacher.md has the
-        measurements behind this rule).
+        and GPUs), ``"onnx"`` (ONNX Runtime fp32: the torch fp32 scores, faster on CPUs), ``"onnx-int8"`` (opt-in:
+        int8 weights and activations, faster still but approximate: per-question Spearman 0.96-0.99 to fp32 on
+        SmolLM2), or ``"auto"``: torch's bf16 autocast where bf16 is native and ``precision="auto"`` (the fastest
+        here), otherwise, on the CPU, for a GGUF causal teacher with the ``onnx`` extra installed, ``"onnx"``;
+        ``"torch"`` for everything else (HF directories, seq2seq, GPUs). docs/teacher.md has the measurements.
         The ONNX backends need ``pip install 'spart[onnx]'``; see :mod:`spart.teacher.onnx_backend`.
     :param device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
     :param batch_size: (question, passage) pairs per forward pass.
@@ -158,8 +157,7 @@ class QuestionLikelihoodScorer:
             self.question_template if self.question_template is not None else base.question,
         )
         native_bf16 = bf16_supported(torch.device(device))
-        amx = device == "cpu" and bool(torch.cpu._is_amx_tile_supported())
-        self.resolved_backend = self._resolve_backend(source, amx)
+        self.resolved_backend = self._resolve_backend(source, native_bf16)
         resolved = self.precision
         if self.resolved_backend != "torch":
             resolved = "fp32" if self.resolved_backend == "onnx" else "int8"
@@ -185,7 +183,7 @@ class QuestionLikelihoodScorer:
             key = export_key(fingerprint_source(source), describe_config(model), self.resolved_backend)
             self._onnx = load_onnx_teacher(model, self.resolved_backend, key, self._check_batch())
 
-    def _resolve_backend(self, source: ModelSource, amx: bool) -> str:
+    def _resolve_backend(self, source: ModelSource, native_bf16: bool) -> str:
         """The backend for this teacher (see the class docstring); errors name what an ONNX backend needs."""
         from spart.onnx_runtime import onnxruntime_available, require_onnxruntime
 
@@ -193,9 +191,9 @@ class QuestionLikelihoodScorer:
         if self.backend == "auto":
             eligible = (self.model_kind == "causal" and on_cpu and source.gguf_file is not None
                         and self.precision in ("auto", "fp32") and onnxruntime_available())
-            if not eligible or (self.precision == "auto" and amx):
+            if not eligible or (self.precision == "auto" and native_bf16):
                 return "torch"
-            return "onnx" if self.precision == "fp32" else "onnx-int8"
+            return "onnx"  # the fp32 scores, faster; int8 stays opt-in (it changes the ranking a little)
         if self.backend != "torch":
             if self.model_kind != "causal":
                 raise ValueError(f"teacher backend {self.backend!r} scores causal LMs only; use backend 'torch'")
