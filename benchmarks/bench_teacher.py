@@ -10,12 +10,21 @@ Workload: pydocs test queries, each with its BM25 top-K passages (bm25s, English
   4. fp32 with the now warm cache (all hits),
 and reports how closely bf16 agrees with fp32 (max |diff|, Spearman per query, top-1 agreement).
 
+``backends``: today's path vs the ONNX Runtime backends on the same pairs (``--queries`` x ``--k``, default
+  10 x 20 = 200), per teacher (the packaged SmolLM2, plus each ``--extra-model``, e.g. a Qwen2.5-0.5B GGUF):
+  torch fp32 (the baseline all ratios refer to), torch with ``precision="auto"`` (bf16 where native; today's
+  default), ``backend="onnx"`` (fp32) and ``backend="onnx-int8"``; each scores every pair with no cache,
+  alternating ``--repeats`` times (best time kept). Reports pairs/s, the ratio to torch fp32, agreement with
+  the fp32 scores (Spearman per question, mean and min; top-1), the one-off export time, and what
+  ``backend="auto"`` resolves to. Exports are cached under $SPART_CACHE/teacher-onnx.
+
 ``rerank``: reranks BM25's top-K for ``--queries`` pydocs test queries with the teacher (plain prompt and
 the SmolLM2 chat template) and compares MRR@10 / nDCG@10 / recall@k against BM25 with ranx (paired t-test).
 
 Run (from the repo root; the machine is shared, so nice and 2 threads)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_teacher.py throughput --queries 8 --k 20 --threads 2
+    nice -n 10 .venv/bin/python benchmarks/bench_teacher.py backends --queries 10 --k 20 --threads 2
     nice -n 10 .venv/bin/python benchmarks/bench_teacher.py rerank --queries 30 --k 20 --threads 2 \
         --cache ../runs/teacher-bench/rerank.sqlite
 """
@@ -62,15 +71,16 @@ def bm25_topk(corpus, questions: list[str], k: int) -> tuple[list[list[int]], np
     return docs.tolist(), scores
 
 
-def make_scorer(precision: str, cache=None, use_chat_template: bool = False, batch_size: int = 16):
+def make_scorer(precision: str, cache=None, use_chat_template: bool = False, batch_size: int = 16,
+                backend: str = "torch", model: str | None = None):
     from spart.teacher import QuestionLikelihoodScorer
 
-    scorer = QuestionLikelihoodScorer(precision=precision, device="cpu", cache=cache, batch_size=batch_size,
-                                      use_chat_template=use_chat_template, progress_bar=True)
+    scorer = QuestionLikelihoodScorer(model, precision=precision, device="cpu", cache=cache, batch_size=batch_size,
+                                      use_chat_template=use_chat_template, progress_bar=True, backend=backend)
     t0 = time.perf_counter()
     scorer.warm_up()
-    print(f"# loaded teacher ({precision}, chat={use_chat_template}) in {time.perf_counter() - t0:.1f}s",
-          flush=True)
+    print(f"# loaded teacher ({precision}, backend={scorer.resolved_backend}, chat={use_chat_template}) in "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
     return scorer
 
 
@@ -85,9 +95,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def cmd_throughput(args) -> dict:
-    from spart.teacher import ScoreCache
-
+def workload(args) -> tuple[list[str], list[list], int]:
+    """The first ``--queries`` pydocs test queries with their BM25 top-``--k``: ``(questions, passages, pairs)``."""
     corpus, queries, qrels = load_pydocs()
     qids = sorted(qrels)[: args.queries]
     questions = [queries[q] for q in qids]
@@ -96,6 +105,13 @@ def cmd_throughput(args) -> dict:
     n = len(questions) * args.k
     print(f"# workload: {len(questions)} pydocs test queries x BM25 top-{args.k} = {n} pairs, "
           f"threads={args.threads}, batch_size={args.batch_size}", flush=True)
+    return questions, passages, n
+
+
+def cmd_throughput(args) -> dict:
+    from spart.teacher import ScoreCache
+
+    questions, passages, n = workload(args)
     results = {}
     fp32 = make_scorer("fp32", batch_size=args.batch_size)
     fp32_scores, t = timed_topk(fp32, questions, passages)
@@ -124,6 +140,55 @@ def cmd_throughput(args) -> dict:
     for name, values in agreement.items():
         print(f"\n{name} vs fp32:", json.dumps(values))
     return {"pairs_per_s": results, "vs_fp32": agreement, "pairs": n}
+
+
+def cmd_backends(args) -> dict:
+    """Today's torch path vs the ONNX Runtime backends, per teacher, on the same pairs."""
+    from bench_embedding import cpu_description
+
+    cpu = cpu_description()
+    print(f"# CPU: {cpu['model']}; key flags: {' '.join(cpu['key_flags'])}\n# flags: {cpu['flags']}")
+    questions, passages, n = workload(args)
+    teachers = [("SmolLM2-135M-Instruct (packaged GGUF)", None)] + [(Path(m).name, m) for m in args.extra_model]
+    if not args.extra_model:
+        print("# Qwen2.5-0.5B: skipped (not installed here; pass --extra-model PATH/to/qwen2.5-0.5b.gguf)")
+    results = {}
+    for label, model in teachers:
+        configs = {"torch fp32 (baseline)": ("fp32", "torch"), "torch auto precision (today's default)": ("auto", "torch"),
+                   "onnx fp32": ("fp32", "onnx"), "onnx-int8": ("auto", "onnx-int8")}
+        scorers, loaded = {}, {}
+        for name, (precision, backend) in configs.items():
+            t0 = time.perf_counter()
+            scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend=backend, model=model)
+            scorers[name].progress_bar = False
+            loaded[name] = time.perf_counter() - t0
+        if scorers["torch auto precision (today's default)"].resolved_precision == "fp32":
+            del scorers["torch auto precision (today's default)"]  # the same as the baseline on this CPU
+        probe = make_scorer("auto", batch_size=args.batch_size, backend="auto", model=model)
+        auto = f"{probe.resolved_backend} ({probe.resolved_precision})"
+        del probe
+        best = {name: float("inf") for name in scorers}
+        scores = {}
+        for scorer in scorers.values():  # warm-up
+            scorer.score_topk(questions[:1], [passages[0][:2]])
+        for _ in range(args.repeats):
+            for name, scorer in scorers.items():
+                got, seconds = timed_topk(scorer, questions, passages)
+                scores[name], best[name] = got, min(best[name], seconds)
+                print(f"#   {label}: {name}: {seconds:.1f}s", flush=True)
+        base = best["torch fp32 (baseline)"]
+        table = {name: {"pairs_per_s": n / best[name], "vs_torch_fp32": base / best[name],
+                        "load_or_export_s": loaded[name],
+                        **agree(scores[name], scores["torch fp32 (baseline)"])} for name in scorers}
+        print(f"\n{label}: backend='auto' resolves to {auto}")
+        print(f"{'configuration':40s} {'pairs/s':>8s} {'vs fp32':>8s} {'rho mean':>9s} {'rho min':>8s} {'top-1':>6s} "
+              f"{'load s':>7s}")
+        for name, row in table.items():
+            print(f"{name:40s} {row['pairs_per_s']:8.2f} {row['vs_torch_fp32']:7.2f}x {row['mean_spearman']:9.4f} "
+                  f"{row['min_spearman']:8.4f} {row['top1_agreement']:6.2f} {row['load_or_export_s']:7.1f}")
+        results[label] = {"auto": auto, "pairs": n, "cpu": cpu, "configurations": table}
+        del scorers
+    return results
 
 
 def agree(scores: np.ndarray, reference: np.ndarray) -> dict:
@@ -184,13 +249,17 @@ def cmd_rerank(args) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("throughput", "rerank"):
+    for name in ("throughput", "backends", "rerank"):
         p = sub.add_parser(name)
-        p.add_argument("--queries", type=int, default=8 if name == "throughput" else 30)
+        p.add_argument("--queries", type=int, default={"throughput": 8, "backends": 10, "rerank": 30}[name])
         p.add_argument("--k", type=int, default=20)
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--json", type=Path, default=None, help="also write the results here")
+        if name == "backends":
+            p.add_argument("--repeats", type=int, default=1, help="alternating passes over all pairs (best kept)")
+            p.add_argument("--extra-model", action="append", default=[],
+                           help="another teacher (a .gguf file or HF directory), e.g. Qwen2.5-0.5B; repeatable")
         if name == "rerank":
             p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "bf16-weights"])
             p.add_argument("--configs", default="plain,chat", help="comma-separated: plain, chat")
@@ -200,7 +269,8 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    result = cmd_throughput(args) if args.cmd == "throughput" else cmd_rerank(args)
+    commands = {"throughput": cmd_throughput, "backends": cmd_backends, "rerank": cmd_rerank}
+    result = commands[args.cmd](args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0

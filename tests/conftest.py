@@ -17,6 +17,35 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPART_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Caches written as a side effect (e.g. ONNX exports of the encoders) go to a temporary directory, never
+    to the user's ``~/.cache/spart``; a test that sets ``SPART_CACHE`` itself still wins."""
+    previous = os.environ.get("SPART_CACHE")
+    os.environ["SPART_CACHE"] = str(tmp_path_factory.mktemp("spart-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SPART_CACHE", None)
+    else:
+        os.environ["SPART_CACHE"] = previous
+
+
+@pytest.fixture
+def spart_cache(tmp_path, monkeypatch) -> Path:
+    """A private ``$SPART_CACHE`` for one test (e.g. to see exactly what an ONNX export wrote)."""
+    monkeypatch.setenv("SPART_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def onnx_extra() -> None:
+    """Skips the test when the ``onnx`` extra (onnxruntime + onnx) is not installed."""
+    from spart.onnx_runtime import onnxruntime_available
+
+    if not onnxruntime_available():
+        pytest.skip("the onnx extra is not installed (pip install 'spart[onnx]')")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The ../shared/data directory; tests that need it are skipped when it is absent."""

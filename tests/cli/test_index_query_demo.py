@@ -77,6 +77,27 @@ def test_index_beir_with_limit(tmp_path, model_args):
     assert info["embedder"]["type"].endswith("ARTDocumentEmbedder") and info["corpus"]["limit"] == 3
 
 
+@pytest.mark.usefixtures("onnx_extra", "spart_cache")
+def test_index_with_the_onnx_backend_records_it_for_the_query_side(tsv, tmp_path, model_args, capsys):
+    import numpy as np
+
+    from spart.pipelines import load_pipeline
+
+    stores = {backend: tmp_path / backend for backend in ("torch", "onnx")}
+    for backend, store in stores.items():
+        assert main(["index", str(tsv), "--store", str(store), "--no-progress", "--backend", backend, *model_args]) == 0
+    assert read_build_info(stores["onnx"])["embedder"]["init_parameters"]["backend"] == "onnx"
+    vectors = {b: {d.id: d.embedding for d in FaissDocumentStore.load(s).filter_documents()} for b, s in stores.items()}
+    for pid in vectors["torch"]:
+        np.testing.assert_allclose(vectors["onnx"][pid], vectors["torch"][pid], atol=1e-5)
+    pipeline = load_pipeline("dense_qa", store=stores["onnx"])
+    embedders = [c for _, c in pipeline.walk() if type(c).__name__.endswith("TextEmbedder")]
+    assert [e.backend for e in embedders] == ["onnx"]
+    assert main(["query", "first artificial satellite", "--store", str(stores["onnx"]), "--retriever", "dense",
+                 "--top-k", "1"]) == 0
+    assert "[t:" in capsys.readouterr().out
+
+
 def test_index_errors(tsv, tmp_path, model_args, capsys):
     store = tmp_path / "s"
     assert main(["index", str(tmp_path / "missing.tsv"), "--store", str(store), *model_args]) == 2

@@ -73,6 +73,10 @@ def register(subparsers) -> None:
     parser.add_argument("--store", required=True,
                         help="store directory to create, or a PostgreSQL + pgvector table: postgresql://...#table")
     add_encoder_arguments(parser)
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                        help="what runs the encoder: auto (default: the faster of torch and ONNX Runtime on this "
+                             "machine where bf16 is not native), torch, or onnx (needs pip install 'spart[onnx]'); "
+                             "the store records it for the query side")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="passages per forward pass (default 32)")
     parser.add_argument("--chunk-size", type=positive_int, default=256,
                         help="passages read, embedded and written per step (default 256)")
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{store} already exists; pass --overwrite to replace it")
     cls = embedder_class(args.method or "spider", "document")
     embedder = cls(model=args.model, passage_model=args.passage_model, device=args.device, precision=args.precision,
-                   passage_max_length=args.passage_max_length, batch_size=args.batch_size, progress_bar=False)
+                   backend=args.backend, passage_max_length=args.passage_max_length, batch_size=args.batch_size, progress_bar=False)
     total = count_passages(corpus)
     passages = read_passages(corpus)
     if args.limit is not None:

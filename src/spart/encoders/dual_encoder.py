@@ -19,6 +19,7 @@ from torch import nn
 from spart.atomic import replace_directory
 from spart.encoders.config import DualEncoderConfig
 from spart.encoders.loading import load_towers, quiet_transformers, resolve_location
+from spart.encoders.onnx_backend import BackendState, check_backend
 from spart.encoders.precision import autocast, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ class DualEncoder(nn.Module):
     Passages are encoded as ``title [SEP] text`` (token_type_ids all zero, as the ``tau/spider`` model card
     and DPR do); a passage without a title is its text alone. ``encode_*`` are for inference (no grad,
     length-sorted batches, bf16 autocast where the hardware supports it); ``tokenize_*`` + ``forward`` are for
-    training.
+    training. ``backend`` chooses what runs ``encode_*``: torch, ONNX Runtime (fp32, CPU; towers exported once
+    per fingerprint and cached), or ``"auto"``, the faster of the two on this machine where bf16 is not native
+    (see :mod:`spart.encoders.onnx_backend`).
 
     Usage::
 
@@ -50,6 +53,7 @@ class DualEncoder(nn.Module):
         config: DualEncoderConfig | None = None,
         device: str | torch.device | None = "cpu",
         precision: str = "auto",
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         self.config = config or DualEncoderConfig(shared=passage_model is None)
@@ -65,7 +69,15 @@ class DualEncoder(nn.Module):
         self.tokenizer = tokenizer
         _apply_lowercase(tokenizer, self.config.lowercase)
         self.device = resolve_device(device)
+        self.backend = check_backend(backend)
+        if backend == "onnx":
+            if self.device.type != "cpu":
+                raise ValueError(f"backend 'onnx' runs on the CPU; use backend 'torch' on {self.device}")
+            if precision not in ("auto", "fp32"):
+                raise ValueError(f"backend 'onnx' runs in fp32; precision {precision!r} needs backend 'torch'")
+            precision = "fp32"
         self.precision = resolve_precision(precision, self.device)
+        self._backend_state = BackendState()
         self.to(self.device)
         self.eval()
 
@@ -79,6 +91,7 @@ class DualEncoder(nn.Module):
         defaults: DualEncoderConfig | None = None,
         device: str | torch.device | None = "auto",
         precision: str = "auto",
+        backend: str = "auto",
         **overrides: Any,
     ) -> "DualEncoder":
         """Load a dual encoder.
@@ -91,6 +104,8 @@ class DualEncoder(nn.Module):
             model's own files (spart.json, sentence-transformers pooling/normalise) take precedence over them.
         :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
         :param precision: ``"auto"`` (bf16 where native), ``"fp32"`` or ``"bf16"``.
+        :param backend: ``"auto"``, ``"torch"`` or ``"onnx"`` (ONNX Runtime, fp32 on the CPU; needs the ``onnx``
+            extra): what runs ``encode_*`` (see :mod:`spart.encoders.onnx_backend`).
         :param overrides: any `DualEncoderConfig` field; a non-``None`` value wins over everything else.
         :returns: the loaded encoder, in eval mode.
         """
@@ -118,6 +133,7 @@ class DualEncoder(nn.Module):
             config=config,
             device=device,
             precision=precision,
+            backend=backend,
         )
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -184,6 +200,15 @@ class DualEncoder(nn.Module):
         if role == PASSAGE:
             return self.passage_model
         raise ValueError(f"role must be 'query' or 'passage', got {role!r}")
+
+    @property
+    def inference_backend(self) -> str:
+        """The backend ``encode_*`` run on now, ``"torch"`` or ``"onnx"``.
+
+        Resolved on first use (``"auto"`` may run a short, cached micro-benchmark; ``"onnx"`` exports the towers
+        unless they are cached) and again after the weights change.
+        """
+        return self._backend_state.resolve(self)[0]
 
     @property
     def fingerprint(self) -> str:
@@ -272,6 +297,7 @@ class DualEncoder(nn.Module):
         # Tokenise a window at a time and sort it by length, so each batch pads to similar lengths while
         # memory stays bounded by the window, not the corpus.
         window = max(batch_size * 32, 2048)
+        _, onnx_towers = self._backend_state.resolve(self)
         progress = _progress(len(texts), show_progress, f"encoding {role}s")
         was_training = self.training
         self.eval()
@@ -287,9 +313,12 @@ class DualEncoder(nn.Module):
                             {"input_ids": [ids[i] for i in rows], "attention_mask": [mask[i] for i in rows]},
                             return_tensors="pt",
                         )
-                        batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
-                        embeddings = self.embed(self._model_inputs(batch), role)
-                        out[start + rows] = embeddings.float().cpu().numpy()
+                        if onnx_towers is not None:
+                            out[start + rows] = onnx_towers.embed(role, batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+                        else:
+                            batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+                            embeddings = self.embed(self._model_inputs(batch), role)
+                            out[start + rows] = embeddings.float().cpu().numpy()
                         progress.update(len(rows))
         finally:
             progress.close()

@@ -31,6 +31,7 @@ from spart.teacher.prompts import PromptTemplate, default_template
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class QuestionLikelihoodScorer:
@@ -57,6 +58,13 @@ class QuestionLikelihoodScorer:
         cast to bf16 once; CPU autocast re-casts the fp32 weights on every call); ``"auto"`` = ``"bf16"`` where bf16 is
         native (CUDA with bf16, a CPU with AVX512-BF16/AMX: 2.2x fp32 on the project's AMX CPU with the same
         top-1 passages, see docs/teacher.md), else ``"fp32"``. The log-softmax always runs in fp32.
+    :param backend: what runs a causal teacher: ``"torch"`` (transformers; the only choice for seq2seq teachers
+        and GPUs), ``"onnx"`` (ONNX Runtime fp32: the torch fp32 scores, faster on CPUs), ``"onnx-int8"`` (opt-in:
+        int8 weights and activations, faster still but approximate: per-question Spearman 0.96-0.99 to fp32 on
+        SmolLM2), or ``"auto"``: torch's bf16 autocast where bf16 is native and ``precision="auto"`` (the fastest
+        here), otherwise, on the CPU, for a GGUF causal teacher with the ``onnx`` extra installed, ``"onnx"``;
+        ``"torch"`` for everything else (HF directories, seq2seq, GPUs). docs/teacher.md has the measurements.
+        The ONNX backends need ``pip install 'spart[onnx]'``; see :mod:`spart.teacher.onnx_backend`.
     :param device: ``"cpu"``, ``"cuda"``, ... ; ``None`` picks CUDA when available.
     :param batch_size: (question, passage) pairs per forward pass.
     :param max_passage_tokens: passage text is truncated to this many tokens (the instruction is kept).
@@ -85,9 +93,12 @@ class QuestionLikelihoodScorer:
         append_eos: bool = True,
         cache: ScoreCache | None = None,
         progress_bar: bool = False,
+        backend: str = "auto",
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
         for name, value in (("batch_size", batch_size), ("max_passage_tokens", max_passage_tokens),
@@ -104,6 +115,7 @@ class QuestionLikelihoodScorer:
         self._prompt_arg = prompt
         self.use_chat_template = bool(use_chat_template)
         self.precision = precision
+        self.backend = backend
         self.device = device
         self.batch_size = batch_size
         self.max_passage_tokens = max_passage_tokens
@@ -117,6 +129,8 @@ class QuestionLikelihoodScorer:
         self.fingerprint: str | None = None
         self.uses_bf16 = False
         self.resolved_precision: str | None = None
+        self.resolved_backend: str | None = None
+        self._onnx = None
         self.stats = {"pairs": 0, "cache_hits": 0, "scored": 0}
 
     # ------------------------------------------------------------------ loading
@@ -142,13 +156,16 @@ class QuestionLikelihoodScorer:
             self.passage_template if self.passage_template is not None else base.passage,
             self.question_template if self.question_template is not None else base.question,
         )
-        resolved = self.precision
         native_bf16 = bf16_supported(torch.device(device))
-        if resolved == "auto":
+        self.resolved_backend = self._resolve_backend(source, native_bf16)
+        resolved = self.precision
+        if self.resolved_backend != "torch":
+            resolved = "fp32" if self.resolved_backend == "onnx" else "int8"
+        elif resolved == "auto":
             # bf16 autocast where it is native (CUDA, or a CPU with AVX512-BF16/AMX): 2.2x fp32 on an AMX CPU with
             # the same top-1 (docs/teacher.md); bf16 *weights* were not faster there, so auto never picks them.
             resolved = "bf16" if native_bf16 else "fp32"
-        if resolved != "fp32" and not native_bf16:
+        if resolved in ("bf16", "bf16-weights") and not native_bf16:
             logger.warning("%s requested but %s has no native bf16 support; it will be slow", resolved, device)
         if resolved == "bf16-weights":
             model.to(torch.bfloat16)
@@ -160,6 +177,41 @@ class QuestionLikelihoodScorer:
         self._supports_logits_to_keep = "logits_to_keep" in forward_params
         self._supports_position_ids = "position_ids" in forward_params
         self.fingerprint = self._compute_fingerprint(source)
+        if self.resolved_backend != "torch":
+            from spart.teacher.onnx_backend import export_key, load_onnx_teacher
+
+            key = export_key(fingerprint_source(source), describe_config(model), self.resolved_backend)
+            self._onnx = load_onnx_teacher(model, self.resolved_backend, key, self._check_batch())
+
+    def _resolve_backend(self, source: ModelSource, native_bf16: bool) -> str:
+        """The backend for this teacher (see the class docstring); errors name what an ONNX backend needs."""
+        from spart.onnx_runtime import onnxruntime_available, require_onnxruntime
+
+        on_cpu = self.device == "cpu"
+        if self.backend == "auto":
+            eligible = (self.model_kind == "causal" and on_cpu and source.gguf_file is not None
+                        and self.precision in ("auto", "fp32") and onnxruntime_available())
+            if not eligible or (self.precision == "auto" and native_bf16):
+                return "torch"
+            return "onnx"  # the fp32 scores, faster; int8 stays opt-in (it changes the ranking a little)
+        if self.backend != "torch":
+            if self.model_kind != "causal":
+                raise ValueError(f"teacher backend {self.backend!r} scores causal LMs only; use backend 'torch'")
+            if not on_cpu:
+                raise ValueError(f"teacher backend {self.backend!r} runs on the CPU; use backend 'torch' on {self.device}")
+            if self.precision not in ("auto", "fp32"):
+                raise ValueError(f"teacher backend {self.backend!r} sets its own precision; "
+                                 f"precision {self.precision!r} needs backend 'torch'")
+            require_onnxruntime(f"teacher backend {self.backend!r}")
+        return self.backend
+
+    def _check_batch(self) -> dict[str, Any]:
+        """A small padded batch (two prompts and questions of different lengths) to check an export on."""
+        prompts = self.tokenizer(["Passage: Hamlet is a tragedy written by William Shakespeare around 1600.\n",
+                                  "Passage: Paris.\n"])["input_ids"]
+        targets = self.tokenizer(["Question: who wrote hamlet?", "Question: capital of France?"],
+                                 add_special_tokens=False)["input_ids"]
+        return self._causal_batch([list(p) for p in prompts], [list(t) for t in targets])
 
     def _pick_pad_id(self) -> int:
         tok = self.tokenizer
@@ -181,6 +233,8 @@ class QuestionLikelihoodScorer:
             "append_eos": self.append_eos,
             "score": "mean-logprob-v1",
         }
+        if self.resolved_backend != "torch":  # torch keeps its earlier keys, so existing score caches stay valid
+            payload["backend"] = self.resolved_backend
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
     def _require_warm(self) -> None:
@@ -320,7 +374,9 @@ class QuestionLikelihoodScorer:
                 scores[batch] = forward(prompts, targets)
         return scores
 
-    def _forward_causal(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
+    def _causal_batch(self, prompts: list[list[int]], targets: list[list[int]]) -> dict[str, Any]:
+        """Left-padded ``input_ids``/``attention_mask``/``position_ids`` and the question's ``labels``/``target_mask``
+        (CPU tensors): every question ends at the last column, so its tokens are the last ``t_max`` columns."""
         import torch
 
         seqs = [p + t for p, t in zip(prompts, targets)]
@@ -334,14 +390,23 @@ class QuestionLikelihoodScorer:
         target_mask = torch.zeros((len(seqs), t_max), dtype=torch.bool)
         for row, t in enumerate(targets):
             target_mask[row, t_max - len(t):] = True
-        kwargs: dict[str, Any] = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids,
+                "labels": input_ids[:, width - t_max:], "target_mask": target_mask}
+
+    def _forward_causal(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
+        batch = self._causal_batch(prompts, targets)
+        if self._onnx is not None:
+            return self._onnx.score(batch)
+        t_max = batch["labels"].shape[1]
+        kwargs: dict[str, Any] = {"input_ids": batch["input_ids"].to(self.device),
+                                  "attention_mask": batch["attention_mask"].to(self.device)}
         if self._supports_position_ids:
-            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(self.device)
+            kwargs["position_ids"] = batch["position_ids"].to(self.device)
         if self._supports_logits_to_keep:
             kwargs["logits_to_keep"] = t_max + 1
         logits = self.model(**kwargs).logits[:, -(t_max + 1):-1]  # position j predicts token j + 1
-        labels = input_ids[:, width - t_max:].to(self.device)
-        return self._mean_logprob(logits, labels, target_mask.to(self.device))
+        return self._mean_logprob(logits, batch["labels"].to(self.device), batch["target_mask"].to(self.device))
 
     def _forward_seq2seq(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
         import torch
@@ -378,4 +443,4 @@ class QuestionLikelihoodScorer:
 
     def __repr__(self) -> str:
         return (f"QuestionLikelihoodScorer(model={self.model_name!r}, kind={self.model_kind!r}, "
-                f"precision={self.precision!r}, batch_size={self.batch_size})")
+                f"precision={self.precision!r}, backend={self.backend!r}, batch_size={self.batch_size})")

@@ -55,6 +55,7 @@ def test_to_dict(cls, _d):
             "batch_size": 8,
             "progress_bar": False,
             "title_field": "name",
+            "backend": "auto",
         },
     }
 
@@ -143,3 +144,24 @@ def test_bf16_keeps_weights_in_bf16_and_stays_close_to_fp32(tiny_bert_dir):
     b = np.array([d.embedding for d in fp32.run(_docs())["documents"]])
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 0.99
+
+
+@pytest.mark.parametrize(("cls", "_d"), CLASSES, ids=IDS)
+def test_onnx_backend_matches_torch_and_round_trips(cls, _d, tiny_bert_dir, tmp_path, monkeypatch):
+    from spart.onnx_runtime import onnxruntime_available
+
+    if not onnxruntime_available():
+        pytest.skip("the onnx extra is not installed")
+    monkeypatch.setenv("SPART_CACHE", str(tmp_path))
+    kwargs = {"model": str(tiny_bert_dir), "device": "cpu", "progress_bar": False}
+    onnx = cls(**kwargs, backend="onnx")
+    assert onnx.to_dict()["init_parameters"]["backend"] == "onnx"
+    assert cls.from_dict(onnx.to_dict()).backend == "onnx"
+    reference = cls(**kwargs, precision="fp32", backend="torch")
+    got = np.array([d.embedding for d in onnx.run(_docs())["documents"]])
+    expected = np.array([d.embedding for d in reference.run(_docs())["documents"]])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert onnx.encoder.inference_backend == "onnx" and reference.encoder.inference_backend == "torch"
+    assert not any(p.requires_grad for p in onnx.encoder.parameters())  # inference-only, frozen at warm-up
+    with pytest.raises(ValueError, match="backend must be one of"):
+        cls(backend="openvino")

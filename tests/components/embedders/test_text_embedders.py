@@ -33,6 +33,7 @@ def test_init(cls, _defaults):
         ({"model": ""}, "model"),
         ({"passage_model": "/x"}, "passage_model"),
         ({"device": ""}, "device"),
+        ({"backend": "tensorrt"}, "backend"),
     ],
 )
 def test_init_rejects_bad_parameters(cls, _defaults, kwargs, message):
@@ -54,6 +55,7 @@ def test_to_dict(cls, _defaults, tiny_bert_dir):
             "passage_max_length": None,
             "pooling": "mean",
             "normalize": None,
+            "backend": "auto",
         },
     }
 

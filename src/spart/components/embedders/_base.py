@@ -20,6 +20,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 
 from spart.encoders.config import POOLING_MODES, DualEncoderConfig
 from spart.validation import check_positive_int
+from spart.encoders.onnx_backend import check_backend
 
 if TYPE_CHECKING:
     from spart.encoders.dual_encoder import DualEncoder
@@ -93,6 +94,7 @@ class DualEncoderEmbedderBase:
         passage_max_length: int | None = None,
         pooling: str | None = None,
         normalize: bool | None = None,
+        backend: str = "auto",
     ) -> None:
         """Check and store the settings; the model is loaded by :meth:`warm_up`.
 
@@ -106,6 +108,10 @@ class DualEncoderEmbedderBase:
         :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
         :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
         :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
+        :param backend: ``"auto"`` (default: torch where bf16 is native or on a GPU, else the faster of torch fp32
+            and ONNX Runtime on this machine, measured once and cached), ``"torch"``, or ``"onnx"`` (ONNX Runtime,
+            fp32 on the CPU; needs ``pip install 'spart[onnx]'``). The towers are exported to ONNX once per model
+            under ``$SPART_CACHE/onnx``.
         :raises ValueError: for a setting of the wrong type or out of range.
         """
         self.model = _check_location(model, "model")
@@ -122,6 +128,7 @@ class DualEncoderEmbedderBase:
             raise ValueError(f"normalize must be True, False or None, got {normalize!r}")
         # Validates the max lengths (integers >= 4) the same way the encoder will.
         self.method_defaults.with_overrides(query_max_length=query_max_length, passage_max_length=passage_max_length)
+        self.backend = check_backend(backend)
         self.device = device
         self.precision = precision
         self.query_max_length = query_max_length
@@ -141,6 +148,7 @@ class DualEncoderEmbedderBase:
             "passage_max_length": self.passage_max_length,
             "pooling": self.pooling,
             "normalize": self.normalize,
+            "backend": self.backend,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,7 +174,11 @@ class DualEncoderEmbedderBase:
         return self.model if self.model is not None else default_model_path()
 
     def warm_up(self) -> None:
-        """Load the dual encoder (once; embedders asking for the same model in one process share it)."""
+        """Load the dual encoder (once; embedders asking for the same model in one process share it).
+
+        The encoder is inference-only here: its weights are frozen and its backend is resolved now (with
+        ``backend="auto"`` or ``"onnx"`` this may export the towers to ONNX once, or reuse the cached export).
+        """
         if self._encoder is not None:
             return
         location = self.resolved_model
@@ -182,6 +194,7 @@ class DualEncoderEmbedderBase:
             self.method_defaults,
             self.device,
             self.precision,
+            self.backend,
             tuple(sorted(overrides.items())),
         )
         with _ENCODERS_LOCK:
@@ -195,10 +208,13 @@ class DualEncoderEmbedderBase:
                     defaults=self.method_defaults,
                     device=self.device,
                     precision=self.precision,
+                    backend=self.backend,
                     **overrides,
                 )
+                encoder.requires_grad_(False)
                 if encoder.precision == "bf16":
                     _cast_weights_to_bf16(encoder)
+                encoder.inference_backend  # noqa: B018 - resolves the backend (may export to ONNX) at warm-up
                 _ENCODERS[key] = encoder
         self._encoder = encoder
 
@@ -269,11 +285,12 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
         batch_size: int = 32,
         progress_bar: bool = True,
         title_field: str | None = "title",
+        backend: str = "auto",
     ) -> None:
         """Check and store the settings; the model is loaded by :meth:`warm_up`.
 
         :param model: as in :class:`DualEncoderEmbedderBase`, as are ``passage_model``, ``device``,
-            ``precision``, ``query_max_length``, ``passage_max_length``, ``pooling`` and ``normalize``.
+            ``precision``, ``query_max_length``, ``passage_max_length``, ``pooling``, ``normalize`` and ``backend``.
         :param batch_size: passages per forward pass (batches are length-sorted, so padding stays small).
         :param progress_bar: show a tqdm progress bar while embedding.
         :param title_field: the ``Document.meta`` field prepended to the content as the passage title
@@ -289,6 +306,7 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
             passage_max_length=passage_max_length,
             pooling=pooling,
             normalize=normalize,
+            backend=backend,
         )
         check_positive_int(batch_size, "batch_size")
         if title_field is not None and (not isinstance(title_field, str) or not title_field):

@@ -38,6 +38,8 @@ class QuestionLikelihoodRanker:
     :param max_question_tokens: the query is truncated to this many tokens.
     :param title_meta_field: meta field holding the document title (missing: no title).
     :param cache_path: optional SQLite score cache file, shared with the ART trainer's teacher.
+    :param backend: ``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"``: what runs a causal teacher (see
+        :class:`~spart.teacher.likelihood.QuestionLikelihoodScorer`; the ONNX ones need ``pip install 'spart[onnx]'``).
 
     Usage::
 
@@ -67,12 +69,15 @@ class QuestionLikelihoodRanker:
         max_question_tokens: int = 64,
         title_meta_field: str = "title",
         cache_path: str | None = None,
+        backend: str = "auto",
     ) -> None:
-        from spart.teacher.likelihood import PRECISIONS  # light: numpy only
+        from spart.teacher.likelihood import BACKENDS, PRECISIONS  # light: numpy only
 
         check_top_k(top_k, allow_none=True)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
         for name, value in (("batch_size", batch_size), ("max_passage_tokens", max_passage_tokens),
@@ -94,6 +99,7 @@ class QuestionLikelihoodRanker:
         self.max_question_tokens = max_question_tokens
         self.title_meta_field = title_meta_field
         self.cache_path = cache_path
+        self.backend = backend
         self._scorer = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +123,7 @@ class QuestionLikelihoodRanker:
             max_question_tokens=self.max_question_tokens,
             title_meta_field=self.title_meta_field,
             cache_path=self.cache_path,
+            backend=self.backend,
         )
 
     @classmethod
@@ -148,6 +155,7 @@ class QuestionLikelihoodRanker:
             max_passage_tokens=self.max_passage_tokens,
             max_question_tokens=self.max_question_tokens,
             cache=ScoreCache(self.cache_path) if self.cache_path else None,
+            backend=self.backend,
         )
         scorer.warm_up()
         self._scorer = scorer

@@ -1,0 +1,168 @@
+"""The ONNX Runtime backend of DualEncoder: export, cache, staleness, and the ``auto`` choice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spart import onnx_runtime
+from spart.encoders import ART_DEFAULTS, DualEncoder
+from spart.encoders import onnx_backend as ob
+
+TEXTS = [
+    "Hamlet is a tragedy written by William Shakespeare.",
+    "Paris",
+    "The mitochondrion is the powerhouse of the cell, producing most of its chemical energy supply.",
+    "A gyroscope is a device used for measuring or maintaining orientation and angular velocity.",
+]
+TITLES = ["Hamlet", "", "Mitochondrion", None]
+
+needs_onnxruntime = pytest.mark.usefixtures("onnx_extra")
+pytestmark = pytest.mark.usefixtures("spart_cache")
+
+
+def load(location, backend, **kwargs) -> DualEncoder:
+    return DualEncoder.load(location, device="cpu", precision="fp32", backend=backend, **kwargs)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize("overrides", [{"pooling": "cls"}, {"pooling": "mean", "normalize": True}])
+def test_onnx_matches_torch(tiny_bert_dir, overrides):
+    torch_encoder, onnx_encoder = load(tiny_bert_dir, "torch", **overrides), load(tiny_bert_dir, "onnx", **overrides)
+    assert onnx_encoder.inference_backend == "onnx" and torch_encoder.inference_backend == "torch"
+    for method in ("encode_queries", "encode_passages"):
+        args = (TEXTS,) if method == "encode_queries" else (TEXTS, TITLES)
+        expected = getattr(torch_encoder, method)(*args, batch_size=3)
+        got = getattr(onnx_encoder, method)(*args, batch_size=3)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert cosine(got, expected).min() >= 0.9999
+
+
+@needs_onnxruntime
+def test_separate_towers_export_two_files(tiny_bert_dir, spart_cache):
+    reference = load(tiny_bert_dir, "torch", defaults=ART_DEFAULTS)
+    encoder = load(tiny_bert_dir, "onnx", defaults=ART_DEFAULTS)
+    with torch.no_grad():  # make the towers differ, so a mix-up would show
+        encoder.passage_model.embeddings.word_embeddings.weight.mul_(0.5)
+        reference.passage_model.embeddings.word_embeddings.weight.mul_(0.5)
+    np.testing.assert_allclose(encoder.encode_queries(TEXTS), reference.encode_queries(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_passages(TEXTS, TITLES), reference.encode_passages(TEXTS, TITLES), atol=1e-5)
+    files = ob.tower_files(encoder)
+    assert files["query"] != files["passage"] and all(p.is_file() for p in files.values())
+    assert files["query"].parent == spart_cache / "onnx" / ob.EXPORT_FORMAT / encoder.fingerprint
+
+
+@needs_onnxruntime
+def test_second_load_reuses_the_export(tiny_bert_dir, monkeypatch):
+    first = load(tiny_bert_dir, "onnx")
+    expected = first.encode_passages(TEXTS)
+    calls = []
+    monkeypatch.setattr(ob, "export_tower", lambda *a, **k: calls.append(a))
+    second = load(tiny_bert_dir, "onnx")
+    np.testing.assert_array_equal(second.encode_passages(TEXTS), expected)
+    assert calls == []
+
+
+@needs_onnxruntime
+def test_changed_weights_give_a_new_export(tiny_bert_dir):
+    encoder = load(tiny_bert_dir, "onnx")
+    before = encoder.encode_passages(TEXTS)
+    old_files = ob.tower_files(encoder)
+    with torch.no_grad():  # an in-place update, as an optimiser step makes
+        encoder.query_model.encoder.layer[0].output.dense.weight[:3].add_(0.5)
+    after = encoder.encode_passages(TEXTS)
+    new_files = ob.tower_files(encoder)
+    assert new_files["passage"] != old_files["passage"] and new_files["passage"].is_file()
+    assert np.abs(after - before).max() > 1e-3  # the new weights are used...
+    reference = load(tiny_bert_dir, "torch")
+    reference.load_state_dict(encoder.state_dict())
+    np.testing.assert_allclose(after, reference.encode_passages(TEXTS), atol=1e-5)  # ...and match torch
+
+
+@needs_onnxruntime
+def test_a_copy_of_an_onnx_encoder_works(tiny_bert_dir):
+    import copy
+
+    encoder = load(tiny_bert_dir, "onnx")
+    expected = encoder.encode_queries(TEXTS)
+    np.testing.assert_array_equal(copy.deepcopy(encoder).encode_queries(TEXTS), expected)
+
+
+def test_bad_backend_arguments(tiny_bert_dir):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        load(tiny_bert_dir, "tensorrt")
+    with pytest.raises(ValueError, match="runs in fp32"):
+        DualEncoder.load(tiny_bert_dir, device="cpu", precision="bf16", backend="onnx")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        DualEncoder.load(tiny_bert_dir, device="cuda", backend="onnx")
+    assert DualEncoder.load(tiny_bert_dir, device="cpu", backend="onnx").precision == "fp32"
+
+
+def test_missing_extra_names_it(tiny_bert_dir, monkeypatch):
+    monkeypatch.setattr(onnx_runtime, "onnxruntime_available", lambda: False)
+    encoder = load(tiny_bert_dir, "onnx")
+    with pytest.raises(ImportError, match=r"pip install 'spart\[onnx\]'"):
+        encoder.encode_queries(TEXTS)
+    auto = load(tiny_bert_dir, "auto")
+    auto.requires_grad_(False)
+    assert auto.inference_backend == "torch"  # auto falls back quietly
+
+
+def test_auto_keeps_torch_for_training_bf16_and_gpus(tiny_bert_dir, monkeypatch):
+    monkeypatch.setattr(ob, "measured_choice", lambda encoder: pytest.fail("no measurement expected"))
+    trainable = load(tiny_bert_dir, "auto")
+    assert trainable.inference_backend == "torch"  # parameters require grad: follow the live weights
+    bf16 = DualEncoder.load(tiny_bert_dir, device="cpu", precision="bf16", backend="auto").requires_grad_(False)
+    assert bf16.inference_backend == "torch"
+    cuda = load(tiny_bert_dir, "auto").requires_grad_(False)
+    cuda.device = torch.device("cuda")
+    assert ob.resolve_backend(cuda) == "torch"
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize(("seconds", "expected"), [({"torch": 1.0, "onnx": 0.5}, "onnx"),
+                                                    ({"torch": 1.0, "onnx": 0.99}, "torch")])
+def test_auto_measures_once_and_caches_the_choice(tiny_bert_dir, monkeypatch, spart_cache, seconds, expected):
+    races = []
+    monkeypatch.setattr(ob, "_race", lambda encoder, towers, repeats: races.append(1) or dict(seconds))
+    encoder = load(tiny_bert_dir, "auto").requires_grad_(False)
+    assert encoder.inference_backend == expected
+    saved = json.loads((spart_cache / "onnx" / ob.CHOICE_FILE).read_text())
+    assert saved == {ob.machine_key(encoder): {"backend": expected, "seconds": seconds}}
+    other = load(tiny_bert_dir, "auto", pooling="mean").requires_grad_(False)  # same architecture
+    assert other.inference_backend == expected and len(races) == 1
+    np.testing.assert_allclose(other.encode_queries(TEXTS), load(tiny_bert_dir, "torch", pooling="mean").encode_queries(TEXTS),
+                               atol=1e-5)
+
+
+@needs_onnxruntime
+def test_auto_race_runs_both_backends(tiny_bert_dir):
+    encoder = load(tiny_bert_dir, "auto").requires_grad_(False)
+    seconds = ob._race(encoder, ob.load_onnx_towers(encoder), repeats=1)
+    assert set(seconds) == {"torch", "onnx"} and all(0 < s < 60 for s in seconds.values())
+
+
+@needs_onnxruntime
+def test_a_bad_fused_graph_falls_back_to_the_plain_export(tiny_bert_dir, monkeypatch):
+    def broken_fuse(raw, out, config):
+        import onnx
+
+        model = onnx.load(str(raw))  # a "fused" graph whose output is twice the right one
+        mul = onnx.helper.make_node("Mul", ["embedding_raw", "two"], ["embedding"])
+        model.graph.node[-1].output[0] = "embedding_raw"
+        model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two"))
+        model.graph.node.append(mul)
+        onnx.save(model, str(out))
+        return {"Broken": 1}
+
+    monkeypatch.setattr(ob, "_fuse", broken_fuse)
+    encoder = load(tiny_bert_dir, "onnx")
+    np.testing.assert_allclose(encoder.encode_queries(TEXTS), load(tiny_bert_dir, "torch").encode_queries(TEXTS), atol=1e-5)
