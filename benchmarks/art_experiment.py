@@ -101,9 +101,12 @@ def dense_rankings(model: str, pool, queries: list[str], k: int, batch_size: int
     if model.startswith("ckpt:"):  # a training checkpoint directory: <run>/checkpoints/step-N
         encoder = encoder_from_checkpoint(Path(model[5:]))
     else:
-        encoder = DualEncoder.load(model, defaults=ART_DEFAULTS, device="cpu",
-                                   precision="auto", query_max_length=32, passage_max_length=128)
-    p = encoder.encode_passages([x.text for x in pool], [x.title for x in pool], batch_size=batch_size, show_progress=True)
+        encoder = DualEncoder.load(
+            model, defaults=ART_DEFAULTS, device="cpu", precision="auto", query_max_length=32, passage_max_length=128
+        )
+    p = encoder.encode_passages(
+        [x.text for x in pool], [x.title for x in pool], batch_size=batch_size, show_progress=True
+    )
     q = encoder.encode_queries(queries)
     return np.argsort(-(q @ p.T), axis=1, kind="stable")[:, :k]
 
@@ -143,7 +146,9 @@ def metrics_for(dataset: str, rankings: np.ndarray, pool, test, qrels) -> dict[s
         from spart.evaluation.answers import hits_for_ranking
         from spart.evaluation.metrics import top_k_accuracy
 
-        hits = [hits_for_ranking(answers, [pool[int(i)].text for i in row]) for (_, _, answers), row in zip(test, rankings)]
+        hits = [
+            hits_for_ranking(answers, [pool[int(i)].text for i in row]) for (_, _, answers), row in zip(test, rankings)
+        ]
         return {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20)).items()}
     from spart.evaluation.metrics import beir_metrics
 
@@ -195,12 +200,22 @@ def evaluate(args) -> None:
         print(line)
     print("(in brackets: ratio to BM25 in this run)")
     if first:
-        print("ratios to " + first + ": " + json.dumps(
-            {s: {m: round(v[m] / results[first][m], 3) if results[first][m] else None for m in metric_names}
-             for s, v in results.items()}))
+        print(
+            "ratios to "
+            + first
+            + ": "
+            + json.dumps(
+                {
+                    s: {m: round(v[m] / results[first][m], 3) if results[first][m] else None for m in metric_names}
+                    for s, v in results.items()
+                }
+            )
+        )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"dataset": args.dataset, "pool": len(pool), "results": results}, indent=2))
+        Path(args.out).write_text(
+            json.dumps({"dataset": args.dataset, "pool": len(pool), "results": results}, indent=2)
+        )
 
 
 def main(argv=None) -> int:

@@ -59,7 +59,9 @@ def run_scale(passages, args) -> dict:
         out[f"spart_{factory}_write_s"] = time.perf_counter() - t
         retriever = FaissEmbeddingRetriever(store, top_k=10)
         retriever.run(query_embedding=queries[0])
-        qps, n, res = time_queries(lambda q: retriever.run(query_embedding=q)["documents"], queries, 1e9, 0)
+        qps, n, res = time_queries(
+            lambda q, retriever=retriever: retriever.run(query_embedding=q)["documents"], queries, 1e9, 0
+        )
         out[f"spart_{factory}_qps"] = qps
         ids = [[d.id for d in r] for r in res]
         if exact_ids is None:

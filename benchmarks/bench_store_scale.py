@@ -20,7 +20,8 @@ Run (from the repo root; the full run takes hours and ~30 GB of disk at 1M x 768
 
     nice -n 10 .venv/bin/python benchmarks/bench_store_scale.py --sizes 100000 1000000 --dim 768 \\
         --factories Flat IVF1024,PQ64 --output bench_store_scale.json
-    nice -n 10 .venv/bin/python benchmarks/bench_store_scale.py --sizes 2000 --dim 64 --factories Flat IVF16,PQ8  # smoke
+    # smoke run:
+    nice -n 10 .venv/bin/python benchmarks/bench_store_scale.py --sizes 2000 --dim 64 --factories Flat IVF16,PQ8
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ def batches(n: int, dim: int, first: int = BATCH):
         tokens = rng.choice(VOCAB, size=int(lengths.sum()), p=zipf)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         docs = [
-            Document(id=f"p{start + i}", content=" ".join(words[tokens[offsets[i]:offsets[i + 1]]]),
-                     meta={"n": (start + i) % 1000, "title": f"title {(start + i) % 5000}"},
-                     embedding=emb[i].tolist())
+            Document(
+                id=f"p{start + i}",
+                content=" ".join(words[tokens[offsets[i] : offsets[i + 1]]]),
+                meta={"n": (start + i) % 1000, "title": f"title {(start + i) % 5000}"},
+                embedding=emb[i].tolist(),
+            )
             for i in range(size)
         ]
         yield docs
@@ -170,11 +174,10 @@ def worker(args) -> dict:
 
     bm25_lat, dense_lat = [], []
     for i in range(5):
-        doc = Document(id=f"new{i}", content=f"{texts[i]} fresh words", meta={"n": 1},
-                       embedding=vectors[i].tolist())
-        bm25_lat.append(timed(lambda doc=doc: (store.write_documents([doc]), bm25(texts[i])))[0])
+        doc = Document(id=f"new{i}", content=f"{texts[i]} fresh words", meta={"n": 1}, embedding=vectors[i].tolist())
+        bm25_lat.append(timed(lambda doc=doc, i=i: (store.write_documents([doc]), bm25(texts[i])))[0])
         doc2 = Document(id=f"new-dense{i}", content="x", meta={"n": 1}, embedding=vectors[i].tolist())
-        dense_lat.append(timed(lambda doc2=doc2: (store.write_documents([doc2]), dense(vectors[i])))[0])
+        dense_lat.append(timed(lambda doc2=doc2, i=i: (store.write_documents([doc2]), dense(vectors[i])))[0])
     result["write1_then_bm25_ms"] = 1000 * statistics.median(bm25_lat)
     result["write1_then_dense_ms"] = 1000 * statistics.median(dense_lat)
 
@@ -185,14 +188,14 @@ def worker(args) -> dict:
         gc.collect()
         result["reopen_s"], store = timed(lambda: FaissDocumentStore.load(directory))
         result["first_query_after_reopen_s"], _ = timed(
-            lambda: (store.bm25_retrieval(texts[1], top_k=10), store.embedding_retrieval(vectors[1], top_k=10)))
+            lambda: (store.bm25_retrieval(texts[1], top_k=10), store.embedding_retrieval(vectors[1], top_k=10))
+        )
         gc.collect()
         result["rss_after_reopen_mb"] = rss_mb()
         if system == "current":
             store.close()
             del store
-            result["meta_index_build_s"], store = timed(
-                lambda: FaissDocumentStore.load(directory, meta_index=["n"]))
+            result["meta_index_build_s"], store = timed(lambda: FaissDocumentStore.load(directory, meta_index=["n"]))
             result["filter_indexed_s"], _ = timed(lambda: store.filter_documents(flt))
             result["filter_indexed_count_s"], _ = timed(lambda: store.count_documents_by_filter(flt))
     result["peak_rss_mb"] = peak_rss_mb()
@@ -202,8 +205,9 @@ def worker(args) -> dict:
 # ------------------------------------------------------------------------------------------ driver
 def extract_baseline(commit: str, into: Path) -> Path:
     """``src/spart`` of ``commit`` (via ``git archive``) under ``into``; returns the ``src`` directory."""
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "src/spart"], cwd=REPO, check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "src/spart"], cwd=REPO, check=True, capture_output=True
+    ).stdout
     tar_path = into / "baseline.tar"
     tar_path.write_bytes(archive)
     with tarfile.open(tar_path) as tar:
@@ -260,8 +264,23 @@ def main() -> int:
                     src = baseline_src if system == "previous" else REPO / "src"
                     env = {**os.environ, "PYTHONPATH": str(src), "HAYSTACK_TELEMETRY_ENABLED": "False"}
                     store_dir = tmp / f"{system}-{n}-{factory.replace(',', '_')}"
-                    cmd = [sys.executable, __file__, "--worker", "--system", system, "--n", str(n), "--dim",
-                           str(args.dim), "--factory", factory, "--dir", str(store_dir), "--budget", str(args.budget)]
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        "--system",
+                        system,
+                        "--n",
+                        str(n),
+                        "--dim",
+                        str(args.dim),
+                        "--factory",
+                        factory,
+                        "--dir",
+                        str(store_dir),
+                        "--budget",
+                        str(args.budget),
+                    ]
                     print(f"== {system} N={n} {factory}", flush=True)
                     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
                     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -269,11 +288,17 @@ def main() -> int:
                         print(f"   failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
                         results.append({"system": system, "n": n, "factory": factory, "error": proc.stderr[-2000:]})
                         continue
-                    result = json.loads(line[len("RESULT "):])
+                    result = json.loads(line[len("RESULT ") :])
                     results.append(result)
-                    print("   " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                            for k, v in result.items() if k not in ("system", "n", "factory")),
-                          flush=True)
+                    print(
+                        "   "
+                        + ", ".join(
+                            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in result.items()
+                            if k not in ("system", "n", "factory")
+                        ),
+                        flush=True,
+                    )
                     shutil.rmtree(store_dir, ignore_errors=True)
     if args.output:
         Path(args.output).write_text(json.dumps({"cpu": cpu_description(), "results": results}, indent=1))

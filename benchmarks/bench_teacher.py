@@ -64,23 +64,43 @@ def bm25_topk(corpus, questions: list[str], k: int) -> tuple[list[list[int]], np
     import bm25s
 
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([f"{p.title} {p.text}" for p in corpus], stopwords="en", show_progress=False),
-                    show_progress=False)
-    docs, scores = retriever.retrieve(bm25s.tokenize(questions, stopwords="en", show_progress=False), k=k,
-                                      show_progress=False)
+    retriever.index(
+        bm25s.tokenize([f"{p.title} {p.text}" for p in corpus], stopwords="en", show_progress=False),
+        show_progress=False,
+    )
+    docs, scores = retriever.retrieve(
+        bm25s.tokenize(questions, stopwords="en", show_progress=False), k=k, show_progress=False
+    )
     return docs.tolist(), scores
 
 
-def make_scorer(precision: str, cache=None, use_chat_template: bool = False, batch_size: int = 16,
-                backend: str = "torch", model: str | None = None):
+def make_scorer(
+    precision: str,
+    cache=None,
+    use_chat_template: bool = False,
+    batch_size: int = 16,
+    backend: str = "torch",
+    model: str | None = None,
+):
     from spart.teacher import QuestionLikelihoodScorer
 
-    scorer = QuestionLikelihoodScorer(model, precision=precision, device="cpu", cache=cache, batch_size=batch_size,
-                                      use_chat_template=use_chat_template, progress_bar=True, backend=backend)
+    scorer = QuestionLikelihoodScorer(
+        model,
+        precision=precision,
+        device="cpu",
+        cache=cache,
+        batch_size=batch_size,
+        use_chat_template=use_chat_template,
+        progress_bar=True,
+        backend=backend,
+    )
     t0 = time.perf_counter()
     scorer.warm_up()
-    print(f"# loaded teacher ({precision}, backend={scorer.resolved_backend}, chat={use_chat_template}) in "
-          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"# loaded teacher ({precision}, backend={scorer.resolved_backend}, chat={use_chat_template}) in "
+        f"{time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
     return scorer
 
 
@@ -103,8 +123,11 @@ def workload(args) -> tuple[list[str], list[list], int]:
     top, _ = bm25_topk(corpus, questions, args.k)
     passages = [[corpus[i] for i in row] for row in top]
     n = len(questions) * args.k
-    print(f"# workload: {len(questions)} pydocs test queries x BM25 top-{args.k} = {n} pairs, "
-          f"threads={args.threads}, batch_size={args.batch_size}", flush=True)
+    print(
+        f"# workload: {len(questions)} pydocs test queries x BM25 top-{args.k} = {n} pairs, "
+        f"threads={args.threads}, batch_size={args.batch_size}",
+        flush=True,
+    )
     return questions, passages, n
 
 
@@ -154,8 +177,12 @@ def cmd_backends(args) -> dict:
         print("# Qwen2.5-0.5B: skipped (not installed here; pass --extra-model PATH/to/qwen2.5-0.5b.gguf)")
     results = {}
     for label, model in teachers:
-        configs = {"torch fp32 (baseline)": ("fp32", "torch"), "torch auto precision (today's default)": ("auto", "torch"),
-                   "onnx fp32": ("fp32", "onnx"), "onnx-int8": ("auto", "onnx-int8")}
+        configs = {
+            "torch fp32 (baseline)": ("fp32", "torch"),
+            "torch auto precision (today's default)": ("auto", "torch"),
+            "onnx fp32": ("fp32", "onnx"),
+            "onnx-int8": ("auto", "onnx-int8"),
+        }
         scorers, loaded = {}, {}
         for name, (precision, backend) in configs.items():
             t0 = time.perf_counter()
@@ -177,15 +204,25 @@ def cmd_backends(args) -> dict:
                 scores[name], best[name] = got, min(best[name], seconds)
                 print(f"#   {label}: {name}: {seconds:.1f}s", flush=True)
         base = best["torch fp32 (baseline)"]
-        table = {name: {"pairs_per_s": n / best[name], "vs_torch_fp32": base / best[name],
-                        "load_or_export_s": loaded[name],
-                        **agree(scores[name], scores["torch fp32 (baseline)"])} for name in scorers}
+        table = {
+            name: {
+                "pairs_per_s": n / best[name],
+                "vs_torch_fp32": base / best[name],
+                "load_or_export_s": loaded[name],
+                **agree(scores[name], scores["torch fp32 (baseline)"]),
+            }
+            for name in scorers
+        }
         print(f"\n{label}: backend='auto' resolves to {auto}")
-        print(f"{'configuration':40s} {'pairs/s':>8s} {'vs fp32':>8s} {'rho mean':>9s} {'rho min':>8s} {'top-1':>6s} "
-              f"{'load s':>7s}")
+        print(
+            f"{'configuration':40s} {'pairs/s':>8s} {'vs fp32':>8s} {'rho mean':>9s} {'rho min':>8s} {'top-1':>6s} "
+            f"{'load s':>7s}"
+        )
         for name, row in table.items():
-            print(f"{name:40s} {row['pairs_per_s']:8.2f} {row['vs_torch_fp32']:7.2f}x {row['mean_spearman']:9.4f} "
-                  f"{row['min_spearman']:8.4f} {row['top1_agreement']:6.2f} {row['load_or_export_s']:7.1f}")
+            print(
+                f"{name:40s} {row['pairs_per_s']:8.2f} {row['vs_torch_fp32']:7.2f}x {row['mean_spearman']:9.4f} "
+                f"{row['min_spearman']:8.4f} {row['top1_agreement']:6.2f} {row['load_or_export_s']:7.1f}"
+            )
         results[label] = {"auto": auto, "pairs": n, "cpu": cpu, "configurations": table}
         del scorers
     return results
@@ -196,15 +233,21 @@ def agree(scores: np.ndarray, reference: np.ndarray) -> dict:
     diff = np.abs(scores - reference)
     rho = [spearman(a, b) for a, b in zip(scores, reference)]
     top1 = float(np.mean(scores.argmax(1) == reference.argmax(1)))
-    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "mean_spearman": float(np.mean(rho)), "min_spearman": float(np.min(rho)), "top1_agreement": top1}
+    return {
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "mean_spearman": float(np.mean(rho)),
+        "min_spearman": float(np.min(rho)),
+        "top1_agreement": top1,
+    }
 
 
 def ranx_eval(qrels, runs: dict[str, dict[str, dict[str, float]]], metrics: list[str]):
     from ranx import Qrels, Run, compare
 
-    report = compare(Qrels(qrels), [Run(r, name=name) for name, r in runs.items()], metrics=metrics,
-                     stat_test="student", max_p=0.05)
+    report = compare(
+        Qrels(qrels), [Run(r, name=name) for name, r in runs.items()], metrics=metrics, stat_test="student", max_p=0.05
+    )
     return report
 
 
@@ -217,8 +260,9 @@ def cmd_rerank(args) -> dict:
     questions = [queries[q] for q in qids]
     top, bm25_scores = bm25_topk(corpus, questions, args.k)
     passages = [[corpus[i] for i in row] for row in top]
-    runs = {"BM25": {q: {corpus[i].id: float(s) for i, s in zip(row, srow)}
-                     for q, row, srow in zip(qids, top, bm25_scores)}}
+    runs = {
+        "BM25": {q: {corpus[i].id: float(s) for i, s in zip(row, srow)} for q, row, srow in zip(qids, top, bm25_scores)}
+    }
     cache = ScoreCache(args.cache) if args.cache else None
     configs = {"plain": ("UPR SmolLM2 plain", False), "chat": ("UPR SmolLM2 chat", True)}
     for key in args.configs.split(","):
@@ -229,19 +273,20 @@ def cmd_rerank(args) -> dict:
         # a few questions per call, so the cache checkpoints progress (a rerun resumes where this stopped)
         parts, t = [], 0.0
         for start in range(0, len(questions), args.chunk):
-            part, dt = timed_topk(scorer, questions[start:start + args.chunk], passages[start:start + args.chunk])
+            part, dt = timed_topk(scorer, questions[start : start + args.chunk], passages[start : start + args.chunk])
             parts.append(part)
             t += dt
             print(f"#   {name}: {start + len(part)}/{len(questions)} questions, {t:.0f}s", flush=True)
         scores = np.concatenate(parts)
         print(f"# {name}: {len(questions) * args.k} pairs in {t:.1f}s ({scorer.stats})", flush=True)
-        runs[name] = {q: {corpus[i].id: float(s) for i, s in zip(row, srow)}
-                      for q, row, srow in zip(qids, top, scores)}
+        runs[name] = {q: {corpus[i].id: float(s) for i, s in zip(row, srow)} for q, row, srow in zip(qids, top, scores)}
         del scorer
     metrics = ["mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10", f"recall@{args.k}"]
     report = ranx_eval(sub_qrels, runs, metrics)
-    print(f"\n{len(qids)} pydocs test queries, BM25 top-{args.k} reranked (ranx; superscripts: significantly "
-          "better than that run, paired t-test p<0.05):")
+    print(
+        f"\n{len(qids)} pydocs test queries, BM25 top-{args.k} reranked (ranx; superscripts: significantly "
+        "better than that run, paired t-test p<0.05):"
+    )
     print(report)
     return {"queries": len(qids), "k": args.k, "metrics": report.to_dict()}
 
@@ -258,8 +303,12 @@ def main(argv=None) -> int:
         p.add_argument("--json", type=Path, default=None, help="also write the results here")
         if name == "backends":
             p.add_argument("--repeats", type=int, default=1, help="alternating passes over all pairs (best kept)")
-            p.add_argument("--extra-model", action="append", default=[],
-                           help="another teacher (a .gguf file or HF directory), e.g. Qwen2.5-0.5B; repeatable")
+            p.add_argument(
+                "--extra-model",
+                action="append",
+                default=[],
+                help="another teacher (a .gguf file or HF directory), e.g. Qwen2.5-0.5B; repeatable",
+            )
         if name == "rerank":
             p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "bf16-weights"])
             p.add_argument("--configs", default="plain,chat", help="comma-separated: plain, chat")

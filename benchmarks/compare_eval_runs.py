@@ -38,8 +38,10 @@ def main(argv=None) -> int:
     print(f"A = {args.a.name}\nB = {args.b.name}\n{len(a)} queries")
     print(f"{'metric':<12}{'A':>8}{'B':>8}{'B-A':>9}{'p':>10}   B wins/ties/losses")
     for row in rows:
-        print(f"{row.metric:<12}{row.mean_a:8.3f}{row.mean_b:8.3f}{row.difference:+9.3f}{row.p_value:10.2g}   "
-              f"{row.wins}/{row.ties}/{row.losses}")
+        print(
+            f"{row.metric:<12}{row.mean_a:8.3f}{row.mean_b:8.3f}{row.difference:+9.3f}{row.p_value:10.2g}   "
+            f"{row.wins}/{row.ties}/{row.losses}"
+        )
     return 0
 
 

@@ -109,7 +109,9 @@ def environment() -> dict:
     try:
         smi = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
         info["nvidia_smi"] = smi.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -162,12 +164,21 @@ def build_teacher(source: Path, work: Path, small: bool = False) -> Path:
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(source)
     tokenizer.eos_token = "[SEP]"
-    shape = (dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-             if small else
-             dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3))
+    shape = (
+        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+        if small
+        else dict(
+            hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3
+        )
+    )
     config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size, **shape, max_position_embeddings=2048, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.cls_token_id,
+        vocab_size=tokenizer.vocab_size,
+        **shape,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.cls_token_id,
     )
     out = work / "teacher"
     LlamaForCausalLM(config).save_pretrained(out)
@@ -199,7 +210,6 @@ def write_corpus(path: Path, documents: int, per_document: int, seed: int = 0) -
 
 # ---------------------------------------------------------------------------------------------- sections
 def section_encode(towers: dict[str, Path], passages: int, cpu_passages: int) -> dict:
-    import torch
 
     from spart.encoders import DualEncoder
 
@@ -230,7 +240,7 @@ def section_encode(towers: dict[str, Path], passages: int, cpu_passages: int) ->
             del encoder
             empty_cache()
         base = rows["cpu_fp32"]["passages_per_s"]
-        for key, row in rows.items():
+        for row in rows.values():
             row["ratio_to_cpu_fp32"] = round(row["passages_per_s"] / base, 2)
         report[name] = rows
     return report
@@ -278,8 +288,10 @@ def section_search(n: int, dim: int, queries: int, k: int) -> dict:
         gpu_s = time.perf_counter() - start
         same = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(gpu_ids, cpu_ids)]))
         report[f"{DEVICE}_torch_{dtype_name}"] = {
-            "queries_per_s": round(queries / gpu_s, 1), "seconds": round(gpu_s, 4),
-            "upload_s": round(upload_s, 3), "overlap_with_cpu_topk": round(same, 5),
+            "queries_per_s": round(queries / gpu_s, 1),
+            "seconds": round(gpu_s, 4),
+            "upload_s": round(upload_s, 3),
+            "overlap_with_cpu_topk": round(same, 5),
             "speedup_vs_cpu_faiss": round(cpu_s / gpu_s, 1),
         }
         del gpu_vectors, gq
@@ -311,21 +323,35 @@ def write_yaml(path: Path, values: dict) -> Path:
 
 
 def spider_config(work: Path, model: Path, spans: Path, corpus: Path, name: str, steps: int) -> Path:
-    return write_yaml(work / f"{name}.yaml", {
-        "output_dir": str(work / name), "model": str(model), "shared": True, "pooling": "cls",
-        "query_max_length": 64, "passage_max_length": PASSAGE_TOKENS, "batch_size": SPIDER_BATCH, "lr": 2e-5,
-        "warmup_steps": 1,
-        "max_steps": steps, "precision": TRAIN_PRECISION, "device": DEVICE, "checkpoint_every": steps,
-        "log_every": 1, "progress": False, "seed": 1, "data": {"kind": "spider", "corpus": str(corpus), "spans": str(spans)},
-    })
+    return write_yaml(
+        work / f"{name}.yaml",
+        {
+            "output_dir": str(work / name),
+            "model": str(model),
+            "shared": True,
+            "pooling": "cls",
+            "query_max_length": 64,
+            "passage_max_length": PASSAGE_TOKENS,
+            "batch_size": SPIDER_BATCH,
+            "lr": 2e-5,
+            "warmup_steps": 1,
+            "max_steps": steps,
+            "precision": TRAIN_PRECISION,
+            "device": DEVICE,
+            "checkpoint_every": steps,
+            "log_every": 1,
+            "progress": False,
+            "seed": 1,
+            "data": {"kind": "spider", "corpus": str(corpus), "spans": str(spans)},
+        },
+    )
 
 
 def section_spider(work: Path, towers: dict[str, Path], env: dict, steps: int) -> dict:
     corpus = work / "corpus.tsv"
     write_corpus(corpus, documents=CORPUS_DOCUMENTS, per_document=6)
     spans = work / "spans.jsonl.gz"
-    rc, seconds = spart_command(["mine-spans", str(corpus), "-o", str(spans), "--no-progress"], env,
-                                work / "mine.log")
+    rc, seconds = spart_command(["mine-spans", str(corpus), "-o", str(spans), "--no-progress"], env, work / "mine.log")
     report: dict = {"mine_spans": {"rc": rc, "seconds": seconds, "passages": CORPUS_DOCUMENTS * 6}}
     if rc != 0:
         report["mine_spans"]["log"] = tail(work / "mine.log")
@@ -333,8 +359,13 @@ def section_spider(work: Path, towers: dict[str, Path], env: dict, steps: int) -
     report["corpus"], report["spans"] = str(corpus), str(spans)
     config = spider_config(work, towers[TRAIN_TOWER], spans, corpus, "spider", steps)
     rc, seconds = spart_command(["train", "spider", "--config", str(config)], env, work / "spider.log")
-    report["train"] = {"rc": rc, "seconds": seconds, "model": TRAIN_TOWER, "batch_size": SPIDER_BATCH,
-                       "precision": TRAIN_PRECISION}
+    report["train"] = {
+        "rc": rc,
+        "seconds": seconds,
+        "model": TRAIN_TOWER,
+        "batch_size": SPIDER_BATCH,
+        "precision": TRAIN_PRECISION,
+    }
     if rc == 0:
         report["train"]["step_seconds"] = step_times(work / "spider" / "metrics.csv")
     else:
@@ -348,21 +379,52 @@ def section_art(work: Path, towers: dict[str, Path], teacher: Path, env: dict, s
         write_corpus(evidence, documents=CORPUS_DOCUMENTS, per_document=6)
     questions = work / "questions.txt"
     rng = random.Random(3)
-    questions.write_text("\n".join(" ".join(rng.choices(WORDS, k=8)) + " ?" for _ in range(256)) + "\n",
-                         encoding="utf-8")
-    config = write_yaml(work / "art.yaml", {
-        "output_dir": str(work / "art"), "model": str(towers[TRAIN_TOWER]), "shared": False,
-        "questions": str(questions), "evidence": str(evidence), "top_k": ART_TOP_K, "reindex_every": 2,
-        "query_max_length": 64, "passage_max_length": PASSAGE_TOKENS, "batch_size": ART_BATCH, "lr": 2e-5, "warmup_steps": 1,
-        "max_steps": steps, "precision": TRAIN_PRECISION, "device": DEVICE, "checkpoint_every": steps,
-        "log_every": 1, "progress": False, "encode_batch_size": 256,
-        "teacher": {"model": str(teacher), "batch_size": 128, "precision": TRAIN_PRECISION, "max_passage_tokens": PASSAGE_TOKENS,
-                    "use_cache": False},
-    })
+    questions.write_text(
+        "\n".join(" ".join(rng.choices(WORDS, k=8)) + " ?" for _ in range(256)) + "\n", encoding="utf-8"
+    )
+    config = write_yaml(
+        work / "art.yaml",
+        {
+            "output_dir": str(work / "art"),
+            "model": str(towers[TRAIN_TOWER]),
+            "shared": False,
+            "questions": str(questions),
+            "evidence": str(evidence),
+            "top_k": ART_TOP_K,
+            "reindex_every": 2,
+            "query_max_length": 64,
+            "passage_max_length": PASSAGE_TOKENS,
+            "batch_size": ART_BATCH,
+            "lr": 2e-5,
+            "warmup_steps": 1,
+            "max_steps": steps,
+            "precision": TRAIN_PRECISION,
+            "device": DEVICE,
+            "checkpoint_every": steps,
+            "log_every": 1,
+            "progress": False,
+            "encode_batch_size": 256,
+            "teacher": {
+                "model": str(teacher),
+                "batch_size": 128,
+                "precision": TRAIN_PRECISION,
+                "max_passage_tokens": PASSAGE_TOKENS,
+                "use_cache": False,
+            },
+        },
+    )
     rc, seconds = spart_command(["train", "art", "--config", str(config)], env, work / "art.log")
-    report: dict = {"rc": rc, "seconds": seconds, "student": f"{TRAIN_TOWER}, two towers", "batch_size": ART_BATCH,
-                    "top_k": ART_TOP_K, "passage_tokens": PASSAGE_TOKENS, "evidence_passages": CORPUS_DOCUMENTS * 6, "teacher": "random Llama",
-                    "reindex_every": 2}
+    report: dict = {
+        "rc": rc,
+        "seconds": seconds,
+        "student": f"{TRAIN_TOWER}, two towers",
+        "batch_size": ART_BATCH,
+        "top_k": ART_TOP_K,
+        "passage_tokens": PASSAGE_TOKENS,
+        "evidence_passages": CORPUS_DOCUMENTS * 6,
+        "teacher": "random Llama",
+        "reindex_every": 2,
+    }
     if rc == 0:
         report["step_seconds"] = step_times(work / "art" / "metrics.csv")
         with (work / "art" / "metrics.csv").open(newline="") as handle:
@@ -379,8 +441,9 @@ def section_torchrun(work: Path, towers: dict[str, Path], env: dict, spider: dic
     config = spider_config(work, towers["minilm"], Path(spider["spans"]), Path(spider["corpus"]), "torchrun", 3)
     run_env = {**env, "NCCL_DEBUG": "INFO"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m"]
-    rc, seconds = spart_command(["train", "spider", "--config", str(config)], run_env, work / "torchrun.log",
-                                launcher=launcher, timeout=120)
+    rc, seconds = spart_command(
+        ["train", "spider", "--config", str(config)], run_env, work / "torchrun.log", launcher=launcher, timeout=120
+    )
     report: dict = {"train": {"rc": rc, "seconds": seconds, "final_model": (work / "torchrun" / "final").is_dir()}}
     if rc != 0:
         report["train"]["log"] = tail(work / "torchrun.log")
@@ -388,13 +451,20 @@ def section_torchrun(work: Path, towers: dict[str, Path], env: dict, spider: dic
     probe_log = work / "nccl-probe.log"
     start = time.perf_counter()
     with probe_log.open("w", encoding="utf-8") as handle:
-        done = subprocess.run(launcher[:-1] + [str(Path(__file__).resolve()), "--collective-probe", DEVICE],
-                              stdout=handle, stderr=subprocess.STDOUT, env=run_env, timeout=60)
+        done = subprocess.run(
+            launcher[:-1] + [str(Path(__file__).resolve()), "--collective-probe", DEVICE],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=run_env,
+            timeout=60,
+        )
     text = probe_log.read_text(encoding="utf-8", errors="replace")
     nccl_lines = [line for line in text.splitlines() if "NCCL INFO" in line]
-    result = next((json.loads(line[len("PROBE "):]) for line in text.splitlines() if line.startswith("PROBE ")), None)
+    result = next((json.loads(line[len("PROBE ") :]) for line in text.splitlines() if line.startswith("PROBE ")), None)
     report["collective_probe"] = {
-        "rc": done.returncode, "seconds": round(time.perf_counter() - start, 2), "result": result,
+        "rc": done.returncode,
+        "seconds": round(time.perf_counter() - start, 2),
+        "result": result,
         "nccl_log_lines": len(nccl_lines),
         "nccl_version_line": next((line for line in nccl_lines if "NCCL version" in line), None),
     }
@@ -416,10 +486,19 @@ def collective_probe(device: str) -> int:
         dist.all_reduce(x)
         gathered = all_gather_with_grad(torch.ones(2, 3, device=ctx.device))
         torch.cuda.synchronize() if ctx.device.type == "cuda" else None
-        print("PROBE " + json.dumps({
-            "backend": dist.get_backend(), "world_size": ctx.world_size, "device": str(ctx.device),
-            "all_reduce": x.tolist(), "gathered_shape": list(gathered.shape),
-        }), flush=True)
+        print(
+            "PROBE "
+            + json.dumps(
+                {
+                    "backend": dist.get_backend(),
+                    "world_size": ctx.world_size,
+                    "device": str(ctx.device),
+                    "all_reduce": x.tolist(),
+                    "gathered_shape": list(gathered.shape),
+                }
+            ),
+            flush=True,
+        )
     finally:
         cleanup_distributed()
     return 0
@@ -453,8 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--assets", type=Path, default=None, help="MiniLM tokenizer + config.json, if not packaged")
     parser.add_argument("--quick", action="store_true", help="small sizes and the MiniLM-sized tower for training")
-    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
-                        help="cpu: a dry run of this script on a machine without a GPU (with --quick)")
+    parser.add_argument(
+        "--device",
+        default="cuda",
+        choices=("cuda", "cpu"),
+        help="cpu: a dry run of this script on a machine without a GPU (with --quick)",
+    )
     parser.add_argument("--collective-probe", metavar="DEVICE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.collective_probe:
@@ -485,8 +568,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 1
     total = time.perf_counter()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "HAYSTACK_TELEMETRY_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HAYSTACK_TELEMETRY_ENABLED": "False",
+    }
     source, real = minilm_source(args.assets)
     report["weights"] = "packaged all-MiniLM-L6-v2" if real else "random (MiniLM-L6 and bert-base shapes)"
     towers = run_section(report, "models", lambda: {k: str(v) for k, v in build_towers(source, real, work).items()})

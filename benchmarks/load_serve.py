@@ -21,9 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 QUESTIONS = [
-    "who wrote hamlet?", "what is the moon?", "how do I read a file line by line?", "what is a decorator?",
-    "when was sputnik launched?", "how does a gyroscope work?", "what is the nearest galaxy?",
-    "how do I sort a dictionary by value?", "what does the with statement do?", "how are exceptions raised?",
+    "who wrote hamlet?",
+    "what is the moon?",
+    "how do I read a file line by line?",
+    "what is a decorator?",
+    "when was sputnik launched?",
+    "how does a gyroscope work?",
+    "what is the nearest galaxy?",
+    "how do I sort a dictionary by value?",
+    "what does the with statement do?",
+    "how are exceptions raised?",
 ]
 
 
@@ -37,8 +44,9 @@ def read_questions(path: str | None) -> list[str]:
     return questions
 
 
-def load(call: Callable[[str], bool], questions: list[str], clients: int, seconds: float,
-         max_requests: int) -> dict[str, float]:
+def load(
+    call: Callable[[str], bool], questions: list[str], clients: int, seconds: float, max_requests: int
+) -> dict[str, float]:
     """Run ``call(question) -> ok`` from ``clients`` threads for ``seconds``; latency figures in ms."""
     latencies: list[float] = []
     errors = 0
@@ -76,8 +84,14 @@ def load(call: Callable[[str], bool], questions: list[str], clients: int, second
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
 
-    return {"requests": len(latencies), "errors": errors, "qps": len(latencies) / wall, "p50": pct(0.5),
-            "p95": pct(0.95), "max": latencies[-1] if latencies else float("nan")}
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "qps": len(latencies) / wall,
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "max": latencies[-1] if latencies else float("nan"),
+    }
 
 
 def main() -> int:
@@ -104,8 +118,13 @@ def main() -> int:
     url = f"{base}/{args.pipeline}/run"
     try:
         with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=args.clients)) as http:
-            served = load(lambda q: http.post(url, json={"query": q, "top_k": args.top_k}).status_code == 200,
-                          questions, args.clients, args.seconds, args.max_requests)
+            served = load(
+                lambda q: http.post(url, json={"query": q, "top_k": args.top_k}).status_code == 200,
+                questions,
+                args.clients,
+                args.seconds,
+                args.max_requests,
+            )
     finally:
         stop_server(process)
 
@@ -113,15 +132,18 @@ def main() -> int:
 
     wrapper = SpartPipelineWrapper(args.pipeline, {"store": args.store})
     wrapper.setup()
-    in_process = load(lambda q: bool(wrapper.ask(q, args.top_k)["results"]), questions, args.clients,
-                      args.seconds, args.max_requests)
+    in_process = load(
+        lambda q: bool(wrapper.ask(q, args.top_k)["results"]), questions, args.clients, args.seconds, args.max_requests
+    )
 
     print(f"\n{args.pipeline} on {args.store}: {args.clients} clients, {args.seconds:g} s each, top_k {args.top_k}\n")
     print("| called | requests | errors | queries/s | p50 ms | p95 ms | max ms |")
     print("|---|---|---|---|---|---|---|")
     for label, r in (("spart serve (HTTP, 127.0.0.1)", served), ("in process", in_process)):
-        print(f"| {label} | {r['requests']} | {r['errors']} | {r['qps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} "
-              f"| {r['max']:.0f} |")
+        print(
+            f"| {label} | {r['requests']} | {r['errors']} | {r['qps']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} "
+            f"| {r['max']:.0f} |"
+        )
     return 1 if served["errors"] or in_process["errors"] else 0
 
 

@@ -24,7 +24,12 @@ METRICS = ("ndcg@10", "recall@20", "recall@100", "mrr@10")
 # "pg_exact" is a copy of the table without the HNSW index: PostgreSQL then scans every row (exact search).
 SYSTEMS = {
     "dense, FAISS Flat": ("dense_qa", "faiss", None, {}),
-    "dense, pgvector exact (no index)": ("dense_qa_pgvector", "pg_exact", None, {"search_strategy": "exact_nearest_neighbor"}),
+    "dense, pgvector exact (no index)": (
+        "dense_qa_pgvector",
+        "pg_exact",
+        None,
+        {"search_strategy": "exact_nearest_neighbor"},
+    ),
     "dense, pgvector HNSW ef_search 100": ("dense_qa_pgvector", "pg", None, {"hnsw_ef_search": 100}),
     "dense, pgvector HNSW ef_search 400 (default)": ("dense_qa_pgvector", "pg", None, {}),
     "BM25 (spart)": ("hybrid_qa", "faiss", "bm25_retriever", {}),
@@ -45,8 +50,10 @@ def copy_without_index(url: str, table: str, copy: str) -> None:
         conn.execute(f'CREATE TABLE "{copy}" AS TABLE "{table}"')
         conn.execute(f'ALTER TABLE "{copy}" ADD PRIMARY KEY (id)')
         conn.execute(f"DELETE FROM {BUILD_INFO_TABLE} WHERE table_name = %s", (copy,))
-        conn.execute(f"INSERT INTO {BUILD_INFO_TABLE} SELECT %s, info FROM {BUILD_INFO_TABLE} WHERE table_name = %s",
-                     (copy, table))
+        conn.execute(
+            f"INSERT INTO {BUILD_INFO_TABLE} SELECT %s, info FROM {BUILD_INFO_TABLE} WHERE table_name = %s",
+            (copy, table),
+        )
 
 
 def main() -> int:
@@ -97,8 +104,9 @@ def main() -> int:
         pipeline.warm_up()
         retrieve(pipeline, "warm-up question")
         started = time.perf_counter()
-        result = evaluate_pipeline(pipeline, dataset, system=label, top_k=100, metrics=METRICS, output=output,
-                                   show_progress=False)
+        result = evaluate_pipeline(
+            pipeline, dataset, system=label, top_k=100, metrics=METRICS, output=output, show_progress=False
+        )
         rows.append((label, result.summary, (time.perf_counter() - started) / len(dataset.queries) * 1000))
     print(f"\npydocs {args.split} ({len(dataset.queries)} queries), packaged all-MiniLM-L6-v2, depth 100\n")
     print("| system | " + " | ".join(METRICS) + " | ms/query |")

@@ -84,8 +84,14 @@ def main(argv=None) -> int:
             with open(metrics_csv, newline="") as handle:
                 rows = list(csv.DictReader(handle))
             axes[-1].plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows], label=f"{dataset}: {label}")
-    styles = [("grey", "--"), ("tab:green", ":"), ("tab:olive", "-."), ("tab:purple", "--"), ("tab:red", ":"),
-              ("tab:brown", "-.")]
+    styles = [
+        ("grey", "--"),
+        ("tab:green", ":"),
+        ("tab:olive", "-."),
+        ("tab:purple", "--"),
+        ("tab:red", ":"),
+        ("tab:brown", "-."),
+    ]
     for i, (dataset, label, value) in enumerate(map(split_spec, args.ref)):
         if dataset not in panels:
             continue

@@ -24,8 +24,12 @@ def main(argv=None) -> int:
     parser.add_argument("--eval", type=Path, required=True)
     parser.add_argument("--run", action="append", default=[], help="name=run_dir")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--alias", action="append", default=[],
-                        help="point=entry: use evaluation entry `entry` as curve point `point` (e.g. minilm@0=init-cls)")
+    parser.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        help="point=entry: use evaluation entry `entry` as curve point `point` (e.g. minilm@0=init-cls)",
+    )
     args = parser.parse_args(argv)
     import matplotlib
 
@@ -38,22 +42,37 @@ def main(argv=None) -> int:
         if entry in results:
             results[point] = results[entry]
     runs = dict(r.split("=", 1) for r in args.run)
-    panels = [("pydocs", "mrr@10", "pydocs test: MRR@10 (pool)"), ("trivia", "top1", "trivia test: top-1 acc. (BM25 top-5 re-ranked)")]
+    panels = [
+        ("pydocs", "mrr@10", "pydocs test: MRR@10 (pool)"),
+        ("trivia", "top1", "trivia test: top-1 acc. (BM25 top-5 re-ranked)"),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (dataset, metric, title) in zip(axes, panels):
         for name in runs:
             points = sorted(
-                (int(key.split("@")[1]), value[dataset][metric]) for key, value in results.items() if key.startswith(name + "@")
+                (int(key.split("@")[1]), value[dataset][metric])
+                for key, value in results.items()
+                if key.startswith(name + "@")
             )
             if points:
                 ax.plot(*zip(*points), marker="o", label=f"SPIDER from {name}")
         if "bm25" in results and dataset == "trivia":  # on pydocs BM25 is not comparable on the pool (see docs)
             ax.axhline(results["bm25"][dataset][metric], color="grey", linestyle="--", label="BM25 (same pool)")
         if "random@0" in results:
-            ax.axhline(results["random@0"][dataset][metric], color="black", linestyle=":", linewidth=0.8,
-                       label="untrained random BERT (chance-like)")
+            ax.axhline(
+                results["random@0"][dataset][metric],
+                color="black",
+                linestyle=":",
+                linewidth=0.8,
+                label="untrained random BERT (chance-like)",
+            )
         if "init-mean" in results:
-            ax.axhline(results["init-mean"][dataset][metric], color="tab:green", linestyle=":", label="MiniLM as packaged (mean)")
+            ax.axhline(
+                results["init-mean"][dataset][metric],
+                color="tab:green",
+                linestyle=":",
+                label="MiniLM as packaged (mean)",
+            )
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

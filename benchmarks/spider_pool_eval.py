@@ -65,10 +65,19 @@ def build_pools(pydocs_k: int, trivia_k: int) -> dict:
         full["mrr@10"].append(next((1 / (r + 1) for r, pid in enumerate(ranked[:10]) if pid in relevant), 0.0))
         pool = ranked[:pydocs_k] + sorted(relevant - set(ranked[:pydocs_k]))
         scores = index.get_scores(q_tokens)
-        items.append({"query": queries[qid], "pool": pool, "relevant": sorted(relevant),
-                      "bm25": [float(scores[position[pid]]) for pid in pool]})
-    pools["pydocs"] = {"items": items, "passages": {p.id: (p.title, p.text) for p in corpus if any(p.id in it["pool"] for it in items)},
-                       "bm25_full_corpus": {k: float(np.mean(v)) for k, v in full.items()}}
+        items.append(
+            {
+                "query": queries[qid],
+                "pool": pool,
+                "relevant": sorted(relevant),
+                "bm25": [float(scores[position[pid]]) for pid in pool],
+            }
+        )
+    pools["pydocs"] = {
+        "items": items,
+        "passages": {p.id: (p.title, p.text) for p in corpus if any(p.id in it["pool"] for it in items)},
+        "bm25_full_corpus": {k: float(np.mean(v)) for k, v in full.items()},
+    }
     # ---- trivia
     wiki = list(read_dpr_passages(DATA / "wiki" / "passages.tsv"))
     tok, index = bm25_setup(wiki)
@@ -151,11 +160,17 @@ def main(argv=None) -> int:
         pools = build_pools(args.pydocs_k, args.trivia_k)
         cache.write_text(json.dumps(pools))
     if "bm25" not in results:
-        results["bm25"] = metrics_from_rankings(pools, lambda name, it: list(np.argsort(-np.asarray(it["bm25"]), kind="stable")))
+        results["bm25"] = metrics_from_rankings(
+            pools, lambda name, it: list(np.argsort(-np.asarray(it["bm25"]), kind="stable"))
+        )
         results["bm25"]["pydocs_full_corpus"] = pools["pydocs"]["bm25_full_corpus"]
     for spec in args.models:
         name, _, rest = spec.partition("=")
-        path, _, pooling = rest.partition(":") if rest.count(":") == 1 and rest.rsplit(":", 1)[1] in ("cls", "mean") else (rest, "", "")
+        path, _, pooling = (
+            rest.partition(":")
+            if rest.count(":") == 1 and rest.rsplit(":", 1)[1] in ("cls", "mean")
+            else (rest, "", "")
+        )
         start = time.perf_counter()
         results[name] = evaluate_model(pools, path, pooling or None, args.passage_max_length)
         results[name]["seconds"] = round(time.perf_counter() - start, 1)

@@ -80,8 +80,10 @@ def pg_url() -> str:
     """
     url = os.environ.get("SPART_TEST_PG_URL")
     if not url:
-        message = ("no PostgreSQL for the pgvector tests: run `export SPART_TEST_PG_URL=$(scripts/postgres.sh start)` "
-                   "(stop it with `scripts/postgres.sh stop`)")
+        message = (
+            "no PostgreSQL for the pgvector tests: run `export SPART_TEST_PG_URL=$(scripts/postgres.sh start)` "
+            "(stop it with `scripts/postgres.sh stop`)"
+        )
         missing_service(message)
     import psycopg
 

@@ -51,7 +51,7 @@ def test_text_mode_encoding_and_newline(tmp_path):
         handle.write("é,ü\r\nx\n")
     assert target.read_bytes().decode("utf-16") == "é,ü\r\nx\n"
     write_text_atomic(target, "naïve\n")
-    assert target.read_bytes() == "naïve\n".encode("utf-8")
+    assert target.read_bytes() == "naïve\n".encode()
     write_bytes_atomic(target, b"raw")
     assert target.read_bytes() == b"raw"
 

@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
-PACKAGES = ["spart.components", "spart.encoders", "spart.evaluation", "spart.pipelines", "spart.teacher",
-            "spart.training", "spart.demo"]
+PACKAGES = [
+    "spart.components",
+    "spart.encoders",
+    "spart.evaluation",
+    "spart.pipelines",
+    "spart.teacher",
+    "spart.training",
+    "spart.demo",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, names: Mapping[str, str]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``.
 
     :param package: the package's ``__name__``.
@@ -29,8 +31,10 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[list[str], Cal
     if path is not None:
         clashes = sorted(set(names) & {info.name for info in pkgutil.iter_modules(path)})
         if clashes:
-            raise ImportError(f"{package}: exported name(s) {clashes} are also submodules of the package and would be "
-                              "shadowed by them; rename the module(s)")
+            raise ImportError(
+                f"{package}: exported name(s) {clashes} are also submodules of the package and would be "
+                "shadowed by them; rename the module(s)"
+            )
 
     def __getattr__(name: str) -> Any:
         if name in names:

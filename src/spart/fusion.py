@@ -53,7 +53,9 @@ def _dedupe(ranked: RankedList, index: int, need_scores: bool) -> list[tuple[Has
         try:
             doc_id, score = item
         except (TypeError, ValueError):
-            raise ValueError(f"list {index}, position {position}: expected a (doc_id, score) pair, got {item!r}") from None
+            raise ValueError(
+                f"list {index}, position {position}: expected a (doc_id, score) pair, got {item!r}"
+            ) from None
         if doc_id in seen:
             continue
         seen.add(doc_id)
@@ -105,7 +107,10 @@ def _union(lists: list[list[tuple[Hashable, float]]]) -> dict[Hashable, float]:
 
 
 def reciprocal_rank_fusion(
-    ranked_lists: Sequence[RankedList], weights: Sequence[float] | None = None, k: float = RRF_K, top_k: int | None = None
+    ranked_lists: Sequence[RankedList],
+    weights: Sequence[float] | None = None,
+    k: float = RRF_K,
+    top_k: int | None = None,
 ) -> Fused:
     """Reciprocal rank fusion: ``sum_i w_i / (k + rank_i(d))`` (1-based ranks; absent lists add 0).
 

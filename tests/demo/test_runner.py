@@ -25,8 +25,15 @@ def encode_calls(monkeypatch):
 def _run(fake_wheels, cache, tiny_bert_dir, **kwargs):
     wheels, summaries, trivia = fake_wheels
     lines: list[str] = []
-    result = run_demo(cache_dir=cache, model=str(tiny_bert_dir), wheel_dir=wheels, sources=(summaries, trivia),
-                      progress=False, echo=lines.append, **kwargs)
+    result = run_demo(
+        cache_dir=cache,
+        model=str(tiny_bert_dir),
+        wheel_dir=wheels,
+        sources=(summaries, trivia),
+        progress=False,
+        echo=lines.append,
+        **kwargs,
+    )
     return result, "\n".join(lines)
 
 
@@ -36,7 +43,9 @@ def test_first_run_builds_second_run_reuses(fake_wheels, tmp_path, tiny_bert_dir
     assert first.store.built and sum(encode_calls) == 6  # every passage embedded once
     assert first.store.info["documents"] == 6
     assert "store: built" in text
-    assert "[1/3] Who was the 37th President of the United States?" in text and "(expected answer: Richard Nixon)" in text
+    assert (
+        "[1/3] Who was the 37th President of the United States?" in text and "(expected answer: Richard Nixon)" in text
+    )
     assert "bm25 (top 3 of" in text and "fuser (fused):" in text and "dense #" in text
     # Each question's answer article is in the corpus, and BM25 ranks it in the top 3 on this tiny corpus.
     assert first.hits["bm25_retriever"] == [True, True, True]

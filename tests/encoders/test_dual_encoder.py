@@ -64,7 +64,9 @@ def test_batched_sorted_encoding_matches_one_by_one(tiny_bert_dir, pooling):
     batched = encoder.encode_passages(TEXTS, TITLES, batch_size=2)
     assert batched.shape == (len(TEXTS), encoder.embedding_dim) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, one_by_one(encoder, TEXTS, titles=TITLES), atol=1e-5)
-    np.testing.assert_allclose(encoder.encode_queries(TEXTS, batch_size=3), one_by_one(encoder, TEXTS, "query"), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.encode_queries(TEXTS, batch_size=3), one_by_one(encoder, TEXTS, "query"), atol=1e-5
+    )
 
 
 def test_passage_is_title_sep_text_with_zero_segment_ids(tiny_bert_dir):
@@ -167,7 +169,9 @@ def test_dpr_question_and_context_encoder_pair(tiny_bert_dir, tmp_path):
     from transformers import AutoTokenizer, DPRConfig, DPRContextEncoder, DPRQuestionEncoder
 
     torch.manual_seed(1)
-    config = DPRConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    config = DPRConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     question, context = DPRQuestionEncoder(config).eval(), DPRContextEncoder(config).eval()
     for model, name in ((question, "q"), (context, "c")):
@@ -200,7 +204,9 @@ def test_uncased_vocab_with_case_keeping_tokenizer_gets_lowercased(tiny_bert_dir
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "do_lower_case": False}))
     assert AutoTokenizer.from_pretrained(broken).tokenize("Hamlet") == ["[UNK]"]
     encoder = fp32(broken)
-    np.testing.assert_allclose(encoder.encode_queries(["Who wrote HAMLET?"]), encoder.encode_queries(["who wrote hamlet?"]), atol=1e-6)
+    np.testing.assert_allclose(
+        encoder.encode_queries(["Who wrote HAMLET?"]), encoder.encode_queries(["who wrote hamlet?"]), atol=1e-6
+    )
     kept = fp32(broken, lowercase=False)
     assert not np.allclose(kept.encode_queries(["Who wrote HAMLET?"]), kept.encode_queries(["who wrote hamlet?"]))
     # The fix is saved with the model, so other tools see lowercased input too.

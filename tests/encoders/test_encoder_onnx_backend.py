@@ -54,7 +54,9 @@ def test_separate_towers_export_two_files(tiny_bert_dir, spart_cache):
         encoder.passage_model.embeddings.word_embeddings.weight.mul_(0.5)
         reference.passage_model.embeddings.word_embeddings.weight.mul_(0.5)
     np.testing.assert_allclose(encoder.encode_queries(TEXTS), reference.encode_queries(TEXTS), atol=1e-5)
-    np.testing.assert_allclose(encoder.encode_passages(TEXTS, TITLES), reference.encode_passages(TEXTS, TITLES), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.encode_passages(TEXTS, TITLES), reference.encode_passages(TEXTS, TITLES), atol=1e-5
+    )
     files = ob.tower_files(encoder)
     assert files["query"] != files["passage"] and all(p.is_file() for p in files.values())
     assert files["query"].parent == spart_cache / "onnx" / ob.EXPORT_FORMAT / encoder.fingerprint
@@ -128,8 +130,9 @@ def test_auto_keeps_torch_for_training_bf16_and_gpus(tiny_bert_dir, monkeypatch)
 
 
 @needs_onnxruntime
-@pytest.mark.parametrize(("seconds", "expected"), [({"torch": 1.0, "onnx": 0.5}, "onnx"),
-                                                    ({"torch": 1.0, "onnx": 0.99}, "torch")])
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [({"torch": 1.0, "onnx": 0.5}, "onnx"), ({"torch": 1.0, "onnx": 0.99}, "torch")]
+)
 def test_auto_measures_once_and_caches_the_choice(tiny_bert_dir, monkeypatch, spart_cache, seconds, expected):
     races = []
     monkeypatch.setattr(ob, "_race", lambda encoder, towers, repeats: races.append(1) or dict(seconds))
@@ -139,8 +142,9 @@ def test_auto_measures_once_and_caches_the_choice(tiny_bert_dir, monkeypatch, sp
     assert saved == {ob.machine_key(encoder): {"backend": expected, "seconds": seconds}}
     other = load(tiny_bert_dir, "auto", pooling="mean").requires_grad_(False)  # same architecture
     assert other.inference_backend == expected and len(races) == 1
-    np.testing.assert_allclose(other.encode_queries(TEXTS), load(tiny_bert_dir, "torch", pooling="mean").encode_queries(TEXTS),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        other.encode_queries(TEXTS), load(tiny_bert_dir, "torch", pooling="mean").encode_queries(TEXTS), atol=1e-5
+    )
 
 
 @needs_onnxruntime
@@ -165,4 +169,6 @@ def test_a_bad_fused_graph_falls_back_to_the_plain_export(tiny_bert_dir, monkeyp
 
     monkeypatch.setattr(ob, "_fuse", broken_fuse)
     encoder = load(tiny_bert_dir, "onnx")
-    np.testing.assert_allclose(encoder.encode_queries(TEXTS), load(tiny_bert_dir, "torch").encode_queries(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.encode_queries(TEXTS), load(tiny_bert_dir, "torch").encode_queries(TEXTS), atol=1e-5
+    )

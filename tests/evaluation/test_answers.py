@@ -77,7 +77,18 @@ def test_bad_arguments():
 
 def test_tokenize_is_drqa_simple_tokenizer():
     assert tokenize(normalize("Hello, World! It's 3.5km—far")) == [
-        "hello", ",", "world", "!", "it", "'", "s", "3", ".", "5km", "—", "far"
+        "hello",
+        ",",
+        "world",
+        "!",
+        "it",
+        "'",
+        "s",
+        "3",
+        ".",
+        "5km",
+        "—",
+        "far",
     ]
     # combining marks stay inside their token; control characters and separators are dropped
     assert tokenize(normalize("naïve\u200b\tcafé")) == ["nai\u0308ve", "cafe\u0301"]
@@ -103,7 +114,9 @@ _alphabet = st.sampled_from(list("abAB \u0301.,-'1\t\n\u00e9ß\u200b"))
 
 @settings(max_examples=300, deadline=None)
 @given(
-    answers=st.lists(st.text(_alphabet, min_size=1, max_size=6).filter(lambda a: tokenize(normalize(a))), min_size=1, max_size=3),
+    answers=st.lists(
+        st.text(_alphabet, min_size=1, max_size=6).filter(lambda a: tokenize(normalize(a))), min_size=1, max_size=3
+    ),
     text=st.text(_alphabet, max_size=40),
 )
 def test_fast_match_equals_dpr_window_loop(answers, text):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from _fake_components import fixed_pipeline, rerank_pipeline
 
 from spart.evaluation.datasets import load_dataset
 from spart.evaluation.evaluate import evaluate_pipeline, evaluate_rankings
 from spart.evaluation.runs import Retrieved, read_jsonl, run_pipeline
 from spart.evaluation.significance import hits_in_top
-
-from _fake_components import fixed_pipeline, rerank_pipeline
 
 
 def test_load_dataset_dpr_directory(dpr_dir):
@@ -52,8 +51,15 @@ def test_dpr_uses_corpus_text_not_document_content(dpr_dir):
 def test_evaluate_bm25_pipeline_dpr(dpr_dir, tmp_path, bm25_pipeline):
     ds = load_dataset(dpr_dir, "test")
     out = tmp_path / "runs" / "bm25.jsonl"
-    result = evaluate_pipeline(bm25_pipeline(ds.corpus_path), ds, system="bm25", top_k=3, ks=(1, 3),
-                               per_query_path=str(out), show_progress=False)
+    result = evaluate_pipeline(
+        bm25_pipeline(ds.corpus_path),
+        ds,
+        system="bm25",
+        top_k=3,
+        ks=(1, 3),
+        per_query_path=str(out),
+        show_progress=False,
+    )
     records = read_jsonl(out)
     assert [r["qid"] for r in records] == ["0", "1", "2", "3"]
     assert records[0]["doc_ids"][0] == "p1" and records[0]["hits"][0] == 1
@@ -65,8 +71,9 @@ def test_evaluate_bm25_pipeline_dpr(dpr_dir, tmp_path, bm25_pipeline):
 
 def test_evaluate_beir_fixed_rankings(beir_dir):
     ds = load_dataset(beir_dir, "test")
-    result = evaluate_pipeline(fixed_pipeline(["d3", "d1", "d2", "d4"]), ds, top_k=4, metrics=("mrr@10", "recall@2"),
-                               show_progress=False)
+    result = evaluate_pipeline(
+        fixed_pipeline(["d3", "d1", "d2", "d4"]), ds, top_k=4, metrics=("mrr@10", "recall@2"), show_progress=False
+    )
     # q1: d1 at rank 2 → RR 0.5, recall@2 1; q2: d3 at rank 1, d4 at 4 → RR 1, recall@2 0.5
     assert result.summary["mrr@10"] == pytest.approx(0.75)
     assert result.summary["recall@2"] == pytest.approx(0.75)

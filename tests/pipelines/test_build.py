@@ -36,8 +36,11 @@ def test_build_record(tiny_store, tiny_bert_dir):
     assert info["corpus"] == {"name": "tiny"}
     assert text_embedder_spec(info) == {
         "type": "spart.components.embedders.spider_text_embedder.SpiderTextEmbedder",
-        "init_parameters": {k: v for k, v in embedder.to_dict()["init_parameters"].items()
-                            if k not in ("batch_size", "progress_bar", "title_field")},
+        "init_parameters": {
+            k: v
+            for k, v in embedder.to_dict()["init_parameters"].items()
+            if k not in ("batch_size", "progress_bar", "title_field")
+        },
     }
 
 

@@ -91,7 +91,10 @@ def test_hybrid_pipeline_fuses_both_retrievers(tiny_store):
         assert doc.score == pytest.approx(sum(1 / (60 + r) for r in ranks))
     assert fused[0].id == "doc:3"  # first in BM25 and in the dense list's top ranks
     # The two retrievers search one shared store object.
-    assert pipeline.get_component("dense_retriever").document_store is pipeline.get_component("bm25_retriever").document_store
+    assert (
+        pipeline.get_component("dense_retriever").document_store
+        is pipeline.get_component("bm25_retriever").document_store
+    )
 
 
 def _rank(scores: dict, doc_id: str) -> int | None:
@@ -130,8 +133,12 @@ def test_overrides(tiny_store, tiny_bert_dir):
     ).to_dict()["components"]
     assert data["text_embedder"]["type"].endswith("ARTTextEmbedder")
     assert data["text_embedder"]["init_parameters"]["device"] == "cpu"
-    assert data["fuser"]["init_parameters"] | {} == {**data["fuser"]["init_parameters"], "mode": "weighted_raw",
-                                                      "weights": [1.0, 0.1], "top_k": 3}
+    assert data["fuser"]["init_parameters"] | {} == {
+        **data["fuser"]["init_parameters"],
+        "mode": "weighted_raw",
+        "weights": [1.0, 0.1],
+        "top_k": 3,
+    }
     assert data["bm25_retriever"]["init_parameters"]["top_k"] == 7
     assert data["dense_retriever"]["init_parameters"]["top_k"] == 100
 

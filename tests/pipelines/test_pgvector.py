@@ -14,17 +14,51 @@ from spart.components.embedders import SpiderDocumentEmbedder
 from spart.pipelines import build_store, load_pipeline, read_build_info, retrieve
 from spart.pipelines.pgvector import split_store_url
 
-WORDS = ["satellite", "orbit", "moon", "tide", "galaxy", "star", "planet", "comet", "rocket", "launch", "shakespeare",
-         "tragedy", "poem", "king", "castle", "river", "bridge", "mountain", "forest", "winter", "bingo", "caller",
-         "ducks", "number", "spinning", "device", "angle", "velocity"]
-QUESTIONS = ["which satellite orbits the moon?", "who wrote the tragedy about a king?", "spinning device angle",
-             "bingo caller number", "river bridge in winter"]
+WORDS = [
+    "satellite",
+    "orbit",
+    "moon",
+    "tide",
+    "galaxy",
+    "star",
+    "planet",
+    "comet",
+    "rocket",
+    "launch",
+    "shakespeare",
+    "tragedy",
+    "poem",
+    "king",
+    "castle",
+    "river",
+    "bridge",
+    "mountain",
+    "forest",
+    "winter",
+    "bingo",
+    "caller",
+    "ducks",
+    "number",
+    "spinning",
+    "device",
+    "angle",
+    "velocity",
+]
+QUESTIONS = [
+    "which satellite orbits the moon?",
+    "who wrote the tragedy about a king?",
+    "spinning device angle",
+    "bingo caller number",
+    "river bridge in winter",
+]
 
 
 def corpus(n: int = 60) -> list[Document]:
     rng = np.random.default_rng(7)
-    return [Document(id=f"p:{i}", content=" ".join(rng.choice(WORDS, size=12)), meta={"title": f"passage {i}"})
-            for i in range(n)]
+    return [
+        Document(id=f"p:{i}", content=" ".join(rng.choice(WORDS, size=12)), meta={"title": f"passage {i}"})
+        for i in range(n)
+    ]
 
 
 def _embedder(model_dir):
@@ -109,8 +143,12 @@ def test_existing_table_needs_overwrite_and_failed_rebuild_keeps_it(pg_store, mi
     with pytest.raises(ValueError):
         build_store(broken(), pg_store, _embedder(minilm_dir), overwrite=True, progress=False)
     assert read_build_info(pg_store)["documents"] == 60
-    assert load_pipeline("dense_qa_pgvector", store=pg_store).get_component(
-        "dense_retriever").document_store.count_documents() == 60
+    assert (
+        load_pipeline("dense_qa_pgvector", store=pg_store)
+        .get_component("dense_retriever")
+        .document_store.count_documents()
+        == 60
+    )
 
 
 def test_clear_errors(pg_url, faiss_store, pg_store):
@@ -138,8 +176,10 @@ def test_cli_index_then_query(tmp_path, pg_url, tiny_bert_dir, capsys):
     tsv = tmp_path / "passages.tsv"
     tsv.write_text("id\ttext\ttitle\n" + "".join(f"{d.id}\t{d.content}\t{d.meta['title']}\n" for d in corpus(20)))
     url = f"{pg_url}#cli_{uuid.uuid4().hex[:8]}"
-    assert main(["index", str(tsv), "--store", url, "--model", str(tiny_bert_dir), "--device", "cpu",
-                 "--no-progress"]) == 0
+    assert (
+        main(["index", str(tsv), "--store", url, "--model", str(tiny_bert_dir), "--device", "cpu", "--no-progress"])
+        == 0
+    )
     assert main(["index", str(tsv), "--store", url, "--model", str(tiny_bert_dir), "--no-progress"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["query", "satellite moon", "--store", url, "--retriever", "hybrid", "--top-k", "3", "--json"]) == 0

@@ -20,9 +20,17 @@ def tiny_teacher(tmp_path_factory, minilm_dir) -> Path:
     out = tmp_path_factory.mktemp("rerank-teacher")
     tok = AutoTokenizer.from_pretrained(minilm_dir)
     tok.eos_token = "[SEP]"
-    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id, bos_token_id=tok.cls_token_id)
+    config = LlamaConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.cls_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from _fake_components import FixedRetriever, fixed_pipeline, rerank_pipeline
 from haystack import Document, Pipeline, component
 
 from spart.pipelines import load_pipeline
 from spart.pipelines.display import ask
 from spart.pipelines.running import document_components, output_component, question_inputs, retrieve, run_question
-
-from _fake_components import FixedRetriever, fixed_pipeline, rerank_pipeline
 
 Q = "first artificial satellite"
 
@@ -96,13 +95,29 @@ def test_pipelines_the_runner_refuses():
     [
         ("bm25_qa", {"bm25_retriever": {"query": Q, "top_k": 3}}),
         ("dense_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 3}}),
-        ("hybrid_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5},
-                       "bm25_retriever": {"query": Q, "top_k": 5}, "fuser": {"top_k": 3}}),
-        ("dense_rerank_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5},
-                             "ranker": {"query": Q, "top_k": 3}}),
-        ("hybrid_rerank_qa", {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5},
-                              "bm25_retriever": {"query": Q, "top_k": 5}, "fuser": {"top_k": 5},
-                              "ranker": {"query": Q, "top_k": 3}}),
+        (
+            "hybrid_qa",
+            {
+                "text_embedder": {"text": Q},
+                "dense_retriever": {"top_k": 5},
+                "bm25_retriever": {"query": Q, "top_k": 5},
+                "fuser": {"top_k": 3},
+            },
+        ),
+        (
+            "dense_rerank_qa",
+            {"text_embedder": {"text": Q}, "dense_retriever": {"top_k": 5}, "ranker": {"query": Q, "top_k": 3}},
+        ),
+        (
+            "hybrid_rerank_qa",
+            {
+                "text_embedder": {"text": Q},
+                "dense_retriever": {"top_k": 5},
+                "bm25_retriever": {"query": Q, "top_k": 5},
+                "fuser": {"top_k": 5},
+                "ranker": {"query": Q, "top_k": 3},
+            },
+        ),
     ],
 )
 def test_rule_on_the_packaged_pipelines(name, expected, tiny_store):

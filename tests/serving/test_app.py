@@ -29,15 +29,19 @@ def test_run_returns_the_fused_list_with_each_retrievers_rank(client):
     assert top["title"] == "Hamlet" and top["bm25_retriever"]["rank"] == 1
     assert set(result["retrievers"]) == {"bm25_retriever", "dense_retriever"}
     assert top["dense_retriever"]["rank"] == next(
-        e["rank"] for e in result["retrievers"]["dense_retriever"] if e["id"] == top["id"])
+        e["rank"] for e in result["retrievers"]["dense_retriever"] if e["id"] == top["id"]
+    )
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ({"query": "   "}, 400, "the question must be a non-empty string"),
-    ({"query": "hamlet", "top_k": 0}, 400, "top_k must be a positive integer, got 0"),
-    ({"query": "hamlet", "top_k": -2}, 400, "top_k must be a positive integer, got -2"),
-    ({"top_k": 3}, 422, "Field required"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"query": "   "}, 400, "the question must be a non-empty string"),
+        ({"query": "hamlet", "top_k": 0}, 400, "top_k must be a positive integer, got 0"),
+        ({"query": "hamlet", "top_k": -2}, 400, "top_k must be a positive integer, got -2"),
+        ({"top_k": 3}, 422, "Field required"),
+    ],
+)
 def test_bad_requests_get_4xx_with_the_components_message(client, body, status, message):
     response = client.post("/bm25_qa/run", json=body)
     assert response.status_code == status
@@ -61,7 +65,7 @@ def test_openapi_schema_documents_run_and_status_and_no_deploy_routes(client):
 
 def test_search_page_is_served(client):
     page = client.get("/")
-    assert page.status_code == 200 and "<form id=\"search\">" in page.text and "spart search" in page.text
+    assert page.status_code == 200 and '<form id="search">' in page.text and "spart search" in page.text
     assert [p["name"] for p in client.get("/pipelines").json()["pipelines"]] == ["bm25_qa", "dense_qa", "hybrid_qa"]
 
 
@@ -84,7 +88,9 @@ def test_pgvector_pipelines_are_served_from_the_database(pg_url, tiny_corpus, ti
     app = create_app({name: {"store": url} for name in default_pipelines(url)})
     with TestClient(app) as pg_client:
         assert sorted(pg_client.get("/status").json()["pipelines"]) == ["dense_qa_pgvector", "hybrid_qa_pgvector"]
-        result = pg_client.post("/hybrid_qa_pgvector/run", json={"query": "hamlet tragedy", "top_k": 2}).json()["result"]
+        result = pg_client.post("/hybrid_qa_pgvector/run", json={"query": "hamlet tragedy", "top_k": 2}).json()[
+            "result"
+        ]
         assert result["results"][0]["title"] == "Hamlet"
         assert result["results"][0]["keyword_retriever"]["rank"] == 1
         assert pg_client.post("/dense_qa_pgvector/run", json={"query": "x", "top_k": 0}).status_code == 400

@@ -14,15 +14,25 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,900")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,900",
+)
 
 
 @pytest.fixture
 def browser(tmp_path, require_service):
     if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        require_service("no chromium/chromedriver for the search page test: run `make browser` "
-                        "(Debian's chromium and chromium-driver)")
+        require_service(
+            "no chromium/chromedriver for the search page test: run `make browser` "
+            "(Debian's chromium and chromium-driver)"
+        )
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download anything
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

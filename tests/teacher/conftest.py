@@ -22,9 +22,16 @@ def build_tiny_causal(out: Path, minilm_dir: Path) -> Path:
     torch.manual_seed(0)
     tok = _tokenizer(minilm_dir)
     config = LlamaConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.cls_token_id,
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.cls_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(out)
     tok.save_pretrained(out)
@@ -38,8 +45,15 @@ def build_tiny_t5(out: Path, minilm_dir: Path) -> Path:
     torch.manual_seed(0)
     tok = _tokenizer(minilm_dir)
     config = T5Config(
-        vocab_size=tok.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-        num_heads=4, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        vocab_size=tok.vocab_size,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
         decoder_start_token_id=tok.pad_token_id,
     )
     T5ForConditionalGeneration(config).save_pretrained(out)
@@ -64,8 +78,12 @@ def passages():
     return [
         Passage("p1", "Paris is the capital and most populous city of France.", "Paris"),
         Passage("p2", "A banana is an elongated, edible fruit of large herbaceous flowering plants.", "Banana"),
-        Passage("p3", "Python is a high-level, general-purpose programming language created by Guido van "
-                      "Rossum. Its design emphasises code readability with significant indentation.", "Python"),
+        Passage(
+            "p3",
+            "Python is a high-level, general-purpose programming language created by Guido van "
+            "Rossum. Its design emphasises code readability with significant indentation.",
+            "Python",
+        ),
         Passage("p4", "Short text.", ""),
     ]
 
@@ -77,8 +95,16 @@ def build_tiny_gpt2(out: Path, minilm_dir: Path) -> Path:
 
     torch.manual_seed(0)
     tok = _tokenizer(minilm_dir)
-    config = GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512,
-                        bos_token_id=tok.cls_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = GPT2Config(
+        vocab_size=tok.vocab_size,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=512,
+        bos_token_id=tok.cls_token_id,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     GPT2LMHeadModel(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from spart.data import as_passage
 from spart.teacher.cache import ScoreCache
 from spart.teacher.likelihood import QuestionLikelihoodScorer
-from spart.data import as_passage
 from spart.teacher.prompts import PromptTemplate
 
 QUESTIONS = ["What is the capital of France?", "Who created Python?"]
@@ -155,8 +155,9 @@ def test_duplicate_pairs_scored_once(causal, passages, monkeypatch):
 
 
 def test_template_changes_scores_and_fingerprint(tiny_causal_dir, causal, passages):
-    other = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32",
-                                     prompt=PromptTemplate("Text: {text}\n", "Q: {question}"))
+    other = QuestionLikelihoodScorer(
+        str(tiny_causal_dir), precision="fp32", prompt=PromptTemplate("Text: {text}\n", "Q: {question}")
+    )
     other.warm_up()
     assert other.fingerprint != causal.fingerprint
     assert not np.allclose(other.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages))

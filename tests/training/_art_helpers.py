@@ -56,10 +56,26 @@ def art_config(output_dir: Path, model_dir: Path, **overrides):
     from spart.training.config import ARTTrainingConfig
 
     values = dict(
-        output_dir=output_dir, model=str(model_dir), questions="unused.txt", evidence="unused.tsv",
-        batch_size=4, max_steps=6, lr=1e-3, warmup_steps=1, precision="fp32", checkpoint_every=2, log_every=1,
-        top_k=5, reindex_every=3, query_max_length=16, passage_max_length=24, progress=False, num_threads=1,
-        encode_batch_size=16, pooling="mean", temperature=1.0,
+        output_dir=output_dir,
+        model=str(model_dir),
+        questions="unused.txt",
+        evidence="unused.tsv",
+        batch_size=4,
+        max_steps=6,
+        lr=1e-3,
+        warmup_steps=1,
+        precision="fp32",
+        checkpoint_every=2,
+        log_every=1,
+        top_k=5,
+        reindex_every=3,
+        query_max_length=16,
+        passage_max_length=24,
+        progress=False,
+        num_threads=1,
+        encode_batch_size=16,
+        pooling="mean",
+        temperature=1.0,
     )
     values.update(overrides)
     return ARTTrainingConfig(**values)

@@ -19,9 +19,14 @@ def make_tiny_bert(out: Path, tokenizer_dir: Path, dropout: float) -> Path:
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -45,9 +50,20 @@ def tiny_config(output_dir: Path, model_dir: Path, **overrides):
     from spart.training.config import ContrastiveTrainingConfig
 
     values = dict(
-        output_dir=output_dir, model=str(model_dir), batch_size=8, max_steps=6, lr=1e-3, warmup_steps=1,
-        precision="fp32", checkpoint_every=2, log_every=1, query_max_length=16, passage_max_length=32,
-        progress=False, num_threads=1, data={"kind": "spider", "corpus": "unused.tsv", "spans": "unused.jsonl"},
+        output_dir=output_dir,
+        model=str(model_dir),
+        batch_size=8,
+        max_steps=6,
+        lr=1e-3,
+        warmup_steps=1,
+        precision="fp32",
+        checkpoint_every=2,
+        log_every=1,
+        query_max_length=16,
+        passage_max_length=32,
+        progress=False,
+        num_threads=1,
+        data={"kind": "spider", "corpus": "unused.tsv", "spans": "unused.jsonl"},
     )
     values.update(overrides)
     return ContrastiveTrainingConfig(**values)

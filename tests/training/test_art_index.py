@@ -58,8 +58,13 @@ def _sharded_worker(rank, world, rendezvous, out_dir):
     start = sum(QUERY_COUNTS[:rank])
     scores, rows = index.search(torch.from_numpy(queries[start : start + QUERY_COUNTS[rank]]), K)
     full = index.gather_embeddings()
-    np.savez(f"{out_dir}/r{rank}.npz", scores=scores, rows=rows, shard=index.rows,
-             full=full if full is not None else np.zeros(0))
+    np.savez(
+        f"{out_dir}/r{rank}.npz",
+        scores=scores,
+        rows=rows,
+        shard=index.rows,
+        full=full if full is not None else np.zeros(0),
+    )
     torch.distributed.destroy_process_group()
 
 
@@ -87,8 +92,9 @@ def _dead_rank_worker(rank, world, rendezvous, out_dir):
 
     os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=5))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=5)
+    )
     vectors, queries = corpus()
     index = ShardedEvidenceIndex(N, DIM)
     index.set_embeddings(index.shard_of(vectors), step=0)

@@ -35,7 +35,9 @@ def test_value_and_gradient_match_hand_computation():
 
 def test_teacher_temperature_divides_teacher_scores_only():
     s, t = torch.tensor([[0.3, -0.2, 1.0]]), torch.tensor([[-1.0, -2.0, -1.5]])
-    assert KLDistillationLoss(teacher_temperature=0.5)(s, t).item() == pytest.approx(KLDistillationLoss()(s, t * 2).item())
+    assert KLDistillationLoss(teacher_temperature=0.5)(s, t).item() == pytest.approx(
+        KLDistillationLoss()(s, t * 2).item()
+    )
 
 
 def test_equals_arts_kldivloss_and_is_zero_when_distributions_match():

@@ -8,16 +8,15 @@ import csv
 import numpy as np
 import pytest
 import torch
+from _art_helpers import LexicalTeacher, art_config, synthetic_evidence, synthetic_questions
+from _dist_helpers import init_gloo, spawn
+from _trainer_helpers import make_tiny_bert, weights
 
 from spart.encoders import DualEncoder
 from spart.training.art import ARTTrainer, resolve_temperature
 from spart.training.config import ARTTrainingConfig, load_config
 from spart.training.distributed import DistributedContext
 from spart.training.models import art_encoder
-
-from _art_helpers import LexicalTeacher, art_config, synthetic_evidence, synthetic_questions
-from _dist_helpers import init_gloo, spawn
-from _trainer_helpers import make_tiny_bert, weights
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +31,9 @@ def model_dropout(tmp_path_factory, minilm_dir):
 
 def make_trainer(config, ctx=None, on_step_end=None, teacher=None):
     encoder = art_encoder(config, torch.device("cpu"))
-    return ARTTrainer(config, encoder, synthetic_questions(), synthetic_evidence(), teacher or LexicalTeacher(),
-                      ctx, on_step_end)
+    return ARTTrainer(
+        config, encoder, synthetic_questions(), synthetic_evidence(), teacher or LexicalTeacher(), ctx, on_step_end
+    )
 
 
 def teacher_agreement(encoder, questions, evidence) -> float:
@@ -50,8 +50,17 @@ def teacher_agreement(encoder, questions, evidence) -> float:
 
 
 def test_training_learns_the_teacher_and_writes_outputs(tmp_path, model_dropout):
-    config = art_config(tmp_path / "run", model_dropout, max_steps=40, lr=3e-3, checkpoint_every=20, log_every=5,
-                        reindex_every=10, export_steps=[0, 40], temperature=0.3)
+    config = art_config(
+        tmp_path / "run",
+        model_dropout,
+        max_steps=40,
+        lr=3e-3,
+        checkpoint_every=20,
+        log_every=5,
+        reindex_every=10,
+        export_steps=[0, 40],
+        temperature=0.3,
+    )
     trainer = make_trainer(config)
     questions, evidence = synthetic_questions(), synthetic_evidence()
     before = teacher_agreement(trainer.encoder, questions, evidence)
@@ -80,12 +89,16 @@ def test_training_learns_the_teacher_and_writes_outputs(tmp_path, model_dropout)
 
     text_embedder = ARTTextEmbedder(model=str(final), device="cpu", precision="fp32")
     text_embedder.warm_up()
-    assert np.allclose(text_embedder.run(texts[0])["embedding"], trainer.encoder.encode_queries(texts[:1])[0], atol=1e-5)
+    assert np.allclose(
+        text_embedder.run(texts[0])["embedding"], trainer.encoder.encode_queries(texts[:1])[0], atol=1e-5
+    )
     doc_embedder = ARTDocumentEmbedder(model=str(final), device="cpu", precision="fp32", progress_bar=False)
     doc_embedder.warm_up()
     doc = doc_embedder.run([Document(content=texts[1], meta={"title": "castle"})])["documents"][0]
     assert np.allclose(doc.embedding, trainer.encoder.encode_passages(texts[1:], ["castle"])[0], atol=1e-5)
-    assert (tmp_path / "run" / "models" / "step-00000000").is_dir() and (tmp_path / "run" / "models" / "step-00000040").is_dir()
+    assert (tmp_path / "run" / "models" / "step-00000000").is_dir() and (
+        tmp_path / "run" / "models" / "step-00000040"
+    ).is_dir()
     assert (tmp_path / "run" / "config.yaml").is_file()
 
 
@@ -174,8 +187,15 @@ def _tiny_gpt2(out, minilm_dir):
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(minilm_dir)
     tok.eos_token = "[SEP]"
-    config = GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=256,
-                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = GPT2Config(
+        vocab_size=tok.vocab_size,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=256,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     GPT2LMHeadModel(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -185,8 +205,14 @@ def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
     from spart.training.models import build_teacher
 
     lm = _tiny_gpt2(tmp_path / "lm", minilm_dir)
-    config = art_config(tmp_path / "run", model_no_dropout, max_steps=4, checkpoint_every=0, reindex_every=0,
-                        teacher={"model": str(lm), "precision": "fp32", "max_passage_tokens": 32})
+    config = art_config(
+        tmp_path / "run",
+        model_no_dropout,
+        max_steps=4,
+        checkpoint_every=0,
+        reindex_every=0,
+        teacher={"model": str(lm), "precision": "fp32", "max_passage_tokens": 32},
+    )
     teacher = build_teacher(config, torch.device("cpu"))
     assert teacher.cache is not None and str(teacher.cache.path).endswith("run/teacher-scores.sqlite")
     trainer = make_trainer(config, teacher=teacher)
@@ -196,8 +222,10 @@ def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv", newline="")))
     assert len(rows) == 4 and all(np.isfinite(float(r["loss"])) for r in rows)
     # A second run over the same questions is served from the cache.
-    again = make_trainer(art_config(tmp_path / "run2", model_no_dropout, max_steps=1, checkpoint_every=0,
-                                    reindex_every=0), teacher=teacher)
+    again = make_trainer(
+        art_config(tmp_path / "run2", model_no_dropout, max_steps=1, checkpoint_every=0, reindex_every=0),
+        teacher=teacher,
+    )
     hits = teacher.stats["cache_hits"]
     again.reindex(0)
     again.train_step(0)
@@ -207,7 +235,9 @@ def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
 def test_temperature_defaults(tmp_path, model_no_dropout, minilm_dir):
     plain = art_encoder(art_config(tmp_path, model_no_dropout, pooling=None, temperature=None), torch.device("cpu"))
     assert plain.config.pooling == "cls" and not plain.config.normalize and not plain.config.shared  # ART defaults
-    assert resolve_temperature(art_config(tmp_path, model_no_dropout, temperature=None), plain) == pytest.approx(32 ** 0.5)
+    assert resolve_temperature(art_config(tmp_path, model_no_dropout, temperature=None), plain) == pytest.approx(
+        32**0.5
+    )
     minilm = art_encoder(art_config(tmp_path, minilm_dir, pooling=None, temperature=None), torch.device("cpu"))
     assert minilm.config.normalize and minilm.config.pooling == "mean"  # the model's own settings are kept
     assert resolve_temperature(art_config(tmp_path, minilm_dir, temperature=None), minilm) == 0.05
@@ -223,8 +253,11 @@ def test_bad_configs_are_clear_errors(tmp_path, model_no_dropout):
     with pytest.raises(ValueError, match="top_k"):
         art_config(tmp_path, model_no_dropout, top_k=0)
     with pytest.raises(ValueError, match="teacher.bogus"):
-        load_config(ARTTrainingConfig, None, [f"output_dir={tmp_path}", "model=x", "questions=q", "evidence=e",
-                                              "teacher.bogus=1"])
+        load_config(
+            ARTTrainingConfig,
+            None,
+            [f"output_dir={tmp_path}", "model=x", "questions=q", "evidence=e", "teacher.bogus=1"],
+        )
 
 
 def test_teacher_with_wrong_shape_is_rejected(tmp_path, model_no_dropout):

@@ -11,8 +11,8 @@ from _trainer_helpers import make_tiny_bert, synthetic_examples, tiny_config, we
 
 from spart.encoders import DualEncoder
 from spart.training.contrastive import Batch, ContrastiveTrainer
-from spart.training.models import spider_encoder
 from spart.training.distributed import DistributedContext
+from spart.training.models import spider_encoder
 from spart.training.trainer import epoch_order
 
 
@@ -61,7 +61,9 @@ def test_loss_decreases_and_outputs_are_written(tmp_path, model_dropout):
     texts = ["apple river", "castle engine"]
     trainer.encoder.eval()
     assert torch.allclose(
-        torch.from_numpy(loaded.encode_queries(texts)), torch.from_numpy(trainer.encoder.encode_queries(texts)), atol=1e-5
+        torch.from_numpy(loaded.encode_queries(texts)),
+        torch.from_numpy(trainer.encoder.encode_queries(texts)),
+        atol=1e-5,
     )
 
 
@@ -188,7 +190,9 @@ def test_bad_setups_are_clear_errors(tmp_path, model_no_dropout):
     with pytest.raises(ValueError, match="empty text"):
         Batch.from_examples([{"query": "q", "positive": ("a", "", "")}])
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
-        ContrastiveTrainer(tiny_config(tmp_path / "y", model_no_dropout, precision="fp16"), encoder, synthetic_examples(16))
+        ContrastiveTrainer(
+            tiny_config(tmp_path / "y", model_no_dropout, precision="fp16"), encoder, synthetic_examples(16)
+        )
 
 
 def test_separate_towers_train_both(tmp_path, model_no_dropout):

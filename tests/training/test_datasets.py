@@ -45,8 +45,14 @@ def test_contrastive_dataset_reads_the_configured_pairs(tmp_path):
 def test_art_dataset_keeps_the_first_questions_and_passages(tmp_path):
     (tmp_path / "q.txt").write_text("first question\nsecond question\nthird question\n")
     (tmp_path / "e.tsv").write_text("id\ttext\ttitle\n" + "".join(f"e{i}\ttext {i}\tT\n" for i in range(5)))
-    config = ARTTrainingConfig(output_dir=tmp_path / "run", model="m", questions=tmp_path / "q.txt",
-                               evidence=tmp_path / "e.tsv", max_questions=2, max_evidence=3)
+    config = ARTTrainingConfig(
+        output_dir=tmp_path / "run",
+        model="m",
+        questions=tmp_path / "q.txt",
+        evidence=tmp_path / "e.tsv",
+        max_questions=2,
+        max_evidence=3,
+    )
     data = art_dataset(config)
     assert data.questions == ["first question", "second question"] and len(data) == 2
     assert data.evidence.ids == ["e0", "e1", "e2"]

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from _dist_helpers import init_gloo, spawn
 from torch import nn
 
 from spart.training.distributed import (
@@ -16,8 +17,6 @@ from spart.training.distributed import (
     setup_logging,
 )
 from spart.training.losses import InBatchContrastiveLoss
-
-from _dist_helpers import init_gloo, spawn
 
 DIM, FEATURES, BATCH = 8, 16, 8
 
@@ -114,8 +113,14 @@ def test_single_process_under_torchrun_initialises_the_backend(monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    for name, value in (("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("TORCHELASTIC_RUN_ID", "test"),
-                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port))):
+    for name, value in (
+        ("WORLD_SIZE", "1"),
+        ("RANK", "0"),
+        ("LOCAL_RANK", "0"),
+        ("TORCHELASTIC_RUN_ID", "test"),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", str(port)),
+    ):
         monkeypatch.setenv(name, value)
     try:
         ctx = init_distributed(device="cpu")

@@ -81,7 +81,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for child in sorted(graph.get(node, ())):
             if state.get(child) == 1:
-                return path[path.index(child):] + [child]
+                return path[path.index(child) :] + [child]
             if child not in state and (cycle := visit(child)):
                 return cycle
         path.pop()
@@ -120,8 +120,10 @@ def test_every_training_module_imports_in_a_fresh_interpreter_in_either_order():
     modules = training_modules()
     assert {"spart.training.registry", "spart.training.spans.kernel", "spart.training.art"} <= set(modules)
     for order in (modules, modules[::-1]):
-        script = f"import importlib, json\nfor name in json.loads({json.dumps(json.dumps(order))}):\n" \
-                 "    importlib.import_module(name)\n"
+        script = (
+            f"import importlib, json\nfor name in json.loads({json.dumps(json.dumps(order))}):\n"
+            "    importlib.import_module(name)\n"
+        )
         path = os.pathsep.join(filter(None, [str(SRC.parent), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONPATH": path}
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)

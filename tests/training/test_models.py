@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _art_helpers import art_config
+from _trainer_helpers import make_tiny_bert, tiny_config
 
 from spart.encoders import DualEncoder
 from spart.training.models import art_encoder, spider_encoder
-
-from _art_helpers import art_config
-from _trainer_helpers import make_tiny_bert, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,11 @@ def test_every_row_resolves(name):
 
 
 def test_rows_pick_their_method_pieces():
-    assert get_method("spider") == TrainingMethod("spider", METHODS["spider"].summary, **{
-        k: getattr(METHODS["few-shot"], k) for k in ("config", "dataset", "encoder", "trainer")
-    })
+    assert get_method("spider") == TrainingMethod(
+        "spider",
+        METHODS["spider"].summary,
+        **{k: getattr(METHODS["few-shot"], k) for k in ("config", "dataset", "encoder", "trainer")},
+    )
     art = get_method("art")
     assert art.config_class().__name__ == "ARTTrainingConfig" and art.trainer_class().__name__ == "ARTTrainer"
     assert art.encoder_factory().__name__ == "art_encoder" and art.dataset_factory().__name__ == "art_dataset"

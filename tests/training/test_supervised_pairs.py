@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from _trainer_helpers import make_tiny_bert
 
 from spart.cli import main as spart_main
 from spart.data import Passage
 from spart.training.supervised_pairs import LabelledQuestion, SupervisedPairs, with_bm25_negatives
-
-from _trainer_helpers import make_tiny_bert
 
 CORPUS = [
     ("d1", "Lists", "how to sort a list in python use sorted or list sort"),
@@ -23,8 +22,13 @@ CORPUS = [
     ("d7", "Errors", "exceptions are raised with raise and caught with except"),
     ("d8", "Loops", "a for loop iterates over a list"),
 ]
-QUERIES = {"q1": "how do I sort a list", "q2": "how do I read a file", "q3": "how are exceptions caught",
-           "q4": "what does a dictionary map", "q5": "test only question"}
+QUERIES = {
+    "q1": "how do I sort a list",
+    "q2": "how do I read a file",
+    "q3": "how are exceptions caught",
+    "q4": "what does a dictionary map",
+    "q5": "test only question",
+}
 TRAIN = [("q1", "d1"), ("q1", "d2"), ("q2", "d5"), ("q3", "d7"), ("q4", "d3")]
 
 
@@ -75,9 +79,12 @@ def test_without_negatives(beir_dir):
 
 def test_dpr_json_with_file_negatives_and_with_bm25(tmp_path, beir_dir):
     records = [
-        {"question": "how do I sort a list", "answers": ["sorted"],
-         "positive_ctxs": [{"title": "Lists", "text": CORPUS[0][2], "passage_id": "d1"}],
-         "hard_negative_ctxs": [{"title": "Files", "text": CORPUS[4][2], "passage_id": "d5"}]},
+        {
+            "question": "how do I sort a list",
+            "answers": ["sorted"],
+            "positive_ctxs": [{"title": "Lists", "text": CORPUS[0][2], "passage_id": "d1"}],
+            "hard_negative_ctxs": [{"title": "Files", "text": CORPUS[4][2], "passage_id": "d5"}],
+        },
         {"question": "no positive here", "positive_ctxs": [], "hard_negative_ctxs": []},
         {"question": "how are exceptions caught", "positive_ctxs": [{"title": "Errors", "text": CORPUS[6][2]}]},
     ]

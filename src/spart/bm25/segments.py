@@ -40,8 +40,13 @@ def _tier(n_docs: int) -> int:
 class Segment:
     """An immutable set of documents (sorted by id) plus a mutable live mask."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], live: np.ndarray | None = None, uid: str | None = None,
-                 file_prefix: Path | None = None):
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        live: np.ndarray | None = None,
+        uid: str | None = None,
+        file_prefix: Path | None = None,
+    ):
         for name in _ARRAYS:
             setattr(self, name, arrays[name])
         self.uid = uid or uuid.uuid4().hex[:16]
@@ -86,8 +91,9 @@ class Segment:
         doc = position[np.concatenate(docs)] if docs else np.zeros(0, np.int64)
         term = np.concatenate(terms) if terms else np.zeros(0, np.int64)
         tf = np.concatenate(tfs) if tfs else np.zeros(0, np.int64)
-        return cls._from_pairs(rowids_all[order], np.concatenate(lengths)[order] if lengths else np.zeros(0, np.int32),
-                               doc, term, tf)
+        return cls._from_pairs(
+            rowids_all[order], np.concatenate(lengths)[order] if lengths else np.zeros(0, np.int32), doc, term, tf
+        )
 
     @classmethod
     def _from_pairs(cls, rowids, lengths, doc, term, tf) -> Segment:
@@ -100,17 +106,19 @@ class Segment:
         terms, counts = np.unique(pair_term[t_order], return_counts=True)
         term_indptr = np.zeros(len(terms) + 1, dtype=np.int64)
         np.cumsum(counts, out=term_indptr[1:])
-        return cls({
-            "rowids": np.asarray(rowids, dtype=np.int64),
-            "lengths": np.asarray(lengths, dtype=np.int32),
-            "doc_indptr": doc_indptr,
-            "doc_terms": pair_term.astype(np.int32),
-            "doc_tf": pair_tf.astype(np.int32),
-            "terms": terms.astype(np.int32),
-            "term_indptr": term_indptr,
-            "post_docs": pair_doc[t_order].astype(np.int32),
-            "post_tf": pair_tf[t_order].astype(np.int32),
-        })
+        return cls(
+            {
+                "rowids": np.asarray(rowids, dtype=np.int64),
+                "lengths": np.asarray(lengths, dtype=np.int32),
+                "doc_indptr": doc_indptr,
+                "doc_terms": pair_term.astype(np.int32),
+                "doc_tf": pair_tf.astype(np.int32),
+                "terms": terms.astype(np.int32),
+                "term_indptr": term_indptr,
+                "post_docs": pair_doc[t_order].astype(np.int32),
+                "post_tf": pair_tf[t_order].astype(np.int32),
+            }
+        )
 
     def __len__(self) -> int:
         return len(self.rowids)
@@ -167,8 +175,10 @@ class Segment:
     @classmethod
     def load(cls, directory: Path, uid: str, live: np.ndarray | None, mmap: bool = True) -> Segment:
         prefix = directory / f"seg-{uid}"
-        arrays = {name: np.load(f"{prefix}.{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-                  for name in _ARRAYS}
+        arrays = {
+            name: np.load(f"{prefix}.{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+            for name in _ARRAYS
+        }
         if live is not None and len(live) != len(arrays["rowids"]):
             raise ValueError(f"segment {uid}: live mask has {len(live)} entries for {len(arrays['rowids'])} documents")
         return cls(arrays, live=live, uid=uid, file_prefix=prefix)
@@ -191,8 +201,9 @@ class SegmentedBM25:
         scores, ids = index.search(["fox", "dog"], k=5)
     """
 
-    def __init__(self, method: str = "lucene", k1: float = 1.5, b: float = 0.75, delta: float = 0.5,
-                 epsilon: float = 0.25):
+    def __init__(
+        self, method: str = "lucene", k1: float = 1.5, b: float = 0.75, delta: float = 0.5, epsilon: float = 0.25
+    ):
         self.variant = get_variant(method)
         if k1 < 0 or not 0 <= b <= 1 or delta < 0:
             raise ValueError(f"BM25 needs k1 >= 0, 0 <= b <= 1, delta >= 0; got k1={k1}, b={b}, delta={delta}")
@@ -306,8 +317,9 @@ class SegmentedBM25:
             idf[present] = self.variant.idf(df[present], n_docs, epsilon=self.epsilon)
         return idf
 
-    def search(self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query_tokens: Sequence[str], k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` documents containing at least one query token.
 
         :param query_tokens: Tokenized query (repeated tokens count repeatedly, as in bm25s).

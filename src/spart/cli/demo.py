@@ -27,16 +27,30 @@ DESCRIPTION = "Hybrid QA demo over Wikipedia summaries (builds and caches its st
 def register(subparsers) -> None:
     from spart.demo.runner import DEFAULT_MAX_PASSAGES, DEFAULT_QUESTIONS
 
-    parser = subparsers.add_parser("demo", help=DESCRIPTION, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--max-passages", type=positive_int, default=DEFAULT_MAX_PASSAGES,
-                        help=f"corpus size; sets the first run's time (default {DEFAULT_MAX_PASSAGES})")
-    parser.add_argument("--questions", type=positive_int, default=DEFAULT_QUESTIONS,
-                        help=f"trivia questions to ask (default {DEFAULT_QUESTIONS})")
+    parser = subparsers.add_parser(
+        "demo",
+        help=DESCRIPTION,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
+    parser.add_argument(
+        "--max-passages",
+        type=positive_int,
+        default=DEFAULT_MAX_PASSAGES,
+        help=f"corpus size; sets the first run's time (default {DEFAULT_MAX_PASSAGES})",
+    )
+    parser.add_argument(
+        "--questions",
+        type=positive_int,
+        default=DEFAULT_QUESTIONS,
+        help=f"trivia questions to ask (default {DEFAULT_QUESTIONS})",
+    )
     parser.add_argument("--ask", action="append", metavar="QUESTION", help="ask your own question (repeatable)")
     parser.add_argument("--top-k", type=positive_int, default=5, help="size of the fused list (default 5)")
-    parser.add_argument("--show", type=non_negative_int, default=3,
-                        help="passages printed from each retriever's list (default 3)")
+    parser.add_argument(
+        "--show", type=non_negative_int, default=3, help="passages printed from each retriever's list (default 3)"
+    )
     parser.add_argument("--cache", help="demo cache directory (default $SPART_CACHE/demo or .cache/spart/demo)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the store even if one is cached")
     parser.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")

@@ -60,8 +60,11 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, default_split: str = 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("document store and dense model")
-    group.add_argument("--store", help="FaissDocumentStore directory (default: built and cached for the corpus), "
-                       "or postgresql://...#table for the *_pgvector pipelines")
+    group.add_argument(
+        "--store",
+        help="FaissDocumentStore directory (default: built and cached for the corpus), "
+        "or postgresql://...#table for the *_pgvector pipelines",
+    )
     group.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")
     group.add_argument("--passage-model", help="separate passage tower directory, if any")
     group.add_argument("--method", choices=METHODS, default="spider", help="embedder family (default spider)")
@@ -72,8 +75,14 @@ def pipeline_overrides(args: argparse.Namespace, dataset) -> dict[str, Any]:
     """The loader overrides shared by every pipeline: the store (built if needed), model, method, --set."""
     from spart.evaluation.stores import ensure_store
 
-    store = args.store or ensure_store(dataset, model=args.model, method=args.method, passage_model=args.passage_model,
-                                       cache_dir=args.cache_dir, progress=not args.no_progress)
+    store = args.store or ensure_store(
+        dataset,
+        model=args.model,
+        method=args.method,
+        passage_model=args.passage_model,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
     overrides: dict[str, Any] = {"store": str(store)}
     # A store built here records its embedder, and the loader gives the pipeline's text embedder the same
     # model; an explicit --store may not, so the model is then passed on as well.
@@ -99,28 +108,62 @@ def load_dataset_from_args(args: argparse.Namespace):
 
     if not any([args.dataset, args.corpus, args.qa, args.queries, args.qrels]):
         raise ValueError("give --dataset (or --corpus with --qa, or --corpus with --queries and --qrels)")
-    return load_dataset(args.dataset, args.split, corpus=args.corpus, qa=args.qa, queries=args.queries,
-                        qrels=args.qrels, match_type=args.match)
+    return load_dataset(
+        args.dataset,
+        args.split,
+        corpus=args.corpus,
+        qa=args.qa,
+        queries=args.queries,
+        qrels=args.qrels,
+        match_type=args.match,
+    )
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("eval", help=DESCRIPTION, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--pipeline", action="append", required=True, metavar="[LABEL=]NAME_OR_YAML",
-                        help="pipeline to evaluate (repeat for several systems)")
-    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
-                        help="override passed to every pipeline's loader (repeatable)")
+    parser = subparsers.add_parser(
+        "eval",
+        help=DESCRIPTION,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        required=True,
+        metavar="[LABEL=]NAME_OR_YAML",
+        help="pipeline to evaluate (repeat for several systems)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override passed to every pipeline's loader (repeatable)",
+    )
     add_dataset_arguments(parser)
     add_store_arguments(parser)
-    parser.add_argument("--top-k", type=parse_ks, default=(1, 5, 20, 100), help="accuracy cut-offs (default 1,5,20,100)")
-    parser.add_argument("--depth", type=positive_int, default=None,
-                        help="documents per query: the final list's length (top_k) and the candidates each retriever "
-                             "returns (depth), so a rerank pipeline scores this many: one LM pass each "
-                             "(default: largest --top-k, at least 100)")
-    parser.add_argument("--metrics", default="ndcg@10,recall@20,recall@100,mrr@10,map", help="BEIR metrics (ranx names)")
+    parser.add_argument(
+        "--top-k", type=parse_ks, default=(1, 5, 20, 100), help="accuracy cut-offs (default 1,5,20,100)"
+    )
+    parser.add_argument(
+        "--depth",
+        type=positive_int,
+        default=None,
+        help="documents per query: the final list's length (top_k) and the candidates each retriever "
+        "returns (depth), so a rerank pipeline scores this many: one LM pass each "
+        "(default: largest --top-k, at least 100)",
+    )
+    parser.add_argument(
+        "--metrics", default="ndcg@10,recall@20,recall@100,mrr@10,map", help="BEIR metrics (ranx names)"
+    )
     parser.add_argument("--out", help="results JSON (per-query JSONL files are written beside it)")
     parser.add_argument("--plot", help="PNG of top-k accuracy / Recall@k curves, one line per system")
-    parser.add_argument("--stat-test", default="student", choices=("student", "fisher", "wilcoxon"), help="paired test between systems")
+    parser.add_argument(
+        "--stat-test", default="student", choices=("student", "fisher", "wilcoxon"), help="paired test between systems"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
@@ -155,13 +198,27 @@ def run(args: argparse.Namespace) -> int:
     if len({label for label, _ in labels}) != len(labels):
         raise ValueError(f"systems need distinct labels, got {[label for label, _ in labels]}; use LABEL=PIPELINE")
     out = Path(args.out) if args.out else None
-    print(f"data set {dataset.name}: {dataset.kind}, {len(dataset.queries)} questions, corpus {dataset.corpus_path}", file=sys.stderr)
+    print(
+        f"data set {dataset.name}: {dataset.kind}, {len(dataset.queries)} questions, corpus {dataset.corpus_path}",
+        file=sys.stderr,
+    )
     results = []
     for label, spec in labels:
         pipeline = load_for_eval(spec, overrides)
         per_query = str(out.with_name(f"{out.stem}.{label}.jsonl")) if out else None
-        results.append(evaluate_pipeline(pipeline, dataset, system=label, top_k=depth, depth=depth, ks=args.top_k,
-                                         metrics=metrics, per_query_path=per_query, show_progress=not args.no_progress))
+        results.append(
+            evaluate_pipeline(
+                pipeline,
+                dataset,
+                system=label,
+                top_k=depth,
+                depth=depth,
+                ks=args.top_k,
+                metrics=metrics,
+                per_query_path=per_query,
+                show_progress=not args.no_progress,
+            )
+        )
     print(f"\n{dataset.name} ({len(dataset.queries)} questions)")
     print(format_table(results))
     tests = baseline_significance(results, dataset, args.stat_test)
@@ -170,9 +227,14 @@ def run(args: argparse.Namespace) -> int:
         for system, values in tests["p_values"].items():
             print(f"  {system}: " + "  ".join(f"{m}={p:.3g}" for m, p in values.items()))
     if out:
-        payload = {"dataset": dataset.name, "kind": dataset.kind, "files": dataset.files, "depth": depth,
-                   "systems": [dict(r.to_dict(), pipeline=spec) for r, (_, spec) in zip(results, labels)],
-                   "significance": tests}
+        payload = {
+            "dataset": dataset.name,
+            "kind": dataset.kind,
+            "files": dataset.files,
+            "depth": depth,
+            "systems": [dict(r.to_dict(), pipeline=spec) for r, (_, spec) in zip(results, labels)],
+            "significance": tests,
+        }
         write_json(out, payload)
         print(f"wrote {out}", file=sys.stderr)
     if args.plot:

@@ -47,13 +47,21 @@ non_negative_int = _int_at_least(0, "a non-negative integer")
 def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that choose and configure the dense encoder (shared by index, query and demo)."""
     group = parser.add_argument_group("dense encoder")
-    group.add_argument("--method", choices=METHODS, default=None,
-                       help="SPIDER (shared tower) or ART (separate towers) embedders (default: spider)")
+    group.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help="SPIDER (shared tower) or ART (separate towers) embedders (default: spider)",
+    )
     group.add_argument("--model", help="model directory or hub id (default: the packaged all-MiniLM-L6-v2)")
     group.add_argument("--passage-model", help="separate passage-tower directory (two-tower models)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:0...")
-    group.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                       help="auto = bf16 autocast where the hardware runs it natively")
+    group.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="auto = bf16 autocast where the hardware runs it natively",
+    )
 
 
 def count_passages(path: Path) -> int | None:
@@ -67,19 +75,35 @@ def count_passages(path: Path) -> int | None:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("index", help=DESCRIPTION, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser = subparsers.add_parser(
+        "index",
+        help=DESCRIPTION,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
     parser.add_argument("corpus", help="DPR passages .tsv (id, text, title), BEIR corpus .jsonl or BEIR directory")
-    parser.add_argument("--store", required=True,
-                        help="store directory to create, or a PostgreSQL + pgvector table: postgresql://...#table")
+    parser.add_argument(
+        "--store",
+        required=True,
+        help="store directory to create, or a PostgreSQL + pgvector table: postgresql://...#table",
+    )
     add_encoder_arguments(parser)
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
-                        help="what runs the encoder: auto (default: the faster of torch and ONNX Runtime on this "
-                             "machine where bf16 is not native), torch, or onnx (needs pip install 'spart[onnx]'); "
-                             "the store records it for the query side")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="what runs the encoder: auto (default: the faster of torch and ONNX Runtime on this "
+        "machine where bf16 is not native), torch, or onnx (needs pip install 'spart[onnx]'); "
+        "the store records it for the query side",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=32, help="passages per forward pass (default 32)")
-    parser.add_argument("--chunk-size", type=positive_int, default=256,
-                        help="passages read, embedded and written per step (default 256)")
+    parser.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=256,
+        help="passages read, embedded and written per step (default 256)",
+    )
     parser.add_argument("--passage-max-length", type=positive_int, help="token budget of 'title [SEP] text'")
     parser.add_argument("--limit", type=positive_int, help="index only the first N passages")
     parser.add_argument("--factory", default="Flat", help="FAISS index factory string (default Flat = exact)")
@@ -101,16 +125,26 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(store, Path) and store.exists() and not args.overwrite:
         raise ValueError(f"{store} already exists; pass --overwrite to replace it")
     cls = embedder_class(args.method or "spider", "document")
-    embedder = cls(model=args.model, passage_model=args.passage_model, device=args.device, precision=args.precision,
-                   backend=args.backend, passage_max_length=args.passage_max_length, batch_size=args.batch_size, progress_bar=False)
+    embedder = cls(
+        model=args.model,
+        passage_model=args.passage_model,
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        passage_max_length=args.passage_max_length,
+        batch_size=args.batch_size,
+        progress_bar=False,
+    )
     total = count_passages(corpus)
     passages = read_passages(corpus)
     if args.limit is not None:
         passages = itertools.islice(passages, args.limit)
         total = args.limit if total is None else min(total, args.limit)
     _quiet_model_loading()
-    print(f"indexing {corpus} into {store} with {cls.__name__}({args.model or 'packaged all-MiniLM-L6-v2'})",
-          file=sys.stderr)
+    print(
+        f"indexing {corpus} into {store} with {cls.__name__}({args.model or 'packaged all-MiniLM-L6-v2'})",
+        file=sys.stderr,
+    )
     info = build_store(
         passages_to_documents(passages),
         store,
@@ -122,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         corpus_info={"path": str(corpus.resolve()), "limit": args.limit},
     )
-    print(f"indexed {info['documents']} passages in {info['seconds']:.1f} s "
-          f"({info['passages_per_second']} passages/s) -> {store}")
+    print(
+        f"indexed {info['documents']} passages in {info['seconds']:.1f} s "
+        f"({info['passages_per_second']} passages/s) -> {store}"
+    )
     return 0
 
 

@@ -17,7 +17,8 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "migrate-store", help="convert format-1 document store directories to the current format",
+        "migrate-store",
+        help="convert format-1 document store directories to the current format",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("stores", nargs="+", help="store directories")

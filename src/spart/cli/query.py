@@ -26,20 +26,36 @@ PGVECTOR_RETRIEVERS = {"dense": "dense_qa_pgvector", "hybrid": "hybrid_qa_pgvect
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("query", help=DESCRIPTION, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser = subparsers.add_parser(
+        "query",
+        help=DESCRIPTION,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
     parser.add_argument("question", help="the question")
-    parser.add_argument("--store", required=True, help="store directory built by 'spart index' (or 'spart demo'), "
-                        "or a PostgreSQL table built by 'spart index --store postgresql://...#table'")
-    parser.add_argument("--retriever", choices=sorted(RETRIEVERS), default="hybrid", help="which pipeline (default hybrid)")
+    parser.add_argument(
+        "--store",
+        required=True,
+        help="store directory built by 'spart index' (or 'spart demo'), "
+        "or a PostgreSQL table built by 'spart index --store postgresql://...#table'",
+    )
+    parser.add_argument(
+        "--retriever", choices=sorted(RETRIEVERS), default="hybrid", help="which pipeline (default hybrid)"
+    )
     parser.add_argument("--pipeline", help="a pipeline name or YAML file instead of --retriever")
     parser.add_argument("--top-k", type=positive_int, default=5, help="passages to print (default 5)")
     parser.add_argument("--fusion", help="hybrid fusion mode: rrf, convex_minmax, convex_zscore, weighted_raw")
     parser.add_argument("--weights", type=float, nargs="+", help="fusion weights, one per retriever (dense bm25)")
     add_encoder_arguments(parser)
     parser.add_argument("--width", type=positive_int, default=110, help="characters of passage text per line")
-    parser.add_argument("--show-lists", type=non_negative_int, default=0, metavar="N",
-                        help="also print each retriever's own top N (hybrid)")
+    parser.add_argument(
+        "--show-lists",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also print each retriever's own top N (hybrid)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -51,8 +67,10 @@ def pipeline_for(retriever: str, store: str) -> str:
     if not is_database_url(store):
         return RETRIEVERS[retriever]
     if retriever not in PGVECTOR_RETRIEVERS:
-        raise ValueError(f"--retriever {retriever} needs a store directory; over PostgreSQL choose "
-                         f"{' or '.join(PGVECTOR_RETRIEVERS)}")
+        raise ValueError(
+            f"--retriever {retriever} needs a store directory; over PostgreSQL choose "
+            f"{' or '.join(PGVECTOR_RETRIEVERS)}"
+        )
     return PGVECTOR_RETRIEVERS[retriever]
 
 

@@ -22,13 +22,26 @@ DESCRIPTION = "Serve retrieval pipelines over REST (hayhooks) with a search page
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help=DESCRIPTION, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--store", required=True,
-                        help="store directory built by 'spart index' (or 'spart demo'), or postgresql://...#table")
-    parser.add_argument("--pipeline", action="append", default=None, metavar="NAME_OR_YAML",
-                        help="a packaged pipeline or YAML file to serve (repeatable; default: bm25_qa, dense_qa, "
-                             "hybrid_qa, or the *_pgvector pair for a PostgreSQL store)")
+    parser = subparsers.add_parser(
+        "serve",
+        help=DESCRIPTION,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
+    parser.add_argument(
+        "--store",
+        required=True,
+        help="store directory built by 'spart index' (or 'spart demo'), or postgresql://...#table",
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        default=None,
+        metavar="NAME_OR_YAML",
+        help="a packaged pipeline or YAML file to serve (repeatable; default: bm25_qa, dense_qa, "
+        "hybrid_qa, or the *_pgvector pair for a PostgreSQL store)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=positive_int, default=1416, help="port (default 1416)")
     parser.add_argument("--fusion", help="fusion mode of the hybrid pipelines")
@@ -64,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
             kwargs.update(fusion=args.fusion, weights=args.weights)
         pipelines[name] = kwargs
     app = create_app(pipelines)
-    print(f"serving {', '.join(app.state.spart_wrappers)} on http://{args.host}:{args.port}/ "
-          f"(API: /docs, health: /status)", file=sys.stderr, flush=True)
+    print(
+        f"serving {', '.join(app.state.spart_wrappers)} on http://{args.host}:{args.port}/ "
+        f"(API: /docs, health: /status)",
+        file=sys.stderr,
+        flush=True,
+    )
     serve(app, host=args.host, port=args.port)
     return 0

@@ -34,14 +34,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("method", help=f"training method: {', '.join(METHODS)}")
     parser.add_argument("--config", "-c", help="YAML config file")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config option (dotted keys for sections, YAML values); repeatable",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     for name in SHORTCUTS:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=f"shortcut_{name}", metavar=name.upper(),
-                            help=f"same as --set {name}=...")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"shortcut_{name}",
+            metavar=name.upper(),
+            help=f"same as --set {name}=...",
+        )
     parser.set_defaults(func=run)
 
 

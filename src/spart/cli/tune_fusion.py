@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from spart.atomic import write_text_atomic
-from spart.cli.index import positive_int
 from spart.cli.eval import (
     add_dataset_arguments,
     add_store_arguments,
@@ -26,22 +25,41 @@ from spart.cli.eval import (
     parse_override,
     pipeline_overrides,
 )
+from spart.cli.index import positive_int
 
 DESCRIPTION = "Tune a hybrid pipeline's fusion (RRF / convex α / dense + λ·bm25) on a dev split, never on test."
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("tune-fusion", help=DESCRIPTION, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--pipeline", required=True, help="hybrid pipeline (spart name or YAML) with one HybridScoreFuser")
-    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
-                        help="override passed to the pipeline loader (repeatable)")
+    parser = subparsers.add_parser(
+        "tune-fusion",
+        help=DESCRIPTION,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
+    parser.add_argument(
+        "--pipeline", required=True, help="hybrid pipeline (spart name or YAML) with one HybridScoreFuser"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override passed to the pipeline loader (repeatable)",
+    )
     add_dataset_arguments(parser, default_split="train")
     add_store_arguments(parser)
     parser.add_argument("--modes", default="rrf,convex_minmax,convex_zscore,weighted_raw", help="fusion modes to try")
     parser.add_argument("--objective", help="metric to maximise (default top20 for DPR, ndcg@10 for BEIR)")
-    parser.add_argument("--depth", type=positive_int, default=100,
-                        help="documents per retriever list and in the fused list (default 100)")
+    parser.add_argument(
+        "--depth",
+        type=positive_int,
+        default=100,
+        help="documents per retriever list and in the fused list (default 100)",
+    )
     parser.add_argument("--fuser", help="fuser component name, if the pipeline has several")
     parser.add_argument("--out", help="JSON with every candidate's dev scores and the best setting")
     parser.add_argument("--save-pipeline", help="write the pipeline with the tuned fuser as YAML")
@@ -56,9 +74,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset_from_args(args)
     pipeline = load_for_eval(args.pipeline, pipeline_overrides(args, dataset))
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    result = tune_fusion(pipeline, dataset, modes=modes, objective=args.objective, top_k=args.depth,
-                         fuser_name=args.fuser, show_progress=not args.no_progress)
-    print(f"tuned {result.fuser} on {dataset.name} ({len(dataset.queries)} questions), objective {result.objective_metric}")
+    result = tune_fusion(
+        pipeline,
+        dataset,
+        modes=modes,
+        objective=args.objective,
+        top_k=args.depth,
+        fuser_name=args.fuser,
+        show_progress=not args.no_progress,
+    )
+    questions = len(dataset.queries)
+    print(f"tuned {result.fuser} on {dataset.name} ({questions} questions), objective {result.objective_metric}")
     best_per_mode = {}
     for c in result.candidates:
         if c.mode not in best_per_mode or c.objective > best_per_mode[c.mode].objective:

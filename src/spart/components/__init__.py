@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from spart._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "SpiderTextEmbedder": ".embedders",
-    "SpiderDocumentEmbedder": ".embedders",
-    "ARTTextEmbedder": ".embedders",
-    "ARTDocumentEmbedder": ".embedders",
-    "FaissDocumentStore": ".document_stores",
-    "FaissEmbeddingRetriever": ".retrievers",
-    "BM25Retriever": ".retrievers",
-    "HybridScoreFuser": ".fusers",
-    "QuestionLikelihoodRanker": ".rankers",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "SpiderTextEmbedder": ".embedders",
+        "SpiderDocumentEmbedder": ".embedders",
+        "ARTTextEmbedder": ".embedders",
+        "ARTDocumentEmbedder": ".embedders",
+        "FaissDocumentStore": ".document_stores",
+        "FaissEmbeddingRetriever": ".retrievers",
+        "BM25Retriever": ".retrievers",
+        "HybridScoreFuser": ".fusers",
+        "QuestionLikelihoodRanker": ".rankers",
+    },
+)

@@ -23,14 +23,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from spart.data.passages import Passage
 
 if TYPE_CHECKING:  # haystack is only imported when documents are actually built
     from haystack import Document
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 # DPR passages are short, but a corpus with long fields must not trip csv's 128 KiB default limit.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -98,7 +98,9 @@ def read_dpr_passages(path: PathLike) -> Iterator[Passage]:
             if not row:  # a blank line (e.g. a trailing newline pair) carries no passage
                 continue
             if len(row) != 3:
-                raise ValueError(f"{path}:{reader.line_num}: expected 3 tab-separated fields (id, text, title), found {len(row)}")
+                raise ValueError(
+                    f"{path}:{reader.line_num}: expected 3 tab-separated fields (id, text, title), found {len(row)}"
+                )
             pid, text, title = row
             if not pid.strip():
                 raise ValueError(f"{path}:{reader.line_num}: empty passage id")
@@ -207,7 +209,9 @@ def read_dpr_qa(path: PathLike) -> Iterator[QAPair]:
             if not row:
                 continue
             if len(row) != 2:
-                raise ValueError(f"{path}:{reader.line_num}: expected 'question<TAB>[answers]', found {len(row)} fields")
+                raise ValueError(
+                    f"{path}:{reader.line_num}: expected 'question<TAB>[answers]', found {len(row)} fields"
+                )
             question = row[0].strip()
             if not question:
                 raise ValueError(f"{path}:{reader.line_num}: empty question")
@@ -294,7 +298,7 @@ def read_questions(path: PathLike) -> Iterator[str]:
                 yield line.strip()
 
 
-def passages_to_documents(passages: Iterable[Passage]) -> Iterator["Document"]:
+def passages_to_documents(passages: Iterable[Passage]) -> Iterator[Document]:
     """Turn passages into Haystack documents (``id`` kept, ``content=text``, ``meta={"title": title}``).
 
     :param passages: any iterable of :class:`Passage` (e.g. from :func:`read_passages`).

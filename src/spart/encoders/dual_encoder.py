@@ -93,7 +93,7 @@ class DualEncoder(nn.Module):
         precision: str = "auto",
         backend: str = "auto",
         **overrides: Any,
-    ) -> "DualEncoder":
+    ) -> DualEncoder:
         """Load a dual encoder.
 
         :param location: a spart or sentence-transformers directory, a DPR encoder directory, a plain Hugging
@@ -236,7 +236,9 @@ class DualEncoder(nn.Module):
         _check_texts(texts, "query")
         return self._tokenize(list(texts), self.config.query_max_length)
 
-    def tokenize_passages(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> dict[str, torch.Tensor]:
+    def tokenize_passages(
+        self, texts: Sequence[str], titles: Sequence[str | None] | None = None
+    ) -> dict[str, torch.Tensor]:
         return self._tokenize(self.format_passages(texts, titles), self.config.passage_max_length)
 
     def _tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -314,7 +316,9 @@ class DualEncoder(nn.Module):
                             return_tensors="pt",
                         )
                         if onnx_towers is not None:
-                            out[start + rows] = onnx_towers.embed(role, batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+                            out[start + rows] = onnx_towers.embed(
+                                role, batch["input_ids"].numpy(), batch["attention_mask"].numpy()
+                            )
                         else:
                             batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
                             embeddings = self.embed(self._model_inputs(batch), role)
@@ -365,5 +369,7 @@ def _apply_lowercase(tokenizer: Any, lowercase: bool | None) -> None:
     from tokenizers import normalizers
 
     existing = backend.normalizer
-    backend.normalizer = normalizers.Sequence([existing, normalizers.Lowercase()]) if existing else normalizers.Lowercase()
+    backend.normalizer = (
+        normalizers.Sequence([existing, normalizers.Lowercase()]) if existing else normalizers.Lowercase()
+    )
     logger.warning("uncased vocabulary but the tokenizer did not lowercase: added a lowercasing normaliser")

@@ -142,7 +142,9 @@ def _dpr_inner_bert(path: Path, config: Any) -> nn.Module:
 
     architectures = config.architectures or []
     if getattr(config, "projection_dim", 0):
-        raise ValueError(f"DPR encoder at {path} has a projection layer (projection_dim={config.projection_dim}); not supported")
+        raise ValueError(
+            f"DPR encoder at {path} has a projection layer (projection_dim={config.projection_dim}); not supported"
+        )
     if any("Question" in a for a in architectures):
         return DPRQuestionEncoder.from_pretrained(path).question_encoder.bert_model
     if any("Context" in a for a in architectures) or not architectures:
@@ -196,7 +198,11 @@ def _pooling_mode(config: dict[str, Any], directory: Path) -> str:
     mode = config.get("pooling_mode")
     if mode is None:  # sentence-transformers < 5 wrote one boolean per mode
         enabled = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
-        mode = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean"}.get(enabled[0]) if len(enabled) == 1 else None
+        mode = (
+            {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean"}.get(enabled[0])
+            if len(enabled) == 1
+            else None
+        )
     if mode not in ("cls", "mean"):
         raise ValueError(f"unsupported pooling {config} in {directory}; spart supports cls or mean")
     return mode

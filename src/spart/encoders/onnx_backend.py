@@ -94,7 +94,11 @@ class _PooledTower(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # Zero segment ids, exactly as DualEncoder._encode feeds the torch tower.
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": torch.zeros_like(input_ids)}
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": torch.zeros_like(input_ids),
+        }
         return self.encoder.embed(inputs, self.role)
 
 
@@ -152,9 +156,18 @@ def export_tower(encoder: DualEncoder, role: str, path: str | os.PathLike) -> Pa
     try:
         raw = scratch / "raw.onnx"
         with eager_attention(tower):
-            export_traced(wrapper, (ids, mask), raw, ["input_ids", "attention_mask"], ["embedding"],
-                          {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                           "embedding": {0: "batch"}})
+            export_traced(
+                wrapper,
+                (ids, mask),
+                raw,
+                ["input_ids", "attention_mask"],
+                ["embedding"],
+                {
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+            )
         candidates = []
         fused = scratch / "fused.onnx"
         try:
@@ -164,7 +177,9 @@ def export_tower(encoder: DualEncoder, role: str, path: str | os.PathLike) -> Pa
             logger.warning("ONNX Runtime's transformer optimiser failed (%s); using the plain export", error)
         candidates.append((raw, "plain"))
         for candidate, label in candidates:
-            got = onnx_session(candidate, threads=1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+            got = onnx_session(candidate, threads=1).run(
+                None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+            )[0]
             error = float(np.abs(got - expected).max())
             if error <= CHECK_ATOL:
                 with atomic_path(path) as tmp:
@@ -192,9 +207,11 @@ class OnnxTowers:
         self.stamp = stamp
 
     def embed(self, role: str, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": np.asarray(input_ids, dtype=np.int64), "attention_mask": np.asarray(attention_mask, dtype=np.int64)}
+        feed = {
+            "input_ids": np.asarray(input_ids, dtype=np.int64),
+            "attention_mask": np.asarray(attention_mask, dtype=np.int64),
+        }
         return self.sessions[role].run(None, feed)[0]
-
 
 
 def tower_files(encoder: DualEncoder, root: Path | None = None) -> dict[str, Path]:
@@ -276,11 +293,17 @@ def machine_key(encoder: DualEncoder) -> str:
     import onnxruntime
 
     config = encoder.query_model.config
-    arch = [getattr(config, k, None) for k in
-            ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")]
+    arch = [
+        getattr(config, k, None)
+        for k in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    ]
     parts = [
-        _cpu_model(), torch.backends.cpu.get_cpu_capability(), f"threads={torch.get_num_threads()}",
-        f"torch={torch.__version__}", f"onnxruntime={onnxruntime.__version__}", "arch=" + ",".join(map(str, arch)),
+        _cpu_model(),
+        torch.backends.cpu.get_cpu_capability(),
+        f"threads={torch.get_num_threads()}",
+        f"torch={torch.__version__}",
+        f"onnxruntime={onnxruntime.__version__}",
+        "arch=" + ",".join(map(str, arch)),
     ]
     return " | ".join(parts)
 
@@ -319,8 +342,12 @@ def measured_choice(encoder: DualEncoder, root: Path | None = None, *, repeats: 
         choices[key] = {"backend": backend, "seconds": seconds}
         file.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(file, json.dumps(choices, indent=2, sort_keys=True) + "\n")
-        logger.info("backend 'auto' chose %s (torch fp32 %.3f s, onnx %.3f s per batch)", backend,
-                    seconds["torch"], seconds["onnx"])
+        logger.info(
+            "backend 'auto' chose %s (torch fp32 %.3f s, onnx %.3f s per batch)",
+            backend,
+            seconds["torch"],
+            seconds["onnx"],
+        )
         return backend
 
 
@@ -344,7 +371,7 @@ def _race(encoder: DualEncoder, towers: OnnxTowers, repeats: int) -> dict[str, f
     }
     best = {name: float("inf") for name in runs}
     with torch.inference_mode():
-        for name, run in runs.items():  # warm-up: lazy initialisation, kernel selection
+        for run in runs.values():  # warm-up: lazy initialisation, kernel selection
             run()
         for _ in range(repeats):
             for name, run in runs.items():

@@ -63,12 +63,16 @@ def _find_dpr_corpus(directory: Path) -> Path:
     candidates = sorted(directory.glob("*.tsv"))
     if len(candidates) == 1:
         return candidates[0]
-    raise FileNotFoundError(f"{directory}: no passages.tsv (and not exactly one .tsv to use instead: {[c.name for c in candidates]})")
+    raise FileNotFoundError(
+        f"{directory}: no passages.tsv (and not exactly one .tsv to use instead: {[c.name for c in candidates]})"
+    )
 
 
 def _find_dpr_qa(directory: Path, split: str) -> Path:
     candidates = sorted(
-        p for p in directory.glob("*.csv") if p.stem.endswith(f"-{split}") or p.stem.endswith(f"_{split}") or p.stem == split
+        p
+        for p in directory.glob("*.csv")
+        if p.stem.endswith(f"-{split}") or p.stem.endswith(f"_{split}") or p.stem == split
     )
     if len(candidates) == 1:
         return candidates[0]
@@ -111,7 +115,9 @@ def load_dataset(
         else:
             raise ValueError(f"{directory}: give a data set directory, or a DPR QA .csv file")
 
-    beir = qrels is not None or queries is not None or (directory is not None and (directory / "corpus.jsonl").is_file())
+    beir = (
+        qrels is not None or queries is not None or (directory is not None and (directory / "corpus.jsonl").is_file())
+    )
     if beir and qa is None:
         corpus_path = Path(corpus) if corpus else (directory / "corpus.jsonl" if directory else None)
         queries_path = Path(queries) if queries else (directory / "queries.jsonl" if directory else None)
@@ -122,7 +128,9 @@ def load_dataset(
         text_by_id = {q.id: q.text for q in read_beir_queries(queries_path)}
         unknown = [qid for qid in judged if qid not in text_by_id]
         if unknown:
-            raise ValueError(f"{qrels_path}: {len(unknown)} judged queries are not in {queries_path} (e.g. {unknown[:3]})")
+            raise ValueError(
+                f"{qrels_path}: {len(unknown)} judged queries are not in {queries_path} (e.g. {unknown[:3]})"
+            )
         if not corpus_path.exists():
             raise FileNotFoundError(f"{corpus_path}: no such corpus")
         eval_queries = [EvalQuery(qid, text_by_id[qid]) for qid in judged]
@@ -136,7 +144,9 @@ def load_dataset(
     corpus_path = Path(corpus) if corpus else _find_dpr_corpus(directory or qa_path.parent)
     if not corpus_path.exists():
         raise FileNotFoundError(f"{corpus_path}: no such corpus")
-    eval_queries = [EvalQuery(str(i), pair.question, tuple(pair.answers)) for i, pair in enumerate(read_dpr_qa(qa_path))]
+    eval_queries = [
+        EvalQuery(str(i), pair.question, tuple(pair.answers)) for i, pair in enumerate(read_dpr_qa(qa_path))
+    ]
     if not eval_queries:
         raise ValueError(f"{qa_path}: no questions")
     files = {"corpus": str(corpus_path), "qa": str(qa_path)}

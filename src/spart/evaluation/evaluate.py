@@ -15,11 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spart.evaluation.datasets import BEIR, DPR, EvalDataset
 from spart.evaluation.answers import hits_for_ranking
-from spart.evaluation.metrics import DEFAULT_BEIR_METRICS, DEFAULT_KS, accuracy_curve, beir_metrics, first_hit_ranks, top_k_accuracy
+from spart.evaluation.datasets import BEIR, DPR, EvalDataset
+from spart.evaluation.metrics import (
+    DEFAULT_BEIR_METRICS,
+    DEFAULT_KS,
+    accuracy_curve,
+    beir_metrics,
+    first_hit_ranks,
+    top_k_accuracy,
+)
 from spart.evaluation.runs import Retrieved, run_pipeline, write_jsonl
-
 
 CURVE_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 
@@ -38,8 +44,15 @@ class SystemResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, with_per_query: bool = False) -> dict[str, Any]:
-        out = {"system": self.system, "dataset": self.dataset, "kind": self.kind, "summary": self.summary,
-               "curve_ks": self.curve_ks, "curve": self.curve, "meta": self.meta}
+        out = {
+            "system": self.system,
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "summary": self.summary,
+            "curve_ks": self.curve_ks,
+            "curve": self.curve,
+            "meta": self.meta,
+        }
         if with_per_query:
             out["per_query"] = self.per_query
         return out
@@ -102,8 +115,15 @@ def evaluate_rankings(
         ranks = first_hit_ranks(hits)
         for q, r, h, rank in zip(dataset.queries, rankings, hits, ranks):
             per_query.append(
-                {"qid": q.id, "question": q.text, "answers": list(q.answers), "doc_ids": r.doc_ids, "scores": r.scores,
-                 "hits": [int(x) for x in h], "first_hit_rank": int(rank)}
+                {
+                    "qid": q.id,
+                    "question": q.text,
+                    "answers": list(q.answers),
+                    "doc_ids": r.doc_ids,
+                    "scores": r.scores,
+                    "hits": [int(x) for x in h],
+                    "first_hit_rank": int(rank),
+                }
             )
     elif dataset.kind == BEIR:
         ranked = {q.id: r.doc_ids for q, r in zip(dataset.queries, rankings)}
@@ -117,13 +137,21 @@ def evaluate_rankings(
         for q, r in zip(dataset.queries, rankings):
             relevant = dataset.qrels.get(q.id, {})
             per_query.append(
-                {"qid": q.id, "question": q.text, "relevant": sorted(relevant), "doc_ids": r.doc_ids, "scores": r.scores,
-                 "hits": [int(relevant.get(d, 0) > 0) for d in r.doc_ids],
-                 "metrics": {m: per_q[q.id][m] for m in metrics}}
+                {
+                    "qid": q.id,
+                    "question": q.text,
+                    "relevant": sorted(relevant),
+                    "doc_ids": r.doc_ids,
+                    "scores": r.scores,
+                    "hits": [int(relevant.get(d, 0) > 0) for d in r.doc_ids],
+                    "metrics": {m: per_q[q.id][m] for m in metrics},
+                }
             )
     else:
         raise ValueError(f"unknown data set kind {dataset.kind!r}")
-    return SystemResult(system, dataset.name, dataset.kind, summary, curve, curve_ks, per_query, {"n_queries": len(rankings)})
+    return SystemResult(
+        system, dataset.name, dataset.kind, summary, curve, curve_ks, per_query, {"n_queries": len(rankings)}
+    )
 
 
 def evaluate_pipeline(
@@ -155,8 +183,15 @@ def evaluate_pipeline(
     """
     if dataset.kind == DPR and any(k > top_k for k in ks):
         raise ValueError(f"every k in {tuple(ks)} must be <= top_k={top_k}")
-    rankings = run_pipeline(pipeline, [q.text for q in dataset.queries], top_k=top_k, depth=depth, output=output,
-                            show_progress=show_progress, desc=system)
+    rankings = run_pipeline(
+        pipeline,
+        [q.text for q in dataset.queries],
+        top_k=top_k,
+        depth=depth,
+        output=output,
+        show_progress=show_progress,
+        desc=system,
+    )
     result = evaluate_rankings(dataset, rankings, system=system, ks=ks, metrics=metrics, max_k=top_k)
     if per_query_path:
         write_jsonl(per_query_path, result.per_query)

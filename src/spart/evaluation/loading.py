@@ -36,7 +36,9 @@ def load_any_pipeline(spec: str, **overrides: Any):
         return load_pipeline(spec, **overrides)
     path = Path(spec)
     if path.suffix.lower() not in (".yaml", ".yml"):
-        raise ValueError(f"unknown pipeline {spec!r}: give a YAML file (named pipelines need spart.pipelines.load_pipeline)")
+        raise ValueError(
+            f"unknown pipeline {spec!r}: give a YAML file (named pipelines need spart.pipelines.load_pipeline)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such pipeline file")
     if overrides:

@@ -78,7 +78,9 @@ def run_pipeline(
         ranked = _ranked(docs)
         extra = {name: _ranked(lists.get(name, [])) for name in extra_names}
         results.append(
-            Retrieved([d for d, _ in ranked], [s for _, s in ranked], [getattr(doc, "content", None) for doc in docs], extra)
+            Retrieved(
+                [d for d, _ in ranked], [s for _, s in ranked], [getattr(doc, "content", None) for doc in docs], extra
+            )
         )
     return results
 

@@ -74,7 +74,9 @@ def compare_runs(
     ranx_runs = [to_ranx_run(judged_rankings(qrels, ranked), name=name) for name, ranked in runs.items()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = compare(qrels_obj, ranx_runs, metrics=list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True)
+        report = compare(
+            qrels_obj, ranx_runs, metrics=list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True
+        )
     return _plain(report.to_dict())
 
 
@@ -178,8 +180,17 @@ def compare_records(
     for metric in metrics:
         x, y = values_a[metric], values_b[metric]
         wins, losses = int((y > x).sum()), int((y < x).sum())
-        rows.append(PairedComparison(metric, float(x.mean()), float(y.mean()), paired_significance(x, y, test),
-                                     wins, len(x) - wins - losses, losses))
+        rows.append(
+            PairedComparison(
+                metric,
+                float(x.mean()),
+                float(y.mean()),
+                paired_significance(x, y, test),
+                wins,
+                len(x) - wins - losses,
+                losses,
+            )
+        )
     return rows
 
 

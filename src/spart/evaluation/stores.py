@@ -37,8 +37,13 @@ class CachedDocumentEmbedder:
     :param cache_dir: cache root (default ``$SPART_CACHE`` or ``~/.cache/spart``).
     """
 
-    def __init__(self, embedder: Any, passages: list[Passage], cache_dir: str | os.PathLike | None = None,
-                 corpus_fp: str | None = None):
+    def __init__(
+        self,
+        embedder: Any,
+        passages: list[Passage],
+        cache_dir: str | os.PathLike | None = None,
+        corpus_fp: str | None = None,
+    ):
         self.embedder = embedder
         self.passages = passages
         self.cache_dir = cache_dir
@@ -49,8 +54,13 @@ class CachedDocumentEmbedder:
     def warm_up(self) -> None:
         self.embedder.warm_up()
         if self._vectors is None:
-            self._vectors = encode_corpus_cached(self.embedder.encoder, self.passages, self.cache_dir,
-                                                 corpus_fp=self.corpus_fp, batch_size=self.embedder.batch_size)
+            self._vectors = encode_corpus_cached(
+                self.embedder.encoder,
+                self.passages,
+                self.cache_dir,
+                corpus_fp=self.corpus_fp,
+                batch_size=self.embedder.batch_size,
+            )
             self._row = {p.id: i for i, p in enumerate(self.passages)}
 
     @property
@@ -102,6 +112,14 @@ def ensure_store(
         return target
     logger.info("building the document store for %s at %s", dataset.name, target)
     wrapped = CachedDocumentEmbedder(embedder, passages, cache_dir, corpus_fp)
-    build_store(passages_to_documents(passages), target, wrapped, total=count, chunk_size=2048, overwrite=True,
-                progress=progress, corpus_info={"path": str(dataset.corpus_path), "fingerprint": corpus_fp})
+    build_store(
+        passages_to_documents(passages),
+        target,
+        wrapped,
+        total=count,
+        chunk_size=2048,
+        overwrite=True,
+        progress=progress,
+        corpus_info={"path": str(dataset.corpus_path), "fingerprint": corpus_fp},
+    )
     return target

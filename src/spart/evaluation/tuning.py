@@ -144,8 +144,16 @@ def tune_fusion(
     metrics = tuple(dict.fromkeys(list(DEFAULT_BEIR_METRICS) + ([objective] if dev.kind != DPR else [])))
     name, fuser, senders = find_fuser(pipeline, fuser_name)
     sender_names = [s for s, _ in senders]
-    runs = run_pipeline(pipeline, [q.text for q in dev.queries], top_k=top_k, depth=top_k, output=name,
-                        include_outputs_from=sender_names, show_progress=show_progress, desc="dev queries")
+    runs = run_pipeline(
+        pipeline,
+        [q.text for q in dev.queries],
+        top_k=top_k,
+        depth=top_k,
+        output=name,
+        include_outputs_from=sender_names,
+        show_progress=show_progress,
+        desc="dev queries",
+    )
     lists = [[r.extra[s] for s in sender_names] for r in runs]
     corpus_texts = None
     if dev.kind == DPR:
@@ -157,8 +165,16 @@ def tune_fusion(
         for per_query in lists:
             fused = fuse(per_query, mode=mode, weights=weights, top_k=top_k, rrf_k=fuser.rrf_k)
             rankings.append(Retrieved([d for d, _ in fused], [s for _, s in fused], [None] * len(fused)))
-        result = evaluate_rankings(dev, rankings, system=f"{mode}{weights}", ks=ks, metrics=metrics,
-                                   corpus_texts=corpus_texts, with_curve=False, max_k=top_k)
+        result = evaluate_rankings(
+            dev,
+            rankings,
+            system=f"{mode}{weights}",
+            ks=ks,
+            metrics=metrics,
+            corpus_texts=corpus_texts,
+            with_curve=False,
+            max_k=top_k,
+        )
         if objective not in result.summary:
             raise ValueError(f"objective {objective!r} is not a metric of this data set ({sorted(result.summary)})")
         candidates.append(FusionCandidate(mode, list(weights), result.summary[objective], result.summary))

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from spart._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "available_pipelines": ".loader",
-    "load_pipeline": ".loader",
-    "pipeline_path": ".loader",
-    "read_pipeline_dict": ".loader",
-    "configure_pipeline_dict": ".loader",
-    "question_inputs": ".running",
-    "output_component": ".running",
-    "document_components": ".running",
-    "run_question": ".running",
-    "retrieve": ".running",
-    "build_store": ".build",
-    "read_build_info": ".build",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "available_pipelines": ".loader",
+        "load_pipeline": ".loader",
+        "pipeline_path": ".loader",
+        "read_pipeline_dict": ".loader",
+        "configure_pipeline_dict": ".loader",
+        "question_inputs": ".running",
+        "output_component": ".running",
+        "document_components": ".running",
+        "run_question": ".running",
+        "retrieve": ".running",
+        "build_store": ".build",
+        "read_build_info": ".build",
+    },
+)

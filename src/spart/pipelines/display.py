@@ -28,10 +28,10 @@ class Answer:
 
     question: str
     final: str
-    lists: dict[str, list["Document"]] = field(default_factory=dict)
+    lists: dict[str, list[Document]] = field(default_factory=dict)
 
     @property
-    def documents(self) -> list["Document"]:
+    def documents(self) -> list[Document]:
         """The pipeline's final ranking."""
         return self.lists[self.final]
 
@@ -50,7 +50,7 @@ class Answer:
     def to_dict(self, show: int | None = None) -> dict[str, Any]:
         """A JSON-ready form: the final list with per-retriever ranks/scores, and each retriever's list."""
 
-        def entry(rank: int, doc: "Document") -> dict[str, Any]:
+        def entry(rank: int, doc: Document) -> dict[str, Any]:
             return {"rank": rank, "id": doc.id, "score": doc.score, "title": doc.meta.get("title"), "text": doc.content}
 
         results = []
@@ -70,7 +70,7 @@ class Answer:
         }
 
 
-def ask(pipeline: "Pipeline", question: str, top_k: int | None = None, *, depth: int | None = None) -> Answer:
+def ask(pipeline: Pipeline, question: str, top_k: int | None = None, *, depth: int | None = None) -> Answer:
     """Run ``pipeline`` on ``question``, keeping the lists of every component that outputs documents.
 
     :param top_k: documents in the final list (``None``: the pipeline's setting).
@@ -89,7 +89,7 @@ def _short_name(name: str) -> str:
     return name.removesuffix("_retriever")
 
 
-def _snippet(doc: "Document", width: int) -> str:
+def _snippet(doc: Document, width: int) -> str:
     title = doc.meta.get("title")
     text = " ".join((doc.content or "").split())
     return textwrap.shorten(f"{title} — {text}" if title else text, width=max(width, 20), placeholder=" …")
@@ -100,7 +100,7 @@ def format_answer(
     show: int = 5,
     width: int = 100,
     retriever_lists: int = 0,
-    is_hit: Callable[["Document"], bool] | None = None,
+    is_hit: Callable[[Document], bool] | None = None,
 ) -> str:
     """Human-readable ranking: one line per document with the final score and each retriever's rank/score.
 
@@ -110,7 +110,7 @@ def format_answer(
     :param is_hit: marks documents for which it returns True with ``*`` (e.g. "contains the answer").
     """
 
-    def mark(doc: "Document") -> str:
+    def mark(doc: Document) -> str:
         return "*" if is_hit is not None and is_hit(doc) else " "
 
     lines = []

@@ -103,7 +103,7 @@ def load_pipeline(
     fusion: str | None = None,
     weights: Sequence[float] | None = None,
     components: dict[str, dict[str, Any]] | None = None,
-) -> "Pipeline":
+) -> Pipeline:
     """Load a packaged pipeline by name (``"bm25_qa"``, ``"dense_qa"``, ``"hybrid_qa"``) or a YAML path.
 
     Every override is optional; ``None`` keeps the YAML's value.
@@ -156,7 +156,7 @@ def load_pipeline(
     return pipeline
 
 
-def _set_final_top_k(pipeline: "Pipeline", top_k: int, components: dict[str, dict[str, Any]]) -> None:
+def _set_final_top_k(pipeline: Pipeline, top_k: int, components: dict[str, dict[str, Any]]) -> None:
     """Set ``top_k`` on the output component (the one the runner gives ``top_k``), unless ``components`` did."""
     final = output_component(pipeline)
     if "top_k" in components.get(final, {}):
@@ -209,7 +209,11 @@ def _store_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for spec in specs.values():
         nested = spec["init_parameters"].get("document_store")
         # Identity, not equality: YAML anchors make one dict, a dumped pipeline has equal but separate dicts.
-        if isinstance(nested, dict) and nested.get("type") in (STORE_TYPE, LEGACY_STORE_TYPE) and all(nested is not f for f in found):
+        if (
+            isinstance(nested, dict)
+            and nested.get("type") in (STORE_TYPE, LEGACY_STORE_TYPE)
+            and all(nested is not f for f in found)
+        ):
             found.append(nested)
     return found
 
@@ -276,10 +280,10 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
             logger.warning(
                 "the store at %s was embedded with model %s, but the text embedder uses %s: dense scores are only "
                 "meaningful if the two models share an embedding space",
-                store, info.get("resolved_model"), params["model"],
+                store,
+                info.get("resolved_model"),
+                params["model"],
             )
     if embedders or not any(overrides.get(k) is not None for k in ("model", "passage_model", "method")):
         return
     raise ValueError("model/passage_model/method given, but this pipeline has no text embedder")
-
-

@@ -54,12 +54,15 @@ def split_store_url(url: str) -> tuple[str, str]:
     connection, _, table = url.partition("#")
     table = table or DEFAULT_TABLE
     if not _TABLE_NAME.fullmatch(table):
-        raise ValueError(f"table name {table!r} after '#' must be letters, digits and '_' (at most 40, not a digit first)")
+        raise ValueError(
+            f"table name {table!r} after '#' must be letters, digits and '_' (at most 40, not a digit first)"
+        )
     return connection, table
 
 
-def store_init_parameters(table: str, embedding_dim: int, ef_search: int = DEFAULT_EF_SEARCH,
-                          search_strategy: str = "hnsw") -> dict[str, Any]:
+def store_init_parameters(
+    table: str, embedding_dim: int, ef_search: int = DEFAULT_EF_SEARCH, search_strategy: str = "hnsw"
+) -> dict[str, Any]:
     """The `PgvectorDocumentStore` settings spart uses for ``table`` (inner product, index names per table)."""
     return {
         "table_name": table,
@@ -102,16 +105,19 @@ def read_pgvector_build_info(url: str) -> dict[str, Any] | None:
     connection_url, table = split_store_url(url)
     with _connect(connection_url) as conn:
         if not _table_exists(conn, table):
-            raise FileNotFoundError(f"no table {table!r} in {_redact(connection_url)}: build it with "
-                                    f"`spart index CORPUS --store {_redact(connection_url)}#{table}`")
+            raise FileNotFoundError(
+                f"no table {table!r} in {_redact(connection_url)}: build it with "
+                f"`spart index CORPUS --store {_redact(connection_url)}#{table}`"
+            )
         if not _table_exists(conn, BUILD_INFO_TABLE):
             return None
         row = conn.execute(f"SELECT info FROM {BUILD_INFO_TABLE} WHERE table_name = %s", (table,)).fetchone()
     return None if row is None else row[0]
 
 
-def build_pgvector_store(url: str, chunks, info: dict[str, Any], *, overwrite: bool = False,
-                         ef_search: int = DEFAULT_EF_SEARCH) -> None:
+def build_pgvector_store(
+    url: str, chunks, info: dict[str, Any], *, overwrite: bool = False, ef_search: int = DEFAULT_EF_SEARCH
+) -> None:
     """Write embedded documents into the table named by ``url`` (used by :func:`spart.pipelines.build_store`).
 
     :param url: ``postgresql://...#table``.
@@ -125,14 +131,17 @@ def build_pgvector_store(url: str, chunks, info: dict[str, Any], *, overwrite: b
     """
     from haystack.document_stores.types import DuplicatePolicy
     from haystack.utils import Secret
+
     PgvectorDocumentStore = require("haystack_integrations.document_stores.pgvector", "pgvector").PgvectorDocumentStore
 
     connection_url, table = split_store_url(url)
     staging = f"{table}__staging"
     with _connect(connection_url) as conn:
         if _table_exists(conn, table) and not overwrite:
-            raise FileExistsError(f"table {table!r} already exists in {_redact(connection_url)}; overwrite it or pick "
-                                  "another table (postgresql://...#name)")
+            raise FileExistsError(
+                f"table {table!r} already exists in {_redact(connection_url)}; overwrite it or pick "
+                "another table (postgresql://...#name)"
+            )
         conn.execute(f'DROP TABLE IF EXISTS "{staging}" CASCADE')
     params = store_init_parameters(staging, info["embedding_dim"], ef_search, search_strategy="exact_nearest_neighbor")
     store = PgvectorDocumentStore(connection_string=Secret.from_token(connection_url), **params)
@@ -149,17 +158,22 @@ def build_pgvector_store(url: str, chunks, info: dict[str, Any], *, overwrite: b
     store.close()
     info["pgvector"] = {"table": table, "hnsw_ef_search": int(ef_search)}
     with _connect(connection_url) as conn, conn.transaction():
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {BUILD_INFO_TABLE} (table_name text PRIMARY KEY, info jsonb NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {BUILD_INFO_TABLE} (table_name text PRIMARY KEY, info jsonb NOT NULL)"
+        )
         conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
         conn.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
         conn.execute(f'ALTER INDEX "{staging}_keyword" RENAME TO "{table}_keyword"')
         conn.execute(
-            f"INSERT INTO {BUILD_INFO_TABLE} VALUES (%s, %s) ON CONFLICT (table_name) DO UPDATE SET info = EXCLUDED.info",
+            f"INSERT INTO {BUILD_INFO_TABLE} VALUES (%s, %s) "
+            "ON CONFLICT (table_name) DO UPDATE SET info = EXCLUDED.info",
             (table, json.dumps(info)),
         )
     # Building the HNSW graph after the bulk load is faster than growing it row by row.
-    final = PgvectorDocumentStore(connection_string=Secret.from_token(connection_url),
-                                  **store_init_parameters(table, info["embedding_dim"], ef_search))
+    final = PgvectorDocumentStore(
+        connection_string=Secret.from_token(connection_url),
+        **store_init_parameters(table, info["embedding_dim"], ef_search),
+    )
     final.count_documents()
     final.close()
 
@@ -173,8 +187,7 @@ def _pgvector_specs(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def configure_pgvector_stores(specs: dict[str, dict[str, Any]], url: str | None,
-                              info: dict[str, Any] | None) -> bool:
+def configure_pgvector_stores(specs: dict[str, dict[str, Any]], url: str | None, info: dict[str, Any] | None) -> bool:
     """Point every `PgvectorDocumentStore` of a pipeline dictionary at the table named by ``url``.
 
     :param specs: the pipeline dictionary's ``components`` (changed in place).
@@ -186,16 +199,23 @@ def configure_pgvector_stores(specs: dict[str, dict[str, Any]], url: str | None,
     """
     stores = _pgvector_specs(specs)
     if url is not None and not stores:
-        raise ValueError("a PostgreSQL store was given, but this pipeline has no PgvectorDocumentStore: "
-                         "use a *_pgvector pipeline (e.g. dense_qa_pgvector)")
+        raise ValueError(
+            "a PostgreSQL store was given, but this pipeline has no PgvectorDocumentStore: "
+            "use a *_pgvector pipeline (e.g. dense_qa_pgvector)"
+        )
     for nested in stores:
         params = nested.setdefault("init_parameters", {})
         if url is not None:
             _, table = split_store_url(url)
             dim = (info or {}).get("embedding_dim", params.get("embedding_dimension", 768))
             ef = (info or {}).get("pgvector", {}).get("hnsw_ef_search", params.get("hnsw_ef_search") or 0)
-            params.update({k: v for k, v in store_init_parameters(table, dim, ef).items()
-                           if k not in ("search_strategy", "vector_function")})
+            params.update(
+                {
+                    k: v
+                    for k, v in store_init_parameters(table, dim, ef).items()
+                    if k not in ("search_strategy", "vector_function")
+                }
+            )
         params["recreate_table"] = False
     return bool(stores)
 
@@ -213,7 +233,9 @@ def connect_pgvector_stores(pipeline: Pipeline, url: str | None) -> None:
 
     # A pipeline without a pgvector store needs nothing from the [pgvector] extra (the core install lacks it).
     stores = [(instance, getattr(instance, "document_store", None)) for _, instance in pipeline.walk()]
-    stores = [(i, s) for i, s in stores if type(s).__module__.startswith("haystack_integrations.document_stores.pgvector")]
+    stores = [
+        (i, s) for i, s in stores if type(s).__module__.startswith("haystack_integrations.document_stores.pgvector")
+    ]
     if not stores and url is None:
         return
     PgvectorDocumentStore = require("haystack_integrations.document_stores.pgvector", "pgvector").PgvectorDocumentStore
@@ -224,5 +246,6 @@ def connect_pgvector_stores(pipeline: Pipeline, url: str | None) -> None:
         if connection_url is not None:
             store.connection_string = Secret.from_token(connection_url)
         if store.search_strategy == "hnsw":
-            store.hnsw_ef_search = max(store.hnsw_ef_search or 0, int(getattr(instance, "top_k", 0) or 0),
-                                       DEFAULT_EF_SEARCH)
+            store.hnsw_ef_search = max(
+                store.hnsw_ef_search or 0, int(getattr(instance, "top_k", 0) or 0), DEFAULT_EF_SEARCH
+            )

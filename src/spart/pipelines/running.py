@@ -31,13 +31,13 @@ QUESTION_SOCKETS = ("query", "text", "question")
 DOCUMENTS = "documents"
 
 
-def document_components(pipeline: "Pipeline") -> list[str]:
+def document_components(pipeline: Pipeline) -> list[str]:
     """Every component with a ``documents`` output (retrievers, fusers, rankers), in the pipeline's order."""
     outputs = pipeline.outputs(include_components_with_connected_outputs=True)
     return [name for name, sockets in outputs.items() if DOCUMENTS in sockets]
 
 
-def output_component(pipeline: "Pipeline", name: str | None = None) -> str:
+def output_component(pipeline: Pipeline, name: str | None = None) -> str:
     """The component whose ``documents`` are the pipeline's answer.
 
     :param pipeline: a Haystack ``Pipeline``.
@@ -59,7 +59,7 @@ def output_component(pipeline: "Pipeline", name: str | None = None) -> str:
 
 
 def question_inputs(
-    pipeline: "Pipeline", question: str, *, top_k: int | None = None, depth: int | None = None
+    pipeline: Pipeline, question: str, *, top_k: int | None = None, depth: int | None = None
 ) -> dict[str, dict[str, Any]]:
     """The ``Pipeline.run`` data that asks ``question`` (see the module docstring for the rule).
 
@@ -103,14 +103,14 @@ def question_inputs(
 
 
 def run_question(
-    pipeline: "Pipeline",
+    pipeline: Pipeline,
     question: str,
     *,
     top_k: int | None = None,
     depth: int | None = None,
     output: str | None = None,
     keep: Iterable[str] = (),
-) -> dict[str, list["Document"]]:
+) -> dict[str, list[Document]]:
     """Run ``pipeline`` once on ``question`` and return the ranked lists asked for.
 
     :param pipeline: a Haystack ``Pipeline``.
@@ -128,8 +128,9 @@ def run_question(
     extra = [name for name in dict.fromkeys(keep) if name != final]
     for name in extra:
         output_component(pipeline, name)  # validates the name
-    result = pipeline.run(question_inputs(pipeline, question, top_k=top_k, depth=depth),
-                          include_outputs_from={final, *extra})
+    result = pipeline.run(
+        question_inputs(pipeline, question, top_k=top_k, depth=depth), include_outputs_from={final, *extra}
+    )
     if DOCUMENTS not in result.get(final, {}):
         raise ValueError(f"component {final!r} returned no 'documents' (got {sorted(result.get(final, {}))})")
     lists = {final: result[final][DOCUMENTS]}
@@ -140,8 +141,8 @@ def run_question(
 
 
 def retrieve(
-    pipeline: "Pipeline", question: str, top_k: int | None = None, *, depth: int | None = None
-) -> list["Document"]:
+    pipeline: Pipeline, question: str, top_k: int | None = None, *, depth: int | None = None
+) -> list[Document]:
     """Run ``pipeline`` on one question and return its ranked documents (best first).
 
     :param pipeline: a pipeline with one output component that has a ``documents`` output.

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from spart._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "create_app": ".app",
-    "default_pipelines": ".app",
-    "SpartPipelineWrapper": ".wrapper",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "create_app": ".app",
+        "default_pipelines": ".app",
+        "SpartPipelineWrapper": ".wrapper",
+    },
+)

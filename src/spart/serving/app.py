@@ -83,8 +83,11 @@ def create_app(pipelines: dict[str, dict[str, Any]], *, title: str = "spart") ->
 
     app = create_hayhooks_app()
     app.title = title
-    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) in KEPT_ROUTES
-                         or getattr(r, "original_router", None) is status_router]
+    app.router.routes = [
+        r
+        for r in app.router.routes
+        if getattr(r, "path", None) in KEPT_ROUTES or getattr(r, "original_router", None) is status_router
+    ]
     for name in list(registry.get_names()):  # a previous app in this process
         registry.remove(name)
     for name, wrapper in wrappers.items():
@@ -98,13 +101,18 @@ def create_app(pipelines: dict[str, dict[str, Any]], *, title: str = "spart") ->
 
     @app.get("/pipelines", tags=["search page"], summary="The served pipelines and their retrievers")
     def list_pipelines() -> dict[str, Any]:
-        return {"pipelines": [{"name": name, "description": wrapper.pipeline.metadata.get("description", "")}
-                              for name, wrapper in wrappers.items()]}
+        return {
+            "pipelines": [
+                {"name": name, "description": wrapper.pipeline.metadata.get("description", "")}
+                for name, wrapper in wrappers.items()
+            ]
+        }
 
     @app.post("/{pipeline}/run", include_in_schema=False)
     def unknown_pipeline(pipeline: str) -> None:  # matched only when no served pipeline has that name
-        raise HTTPException(status_code=404,
-                            detail=f"unknown pipeline {pipeline!r}; served: {', '.join(sorted(wrappers))}")
+        raise HTTPException(
+            status_code=404, detail=f"unknown pipeline {pipeline!r}; served: {', '.join(sorted(wrappers))}"
+        )
 
     app.state.spart_wrappers = wrappers
     return app

@@ -20,8 +20,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(args: list[str], output: IO[bytes] | None = None, timeout: float = 180.0,
-                 port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(
+    args: list[str], output: IO[bytes] | None = None, timeout: float = 180.0, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """Start ``spart serve ARGS --port PORT`` and wait until ``/status`` answers.
 
     :param args: the command's arguments (``--store``, ``--pipeline``...; not ``--port``).
@@ -35,9 +36,12 @@ def start_server(args: list[str], output: IO[bytes] | None = None, timeout: floa
 
     port = port or free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
-    process = subprocess.Popen([sys.executable, "-m", "spart", "serve", *args, "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=output, stderr=subprocess.STDOUT if output else None,
-                               env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spart", "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

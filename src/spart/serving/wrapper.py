@@ -47,8 +47,8 @@ class SpartPipelineWrapper(BasePipelineWrapper):
 
     def ask(self, query: str, top_k: int | None = None) -> dict[str, Any]:
         """:meth:`run_api` for in-process callers (the search page, the load test's baseline)."""
-        from spart.validation import check_top_k
         from spart.pipelines.display import ask
+        from spart.validation import check_top_k
 
         try:
             if top_k is not None:

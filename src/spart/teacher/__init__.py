@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 
 from spart._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "QuestionLikelihoodScorer": "spart.teacher.likelihood",
-    "ScoreCache": "spart.teacher.cache",
-    "PromptTemplate": "spart.teacher.prompts",
-    "default_template": "spart.teacher.prompts",
-    "packaged_smollm2_path": "spart.teacher.loading",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "QuestionLikelihoodScorer": "spart.teacher.likelihood",
+        "ScoreCache": "spart.teacher.cache",
+        "PromptTemplate": "spart.teacher.prompts",
+        "default_template": "spart.teacher.prompts",
+        "packaged_smollm2_path": "spart.teacher.loading",
+    },
+)
 
 if TYPE_CHECKING:
     from spart.teacher.cache import ScoreCache

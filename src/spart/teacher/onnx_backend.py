@@ -97,8 +97,9 @@ def _quantize_int8(source: Path, target: Path) -> None:
     # The LM head stays fp32: it is a small share of the work (question positions only) and sets the scores.
     head = [node.name for node in model.graph.node if node.op_type == "MatMul" and "lm_head" in node.name]
     with quiet_export():
-        quantizer = MatMulNBitsQuantizer(model, bits=8, block_size=32, is_symmetric=False, accuracy_level=4,
-                                         nodes_to_exclude=head)
+        quantizer = MatMulNBitsQuantizer(
+            model, bits=8, block_size=32, is_symmetric=False, accuracy_level=4, nodes_to_exclude=head
+        )
         quantizer.process()
         quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
 
@@ -113,13 +114,17 @@ class OnnxTeacher:
 
     def score(self, batch: dict[str, Any]) -> np.ndarray:
         """:param batch: the five :data:`INPUTS` as torch tensors or arrays (int64 ids/masks, bool target mask)."""
-        feed = {name: np.asarray(batch[name].cpu().numpy() if hasattr(batch[name], "cpu") else batch[name])
-                for name in INPUTS}
+        feed = {
+            name: np.asarray(batch[name].cpu().numpy() if hasattr(batch[name], "cpu") else batch[name])
+            for name in INPUTS
+        }
         feed["target_mask"] = feed["target_mask"].astype(bool)
         return self.session.run(None, feed)[0].astype(np.float64)
 
 
-def load_onnx_teacher(model: Any, variant: str, key: str, check_batch: dict[str, Any], root: Path | None = None) -> OnnxTeacher:
+def load_onnx_teacher(
+    model: Any, variant: str, key: str, check_batch: dict[str, Any], root: Path | None = None
+) -> OnnxTeacher:
     """The scoring graph of ``model`` (exported and checked on first use, then reused from the cache).
 
     :param model: the causal LM (fp32, CPU).
@@ -145,9 +150,14 @@ def load_onnx_teacher(model: Any, variant: str, key: str, check_batch: dict[str,
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=folder.parent))
     try:
         raw = staging / ("model.onnx" if variant == "onnx" else "fp32.onnx")
-        dims = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                "position_ids": {0: "batch", 1: "tokens"}, "labels": {0: "batch", 1: "targets"},
-                "target_mask": {0: "batch", 1: "targets"}, "scores": {0: "batch"}}
+        dims = {
+            "input_ids": {0: "batch", 1: "tokens"},
+            "attention_mask": {0: "batch", 1: "tokens"},
+            "position_ids": {0: "batch", 1: "tokens"},
+            "labels": {0: "batch", 1: "targets"},
+            "target_mask": {0: "batch", 1: "targets"},
+            "scores": {0: "batch"},
+        }
         with eager_attention(model):
             export_traced(graph, args, raw, INPUTS, ["scores"], dims)
         if variant == "onnx-int8":

@@ -22,24 +22,27 @@ from __future__ import annotations
 
 from spart._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "TrainingConfig": "spart.training.config",
-    "EncoderTrainingConfig": "spart.training.config",
-    "ContrastiveTrainingConfig": "spart.training.config",
-    "ARTTrainingConfig": "spart.training.config",
-    "TeacherConfig": "spart.training.config",
-    "load_config": "spart.training.config",
-    "METHODS": "spart.training.registry",
-    "TrainingMethod": "spart.training.registry",
-    "get_method": "spart.training.registry",
-    "run_training": "spart.training.registry",
-    "build_encoder": "spart.training.models",
-    "Checkpointer": "spart.training.checkpoint",
-    "DistributedContext": "spart.training.distributed",
-    "init_distributed": "spart.training.distributed",
-    "all_gather_with_grad": "spart.training.distributed",
-    "build_adamw": "spart.training.schedule",
-    "linear_warmup_decay": "spart.training.schedule",
-    "ContrastiveTrainer": "spart.training.contrastive",
-    "ARTTrainer": "spart.training.art",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "TrainingConfig": "spart.training.config",
+        "EncoderTrainingConfig": "spart.training.config",
+        "ContrastiveTrainingConfig": "spart.training.config",
+        "ARTTrainingConfig": "spart.training.config",
+        "TeacherConfig": "spart.training.config",
+        "load_config": "spart.training.config",
+        "METHODS": "spart.training.registry",
+        "TrainingMethod": "spart.training.registry",
+        "get_method": "spart.training.registry",
+        "run_training": "spart.training.registry",
+        "build_encoder": "spart.training.models",
+        "Checkpointer": "spart.training.checkpoint",
+        "DistributedContext": "spart.training.distributed",
+        "init_distributed": "spart.training.distributed",
+        "all_gather_with_grad": "spart.training.distributed",
+        "build_adamw": "spart.training.schedule",
+        "linear_warmup_decay": "spart.training.schedule",
+        "ContrastiveTrainer": "spart.training.contrastive",
+        "ARTTrainer": "spart.training.art",
+    },
+)

@@ -104,8 +104,19 @@ class ARTTrainer(Trainer):
     """
 
     metrics_fields = (
-        "step", "epoch", "loss", "lr", "questions_per_s", "step_s", "teacher_s", "teacher_share", "retrieve_s",
-        "reindex_s", "index_step", "teacher_cache_hit_rate", "elapsed_s",
+        "step",
+        "epoch",
+        "loss",
+        "lr",
+        "questions_per_s",
+        "step_s",
+        "teacher_s",
+        "teacher_share",
+        "retrieve_s",
+        "reindex_s",
+        "index_step",
+        "teacher_cache_hit_rate",
+        "elapsed_s",
     )
     progress_desc = "ART"
     resume_note = "the data, RNG and index shards would not continue exactly"
@@ -134,7 +145,7 @@ class ARTTrainer(Trainer):
     @classmethod
     def build(
         cls, config: ARTTrainingConfig, encoder: DualEncoder, dataset: ARTData, ctx: DistributedContext
-    ) -> "ARTTrainer":
+    ) -> ARTTrainer:
         """The trainer of a ``spart train art`` run: ``dataset`` from the registry's factory, the teacher from
         ``config.teacher``."""
         from spart.training.models import build_teacher
@@ -150,11 +161,16 @@ class ARTTrainer(Trainer):
     def reindex(self, step: int) -> float:
         """Re-embed this rank's evidence shard with the current passage tower (collective via the barrier)."""
         seconds = self.index.rebuild(
-            self.encoder, self.evidence, step, self.config.encode_batch_size,
+            self.encoder,
+            self.evidence,
+            step,
+            self.config.encode_batch_size,
             progress=self.config.progress and self.ctx.is_main,
         )
         self.barrier("re-index")
-        logger.info("evidence re-embedded at step %d (%d passages on this rank, %.1fs)", step, len(self.index.rows), seconds)
+        logger.info(
+            "evidence re-embedded at step %d (%d passages on this rank, %.1fs)", step, len(self.index.rows), seconds
+        )
         return seconds
 
     def before_training(self, resumed: bool) -> None:
@@ -195,7 +211,9 @@ class ARTTrainer(Trainer):
         scores = self.teacher.score_topk(questions, [passages[j * k : (j + 1) * k] for j in range(b)])
         scores = np.asarray(scores, dtype=np.float32)
         if scores.shape != (b, k) or not np.isfinite(scores).all():
-            raise ValueError(f"the teacher returned scores of shape {scores.shape} (want {(b, k)}) or non-finite values")
+            raise ValueError(
+                f"the teacher returned scores of shape {scores.shape} (want {(b, k)}) or non-finite values"
+            )
         return torch.from_numpy(scores)
 
     def train_step(self, step: int) -> dict[str, float]:
@@ -222,8 +240,10 @@ class ARTTrainer(Trainer):
         }
 
     def summary(self, row) -> str:
-        return (f"{super().summary(row)} {row['questions_per_s']:.2f} q/s step {row['step_s']:.2f}s "
-                f"(teacher {row['teacher_share']:.0%})")
+        return (
+            f"{super().summary(row)} {row['questions_per_s']:.2f} q/s step {row['step_s']:.2f}s "
+            f"(teacher {row['teacher_share']:.0%})"
+        )
 
     # ------------------------------------------------------------------ state
     def extra_state(self) -> dict[str, Any]:

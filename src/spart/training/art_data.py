@@ -61,7 +61,7 @@ class Evidence:
         return len(self.ids)
 
     @classmethod
-    def from_passages(cls, passages) -> "Evidence":
+    def from_passages(cls, passages) -> Evidence:
         ids, titles, texts = [], [], []
         for passage in passages:
             ids.append(passage.id)
@@ -72,7 +72,7 @@ class Evidence:
         return cls(ids, titles, texts)
 
     @classmethod
-    def read(cls, path: str | Path, limit: int | None = None) -> "Evidence":
+    def read(cls, path: str | Path, limit: int | None = None) -> Evidence:
         """Read a DPR TSV or BEIR corpus; ``limit`` keeps the first passages (for small runs)."""
         from itertools import islice
 
@@ -167,8 +167,10 @@ class ShardedEvidenceIndex:
         rows = self.rows.tolist()
         if rows:
             embeddings = encoder.encode_passages(
-                [evidence.texts[i] for i in rows], [evidence.titles[i] for i in rows],
-                batch_size=batch_size, show_progress=progress,
+                [evidence.texts[i] for i in rows],
+                [evidence.titles[i] for i in rows],
+                batch_size=batch_size,
+                show_progress=progress,
             )
         else:
             embeddings = np.zeros((0, self.dim), dtype=np.float32)

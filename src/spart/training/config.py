@@ -110,7 +110,7 @@ class EncoderTrainingConfig(TrainingConfig):
     export_steps: list[int] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _passage_tower(self) -> "EncoderTrainingConfig":
+    def _passage_tower(self) -> EncoderTrainingConfig:
         if self.passage_model is not None and self.shared:
             raise ValueError("passage_model gives a separate passage tower; set shared: false")
         return self
@@ -132,7 +132,7 @@ class SpiderDataConfig(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _paired(self) -> "SpiderDataConfig":
+    def _paired(self) -> SpiderDataConfig:
         if isinstance(self.corpus, list) != isinstance(self.spans, list) or (
             isinstance(self.corpus, list) and len(self.corpus) != len(self.spans)
         ):
@@ -166,7 +166,7 @@ class PairsDataConfig(StrictModel):
     bm25_negatives: int = Field(10, ge=0)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "PairsDataConfig":
+    def _one_source(self) -> PairsDataConfig:
         if (self.beir_dir is None) == (self.dpr_json is None):
             raise ValueError("pairs data needs exactly one of beir_dir or dpr_json")
         return self
@@ -308,9 +308,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     try:
         return cls.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<config>'}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<config>'}: {e['msg']}" for e in error.errors())
         source = f" in {path}" if path is not None else ""
         raise ValueError(f"invalid {cls.__name__}{source}: {problems}") from None
 

@@ -59,7 +59,7 @@ class Batch:
     positive_ids: list[frozenset[str]]
 
     @classmethod
-    def from_examples(cls, examples: Sequence[Mapping[str, Any]]) -> "Batch":
+    def from_examples(cls, examples: Sequence[Mapping[str, Any]]) -> Batch:
         queries, positives, negatives, relevant = [], [], [], []
         for i, example in enumerate(examples):
             query = example.get("query")
@@ -165,7 +165,10 @@ class ContrastiveTrainer(Trainer):
             return encode
 
         return grad_cache_step(
-            [(encoder_for("query"), split_inputs(q_inputs, chunk)), (encoder_for("passage"), split_inputs(p_inputs, chunk))],
+            [
+                (encoder_for("query"), split_inputs(q_inputs, chunk)),
+                (encoder_for("passage"), split_inputs(p_inputs, chunk)),
+            ],
             loss_of,
             loss_scale=self.scaler.scale if self.scaler is not None else None,
         )

@@ -100,9 +100,7 @@ def init_distributed(device: str = "auto", backend: str | None = None, timeout_s
     launched_by_torchrun = bool(os.environ.get("TORCHELASTIC_RUN_ID"))
     if (world > 1 or launched_by_torchrun) and not dist.is_initialized():
         backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
-        dist.init_process_group(
-            backend=backend, rank=rank, world_size=world, timeout=_dt.timedelta(seconds=timeout_s)
-        )
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=_dt.timedelta(seconds=timeout_s))
     if dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
     return DistributedContext(rank=rank, world_size=world, local_rank=local_rank, device=dev)

@@ -34,7 +34,9 @@ import torch
 
 
 def _cuda_devices(inputs: Any) -> list[int]:
-    tensors = inputs.values() if isinstance(inputs, Mapping) else (inputs if isinstance(inputs, (list, tuple)) else [inputs])
+    tensors = (
+        inputs.values() if isinstance(inputs, Mapping) else (inputs if isinstance(inputs, (list, tuple)) else [inputs])
+    )
     return sorted({t.device.index or 0 for t in tensors if isinstance(t, torch.Tensor) and t.is_cuda})
 
 
@@ -51,7 +53,7 @@ class RandomState:
         self.cuda_states = [torch.cuda.get_rng_state(d) for d in self.devices]
         self._fork = None
 
-    def __enter__(self) -> "RandomState":
+    def __enter__(self) -> RandomState:
         self._fork = torch.random.fork_rng(devices=self.devices, enabled=True)
         self._fork.__enter__()
         torch.set_rng_state(self.cpu_state)

@@ -38,9 +38,16 @@ def build_encoder(
     """
     precision = precision if precision in ("fp32", "bf16") else "fp32"
     encoder = DualEncoder.load(
-        config.model, config.passage_model, defaults=defaults, device=device, precision=precision,
-        shared=config.shared, pooling=config.pooling, normalize=config.normalize,
-        query_max_length=config.query_max_length, passage_max_length=config.passage_max_length,
+        config.model,
+        config.passage_model,
+        defaults=defaults,
+        device=device,
+        precision=precision,
+        shared=config.shared,
+        pooling=config.pooling,
+        normalize=config.normalize,
+        query_max_length=config.query_max_length,
+        passage_max_length=config.passage_max_length,
     )
     if not config.random_init:
         return encoder
@@ -51,8 +58,11 @@ def build_encoder(
         arch["num_hidden_layers"] = config.random_init_layers
     if config.random_init_hidden:
         heads = max(1, config.random_init_hidden // 64)
-        arch.update(hidden_size=config.random_init_hidden, num_attention_heads=heads,
-                    intermediate_size=4 * config.random_init_hidden)
+        arch.update(
+            hidden_size=config.random_init_hidden,
+            num_attention_heads=heads,
+            intermediate_size=4 * config.random_init_hidden,
+        )
     model_config = type(encoder.query_model.config).from_dict(arch)
     torch.manual_seed(config.seed)
     query_model = AutoModel.from_config(model_config)
@@ -80,9 +90,16 @@ def build_teacher(config: ARTTrainingConfig, device: torch.device) -> QuestionLi
     if t.use_cache:
         cache = ScoreCache(t.cache or Path(config.output_dir) / "teacher-scores.sqlite")
     scorer = QuestionLikelihoodScorer(
-        t.model, gguf_file=t.gguf_file, model_kind=t.model_kind, use_chat_template=t.use_chat_template,
-        precision=t.precision, device=t.device or str(device), batch_size=t.batch_size,
-        max_passage_tokens=t.max_passage_tokens, max_question_tokens=t.max_question_tokens, cache=cache,
+        t.model,
+        gguf_file=t.gguf_file,
+        model_kind=t.model_kind,
+        use_chat_template=t.use_chat_template,
+        precision=t.precision,
+        device=t.device or str(device),
+        batch_size=t.batch_size,
+        max_passage_tokens=t.max_passage_tokens,
+        max_question_tokens=t.max_question_tokens,
+        cache=cache,
     )
     scorer.warm_up()
     return scorer

@@ -59,7 +59,9 @@ def linear_warmup_decay_factor(step: int, warmup_steps: int, total_steps: int) -
     return max(0.0, remaining / span)
 
 
-def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def linear_warmup_decay(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` with linear warm-up to the peak, then linear decay to zero at ``total_steps``.
 
     Deviation from DPR: warm-up starts at ``lr / (warmup_steps + 1)`` rather than exactly 0, so the very

@@ -70,7 +70,7 @@ class InMemoryPassageLookup:
         self._passages = dict(passages)
 
     @classmethod
-    def from_corpus(cls, corpus: str | os.PathLike, ids: Iterable[str] | None = None) -> "InMemoryPassageLookup":
+    def from_corpus(cls, corpus: str | os.PathLike, ids: Iterable[str] | None = None) -> InMemoryPassageLookup:
         """Read ``corpus`` (DPR ``.tsv`` / BEIR ``.jsonl``), keeping only ``ids`` when given."""
         wanted = set(ids) if ids is not None else None
         return cls({p.id: p for p in read_passages(corpus) if wanted is None or p.id in wanted})
@@ -102,7 +102,7 @@ class SqlitePassageLookup:
         self._pid: int | None = None
 
     @classmethod
-    def build(cls, corpus: str | os.PathLike, path: str | os.PathLike, batch: int = 10_000) -> "SqlitePassageLookup":
+    def build(cls, corpus: str | os.PathLike, path: str | os.PathLike, batch: int = 10_000) -> SqlitePassageLookup:
         """Copy ``corpus`` into ``path`` (written to a temp file, then renamed; an existing file is reused)."""
         path = Path(path)
         if not path.exists():
@@ -220,7 +220,9 @@ class SpiderExamples(Dataset):
                 for pid, start, end in cluster.occurrences:
                     idx = passage_index(pid)
                     if idx not in member_set:
-                        raise ValueError(f"cluster {cluster.span!r}: passage {pid!r} is not a passage of {document.document!r}")
+                        raise ValueError(
+                            f"cluster {cluster.span!r}: passage {pid!r} is not a passage of {document.document!r}"
+                        )
                     occ_passage.append(idx)
                     occ_start.append(start)
                     occ_end.append(end)

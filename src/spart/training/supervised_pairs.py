@@ -81,7 +81,7 @@ class SupervisedPairs:
 
     # ------------------------------------------------------------------ sources
     @classmethod
-    def from_beir(cls, beir_dir: str | Path, split: str = "train", bm25_negatives: int = 10) -> "SupervisedPairs":
+    def from_beir(cls, beir_dir: str | Path, split: str = "train", bm25_negatives: int = 10) -> SupervisedPairs:
         """Questions of ``qrels/<split>.tsv`` (score > 0 = relevant), negatives mined by BM25 over the corpus."""
         from spart.data.readers import read_beir_corpus, read_beir_qrels, read_beir_queries
 
@@ -109,7 +109,7 @@ class SupervisedPairs:
     @classmethod
     def from_dpr_json(
         cls, path: str | Path, corpus: str | Path | None = None, bm25_negatives: int = 10
-    ) -> "SupervisedPairs":
+    ) -> SupervisedPairs:
         """DPR's training JSON. Passages without an id get one from their title and text. With ``corpus``
         (DPR TSV or BEIR jsonl) negatives are mined by BM25 over it; otherwise ``hard_negative_ctxs`` are used."""
         path = Path(path)
@@ -140,7 +140,9 @@ class SupervisedPairs:
 
             corpus_passages = list(read_passages(corpus))
             passages.update({p.id: p for p in corpus_passages})
-            labelled = with_bm25_negatives([LabelledQuestion(q.text, q.positive_ids) for q in labelled], corpus_passages, bm25_negatives)
+            labelled = with_bm25_negatives(
+                [LabelledQuestion(q.text, q.positive_ids) for q in labelled], corpus_passages, bm25_negatives
+            )
         return cls(labelled, passages)
 
 

@@ -92,7 +92,7 @@ class Trainer:
         self._order: tuple[int, torch.Tensor] | None = None
 
     @classmethod
-    def build(cls, config: TrainingConfig, encoder: DualEncoder, dataset: Any, ctx: DistributedContext) -> "Trainer":
+    def build(cls, config: TrainingConfig, encoder: DualEncoder, dataset: Any, ctx: DistributedContext) -> Trainer:
         """The trainer of a ``spart train`` run (:func:`spart.training.registry.run_training`): ``dataset`` is
         what the method's dataset factory returned. Subclasses whose constructor takes more override it."""
         return cls(config, encoder, dataset, ctx)

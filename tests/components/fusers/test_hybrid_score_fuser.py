@@ -11,13 +11,19 @@ TYPE = "spart.components.fusers.hybrid_score_fuser.HybridScoreFuser"
 
 
 def _dense():
-    return [Document(id="a", content="A", score=0.9), Document(id="b", content="B", score=0.5),
-            Document(id="c", content="C", score=0.1)]
+    return [
+        Document(id="a", content="A", score=0.9),
+        Document(id="b", content="B", score=0.5),
+        Document(id="c", content="C", score=0.1),
+    ]
 
 
 def _bm25():
-    return [Document(id="b", content="B", score=10.0, meta={"title": "Bee"}), Document(id="d", content="D", score=6.0),
-            Document(id="a", content="A", score=2.0)]
+    return [
+        Document(id="b", content="B", score=10.0, meta={"title": "Bee"}),
+        Document(id="d", content="D", score=6.0),
+        Document(id="a", content="A", score=2.0),
+    ]
 
 
 def test_init():
@@ -65,7 +71,9 @@ def test_to_dict():
 
 
 def test_from_dict():
-    fuser = HybridScoreFuser.from_dict({"type": TYPE, "init_parameters": {"mode": "weighted_raw", "input_names": ["x", "y"]}})
+    fuser = HybridScoreFuser.from_dict(
+        {"type": TYPE, "init_parameters": {"mode": "weighted_raw", "input_names": ["x", "y"]}}
+    )
     assert (fuser.mode, fuser.input_names, fuser.weights) == ("weighted_raw", ["x", "y"], None)
     assert set(fuser.__haystack_input__._sockets_dict) == {"x", "y", "top_k"}
     assert HybridScoreFuser.from_dict(fuser.to_dict()).to_dict() == fuser.to_dict()
@@ -76,7 +84,10 @@ def test_run_weighted_raw_named_inputs_and_meta():
     dense, bm25 = _dense(), _bm25()
     out = fuser.run(dense=dense, bm25=bm25)["documents"]
     assert [(d.id, d.score) for d in out] == [
-        ("b", pytest.approx(1.5)), ("a", pytest.approx(1.1)), ("d", pytest.approx(0.7)), ("c", pytest.approx(0.3))
+        ("b", pytest.approx(1.5)),
+        ("a", pytest.approx(1.1)),
+        ("d", pytest.approx(0.7)),
+        ("c", pytest.approx(0.3)),
     ]
     by_id = {d.id: d for d in out}
     assert by_id["a"].meta["retriever_scores"] == {"dense": 0.9, "bm25": 2.0}
@@ -157,7 +168,9 @@ def test_in_a_pipeline_named_and_variadic():
     pipeline = Pipeline()
     pipeline.add_component("dense_retriever", _FixedRetriever("dense"))
     pipeline.add_component("bm25_retriever", _FixedRetriever("bm25"))
-    pipeline.add_component("fuser", HybridScoreFuser(mode="weighted_raw", weights=[1.0, 0.1], input_names=["dense", "bm25"]))
+    pipeline.add_component(
+        "fuser", HybridScoreFuser(mode="weighted_raw", weights=[1.0, 0.1], input_names=["dense", "bm25"])
+    )
     pipeline.connect("dense_retriever.documents", "fuser.dense")
     pipeline.connect("bm25_retriever.documents", "fuser.bm25")
     out = pipeline.run({"dense_retriever": {"query": "q"}, "bm25_retriever": {"query": "q"}})["fuser"]["documents"]

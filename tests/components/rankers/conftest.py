@@ -17,9 +17,16 @@ def tiny_teacher_dir(tmp_path_factory, minilm_dir) -> Path:
     tok = AutoTokenizer.from_pretrained(minilm_dir)
     tok.eos_token = "[SEP]"
     config = LlamaConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.cls_token_id,
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.cls_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(out)
     tok.save_pretrained(out)

@@ -11,8 +11,9 @@ TYPE = "spart.components.rankers.question_likelihood_ranker.QuestionLikelihoodRa
 @pytest.fixture
 def docs():
     return [
-        Document(id="a", content="Paris is the capital and most populous city of France.", meta={"title": "Paris"},
-                 score=3.0),
+        Document(
+            id="a", content="Paris is the capital and most populous city of France.", meta={"title": "Paris"}, score=3.0
+        ),
         Document(id="b", content="A banana is an elongated, edible fruit.", meta={"title": "Banana"}, score=2.0),
         Document(id="c", content="Python is a programming language created by Guido van Rossum.", score=1.0),
     ]
@@ -34,9 +35,15 @@ def test_init():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"top_k": 0}, "top_k"), ({"top_k": -1}, "top_k"), ({"batch_size": 0}, "batch_size"),
-     ({"precision": "fp8"}, "precision"), ({"model_kind": "bert"}, "model_kind"),
-     ({"passage_template": "no text slot"}, "text"), ({"question_template": "Q"}, "question")],
+    [
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": -1}, "top_k"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"precision": "fp8"}, "precision"),
+        ({"model_kind": "bert"}, "model_kind"),
+        ({"passage_template": "no text slot"}, "text"),
+        ({"question_template": "Q"}, "question"),
+    ],
 )
 def test_init_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -44,8 +51,9 @@ def test_init_rejects_bad_values(kwargs, match):
 
 
 def test_to_dict():
-    r = QuestionLikelihoodRanker(model="/models/t0", top_k=5, precision="fp32", passage_template="P: {text}",
-                                 cache_path="/tmp/c.sqlite")
+    r = QuestionLikelihoodRanker(
+        model="/models/t0", top_k=5, precision="fp32", passage_template="P: {text}", cache_path="/tmp/c.sqlite"
+    )
     data = r.to_dict()
     assert data["type"] == TYPE
     params = data["init_parameters"]
@@ -69,8 +77,10 @@ def test_run_scores_and_sorts(ranker, docs, tiny_teacher_dir):
     # the scores are the teacher's, with titles taken from meta
     scorer = QuestionLikelihoodScorer(str(tiny_teacher_dir), precision="fp32")
     scorer.warm_up()
-    expected = scorer.score("What is the capital of France?",
-                            [{"id": d.id, "title": d.meta.get("title", ""), "text": d.content} for d in docs])
+    expected = scorer.score(
+        "What is the capital of France?",
+        [{"id": d.id, "title": d.meta.get("title", ""), "text": d.content} for d in docs],
+    )
     by_id = {d.id: d.score for d in out}
     np.testing.assert_allclose([by_id[d.id] for d in docs], expected, atol=1e-5)
 
@@ -86,7 +96,8 @@ def test_run_does_not_mutate_inputs(ranker, docs):
 def test_run_top_k(ranker, docs):
     full = ranker.run(query="Which fruit is yellow?", documents=docs)["documents"]
     assert [d.id for d in ranker.run(query="Which fruit is yellow?", documents=docs, top_k=2)["documents"]] == [
-        d.id for d in full[:2]]
+        d.id for d in full[:2]
+    ]
     with pytest.raises(ValueError, match="top_k"):
         ranker.run(query="q?", documents=docs, top_k=0)
 
@@ -129,8 +140,7 @@ def test_smollm2_ranks_on_topic_passage_first():
     pytest.importorskip("gguf")
     passages = {
         "france": "Paris is the capital and most populous city of France, on the river Seine.",
-        "python": "Python is a high-level programming language created by Guido van Rossum and first released "
-                  "in 1991.",
+        "python": "Python is a high-level programming language created by Guido van Rossum and first released in 1991.",
         "banana": "The banana is an elongated, edible fruit; it is usually yellow when ripe.",
         "moon": "The Moon is Earth's only natural satellite; it orbits Earth at about 384,000 kilometres.",
     }

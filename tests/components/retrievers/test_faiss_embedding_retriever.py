@@ -16,12 +16,14 @@ TYPE = "spart.components.retrievers.faiss_embedding_retriever.FaissEmbeddingRetr
 @pytest.fixture
 def store() -> FaissDocumentStore:
     store = FaissDocumentStore(embedding_dim=3)
-    store.write_documents([
-        Document(id="x", content="east", embedding=[1.0, 0.0, 0.0], meta={"lang": "en"}),
-        Document(id="y", content="north", embedding=[0.0, 1.0, 0.0], meta={"lang": "de"}),
-        Document(id="xy", content="north-east", embedding=[0.6, 0.6, 0.0], meta={"lang": "en"}),
-        Document(id="none", content="no vector"),
-    ])
+    store.write_documents(
+        [
+            Document(id="x", content="east", embedding=[1.0, 0.0, 0.0], meta={"lang": "en"}),
+            Document(id="y", content="north", embedding=[0.0, 1.0, 0.0], meta={"lang": "de"}),
+            Document(id="xy", content="north-east", embedding=[0.6, 0.6, 0.0], meta={"lang": "en"}),
+            Document(id="none", content="no vector"),
+        ]
+    )
     return store
 
 
@@ -35,7 +37,9 @@ def test_init(store):
 
 
 def test_to_dict(store):
-    data = FaissEmbeddingRetriever(store, filters={"field": "meta.lang", "operator": "==", "value": "en"}, top_k=3).to_dict()
+    data = FaissEmbeddingRetriever(
+        store, filters={"field": "meta.lang", "operator": "==", "value": "en"}, top_k=3
+    ).to_dict()
     assert data["type"] == TYPE
     params = data["init_parameters"]
     assert params["top_k"] == 3 and params["filter_policy"] == "replace" and params["return_embedding"] is False

@@ -12,10 +12,12 @@ from spart.components.retrievers import BM25Retriever, FaissEmbeddingRetriever
 
 def _pipeline(path) -> Pipeline:
     store = FaissDocumentStore(path=str(path), embedding_dim=2)
-    store.write_documents([
-        Document(id="a", content="apples and pears", embedding=[1.0, 0.0]),
-        Document(id="b", content="pears only", embedding=[0.0, 1.0]),
-    ])
+    store.write_documents(
+        [
+            Document(id="a", content="apples and pears", embedding=[1.0, 0.0]),
+            Document(id="b", content="pears only", embedding=[0.0, 1.0]),
+        ]
+    )
     store.save()
     pipe = Pipeline()
     pipe.add_component("dense", FaissEmbeddingRetriever(store, top_k=1))

@@ -19,7 +19,9 @@ def test_documents_group_consecutive_titles_and_a_reappearing_title_is_a_new_doc
     passages = _passages([("A", 3), ("B", 2), ("A", 1)])
     docs = list(iter_documents(passages, SpanMiningConfig()))
     assert [(key, [p.id for p in ps]) for key, ps in docs] == [
-        ("A", ["p1", "p2", "p3"]), ("B", ["p4", "p5"]), ("A", ["p6"]),
+        ("A", ["p1", "p2", "p3"]),
+        ("B", ["p4", "p5"]),
+        ("A", ["p6"]),
     ]
     sectioned = _passages([("Doc — s1", 2), ("Doc — s2", 2), ("Other", 1)])
     keys = [key for key, _ in iter_documents(sectioned, SpanMiningConfig(title_separator=" — "))]

@@ -20,7 +20,6 @@ from spart.training.spans import (
     read_spans,
 )
 
-
 TOPICS = ["eiffel tower", "river seine", "louvre museum", "notre dame cathedral", "latin quarter"]
 
 
@@ -120,7 +119,9 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
     out = tmp_path / "run.jsonl.gz"
     with pytest.raises(KeyboardInterrupt):
-        mine_spans_to_file(corpus, out, batch_passages=5, progress=False, checkpoint_seconds=0, read_passages=crashing_reader)
+        mine_spans_to_file(
+            corpus, out, batch_passages=5, progress=False, checkpoint_seconds=0, read_passages=crashing_reader
+        )
     with pytest.raises(ValueError, match="other settings"):
         mine_spans_to_file(corpus, out, SpanMiningConfig(max_span_length=5), progress=False)
     # --no-resume restarts cleanly.

@@ -20,8 +20,31 @@ from spart.training.spans.reference import naive_mine_document
 # A tiny vocabulary so that spans recur often: content words, stopwords, capitalised words, numbers,
 # punctuation and tokens that may not be part of a span (mixed letters/digits, underscores).
 VOCAB = [
-    "paris", "france", "river", "Seine", "New", "York", "city", "the", "of", "and", "in", "a",
-    "1889", "42", "tower", ",", ".", "(", ")", "x2", "snake_case", "don't", "Über", "über", "İstanbul",
+    "paris",
+    "france",
+    "river",
+    "Seine",
+    "New",
+    "York",
+    "city",
+    "the",
+    "of",
+    "and",
+    "in",
+    "a",
+    "1889",
+    "42",
+    "tower",
+    ",",
+    ".",
+    "(",
+    ")",
+    "x2",
+    "snake_case",
+    "don't",
+    "Über",
+    "über",
+    "İstanbul",
 ]
 
 

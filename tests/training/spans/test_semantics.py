@@ -27,7 +27,11 @@ def test_maximal_spans_on_a_known_document():
     # always inside "new york city" and goes.
     assert by_span["new york city"] == (("p1", 0, 3), ("p1", 9, 12), ("p2", 2, 5))
     assert by_span["new york"] == (
-        ("p1", 0, 2), ("p1", 9, 11), ("p2", 2, 4), ("p3", 0, 2), ("p3", 4, 6),
+        ("p1", 0, 2),
+        ("p1", 9, 11),
+        ("p2", 2, 4),
+        ("p3", 0, 2),
+        ("p3", 4, 6),
     )
     assert "york city" not in by_span
     assert "river" not in by_span  # 1-token spans are off by default
@@ -50,7 +54,22 @@ def test_stopword_and_token_rules():
 
 
 def test_tokenizer_is_the_specified_regex():
-    assert tokenize("Don't stop_me (now), 3.14!") == ["Don", "'", "t", "stop", "_", "me", "(", "now", ")", ",", "3", ".", "14", "!"]
+    assert tokenize("Don't stop_me (now), 3.14!") == [
+        "Don",
+        "'",
+        "t",
+        "stop",
+        "_",
+        "me",
+        "(",
+        "now",
+        ")",
+        ",",
+        "3",
+        ".",
+        "14",
+        "!",
+    ]
 
 
 def test_stopword_list_is_nltk_english():
@@ -75,7 +94,7 @@ def test_bad_config_raises(kwargs):
 
 
 def test_json_round_trip():
-    docs = [("Dö\"c", [("a\tb", "Zürich New York é"), ("c", "Zürich New York"), ("d", "x")])]
+    docs = [('Dö"c', [("a\tb", "Zürich New York é"), ("c", "Zürich New York"), ("d", "x")])]
     result = mine_documents(docs, SpanMiningConfig())[0]
     assert result.clusters
     line = json.dumps(result.to_json(), ensure_ascii=False)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from haystack import Document, component, default_from_dict, default_to_dict
 
 from spart.encoders.config import POOLING_MODES, DualEncoderConfig
-from spart.validation import check_positive_int
 from spart.encoders.onnx_backend import check_backend
+from spart.validation import check_positive_int
 
 if TYPE_CHECKING:
     from spart.encoders.dual_encoder import DualEncoder
@@ -30,7 +30,7 @@ PRECISIONS = ("auto", "fp32", "bf16")  # checked again (and resolved) by spart.e
 # One loaded encoder per distinct load request, shared by every embedder in the process that asks for it (a
 # text and a document embedder in one pipeline load the model once). Weak values: the model is freed when
 # the last embedder holding it is.
-_ENCODERS: "weakref.WeakValueDictionary[tuple, DualEncoder]" = weakref.WeakValueDictionary()
+_ENCODERS: weakref.WeakValueDictionary[tuple, DualEncoder] = weakref.WeakValueDictionary()
 _ENCODERS_LOCK = threading.Lock()
 
 
@@ -219,7 +219,7 @@ class DualEncoderEmbedderBase:
         self._encoder = encoder
 
     @property
-    def encoder(self) -> "DualEncoder":
+    def encoder(self) -> DualEncoder:
         """The loaded `DualEncoder` (loads it on first access)."""
         if self._encoder is None:
             self.warm_up()
@@ -232,7 +232,7 @@ class DualEncoderEmbedderBase:
         return self.encoder.embedding_dim
 
 
-def _cast_weights_to_bf16(encoder: "DualEncoder") -> None:
+def _cast_weights_to_bf16(encoder: DualEncoder) -> None:
     """Keep an inference-only encoder's weights in bf16 (the forward pass still runs under bf16 autocast).
 
     Autocast alone keeps fp32 weights and casts them and the activations at every op; holding the weights in
@@ -347,6 +347,8 @@ class DocumentEmbedderBase(DualEncoderEmbedderBase):
         vectors = self.encoder.encode_passages(
             texts, titles, batch_size=self.batch_size, show_progress=self.progress_bar
         )
-        return {"documents": [
+        return {
+            "documents": [
                 replace(doc, embedding=vec.tolist(), meta=dict(doc.meta)) for doc, vec in zip(documents, vectors)
-            ]}
+            ]
+        }

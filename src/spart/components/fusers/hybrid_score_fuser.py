@@ -114,7 +114,7 @@ class HybridScoreFuser:
         )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HybridScoreFuser":
+    def from_dict(cls, data: dict[str, Any]) -> HybridScoreFuser:
         """Deserialise the component from a dictionary made by :meth:`to_dict`.
 
         :param data: the dictionary.
@@ -126,7 +126,9 @@ class HybridScoreFuser:
         if self.input_names is not None:
             unknown = set(inputs) - set(self.input_names)
             if unknown:
-                raise ValueError(f"HybridScoreFuser got unknown input(s) {sorted(unknown)}; inputs are {self.input_names}")
+                raise ValueError(
+                    f"HybridScoreFuser got unknown input(s) {sorted(unknown)}; inputs are {self.input_names}"
+                )
             missing = [n for n in self.input_names if n not in inputs]
             if missing:
                 raise ValueError(f"HybridScoreFuser is missing input list(s) {missing}")
@@ -162,7 +164,9 @@ class HybridScoreFuser:
             ranked = []
             for doc in docs:
                 if needs_scores and doc.score is None:
-                    raise ValueError(f"HybridScoreFuser ({self.mode}): document {doc.id!r} in list {name!r} has no score")
+                    raise ValueError(
+                        f"HybridScoreFuser ({self.mode}): document {doc.id!r} in list {name!r} has no score"
+                    )
                 ranked.append((doc.id, doc.score))
                 first_seen.setdefault(doc.id, doc)
                 raw.setdefault(doc.id, {}).setdefault(name, doc.score)

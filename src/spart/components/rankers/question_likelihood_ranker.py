@@ -80,8 +80,11 @@ class QuestionLikelihoodRanker:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
-        for name, value in (("batch_size", batch_size), ("max_passage_tokens", max_passage_tokens),
-                            ("max_question_tokens", max_question_tokens)):
+        for name, value in (
+            ("batch_size", batch_size),
+            ("max_passage_tokens", max_passage_tokens),
+            ("max_question_tokens", max_question_tokens),
+        ):
             check_positive_int(value, name)
         if passage_template is not None or question_template is not None:
             PromptTemplate(passage_template or "{text}", question_template or "{question}")  # validate early

@@ -65,7 +65,9 @@ class InBatchContrastiveLoss(nn.Module):
         scores = self.scores(queries, passages)
         if candidate_mask is not None:
             if candidate_mask.shape != scores.shape:
-                raise ValueError(f"candidate_mask must have shape {tuple(scores.shape)}, got {tuple(candidate_mask.shape)}")
+                raise ValueError(
+                    f"candidate_mask must have shape {tuple(scores.shape)}, got {tuple(candidate_mask.shape)}"
+                )
             rows = torch.arange(len(positive_index), device=scores.device)
             if not bool(candidate_mask[rows, positive_index].all()):
                 raise ValueError("candidate_mask excludes a query's own positive")

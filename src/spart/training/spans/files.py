@@ -115,8 +115,15 @@ def mine_spans_to_file(
         read_passages = read_passages_default
     documents = _shard_documents(run, read_passages, skip=done_docs)
     stats = _mine_into_partial(
-        run, documents, stats, done_docs, done_bytes,
-        workers=workers, batch_passages=batch_passages, progress=progress, checkpoint_seconds=checkpoint_seconds,
+        run,
+        documents,
+        stats,
+        done_docs,
+        done_bytes,
+        workers=workers,
+        batch_passages=batch_passages,
+        progress=progress,
+        checkpoint_seconds=checkpoint_seconds,
     )
     _publish(run, stats)
     return stats

@@ -167,7 +167,8 @@ def mine_documents_to_json(
     for doc, clusters in clusters_of.items():
         ids = ", ".join(pid_json[first_passage[doc] : first_passage[doc + 1]])
         lines.append(
-            f'{{"document": {_json_string(documents[doc][0])}, "passage_ids": [{ids}], "clusters": [{", ".join(clusters)}]}}'
+            f'{{"document": {_json_string(documents[doc][0])}, "passage_ids": [{ids}], '
+            f'"clusters": [{", ".join(clusters)}]}}'
         )
     return EncodedDocuments(lines, len(batch.spans), len(occurrences))
 
@@ -273,7 +274,9 @@ def _mine_batch(documents: Sequence[tuple[str, Sequence[tuple[str, str]]]], conf
         extendable |= (alive_len[np.maximum(starts - 1, 0)] > span_lengths) & (starts > 0)
         suspect = np.logical_and.reduceat(extendable, group_first)
         if suspect.any():
-            maximal = ~_covered_groups(starts, span_lengths, occ_group, group_size, suspect[occ_group], max_len, min_len)
+            maximal = ~_covered_groups(
+                starts, span_lengths, occ_group, group_size, suspect[occ_group], max_len, min_len
+            )
 
     # Clusters ordered by (first occurrence, length), hence by document too.
     kept_groups = np.flatnonzero(maximal)

@@ -49,9 +49,7 @@ def naive_mine_document(passages: Sequence[tuple[str, str]], config: SpanMiningC
                     occurrences.setdefault(tuple(lowered[start:end]), []).append((p_index, start, end))
 
     recurring = {
-        span: occ
-        for span, occ in occurrences.items()
-        if len({p for p, _, _ in occ}) >= config.min_span_passages
+        span: occ for span, occ in occurrences.items() if len({p for p, _, _ in occ}) >= config.min_span_passages
     }
 
     def covers(longer: list[tuple[int, int, int]], shorter: list[tuple[int, int, int]]) -> bool:

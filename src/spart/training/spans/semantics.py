@@ -143,13 +143,11 @@ class DocumentSpans:
         return {
             "document": self.document,
             "passage_ids": self.passage_ids,
-            "clusters": [
-                {"span": c.span, "occurrences": [list(o) for o in c.occurrences]} for c in self.clusters
-            ],
+            "clusters": [{"span": c.span, "occurrences": [list(o) for o in c.occurrences]} for c in self.clusters],
         }
 
     @classmethod
-    def from_json(cls, record: dict[str, Any]) -> "DocumentSpans":
+    def from_json(cls, record: dict[str, Any]) -> DocumentSpans:
         return cls(
             document=record["document"],
             passage_ids=list(record["passage_ids"]),

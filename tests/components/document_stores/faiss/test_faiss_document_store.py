@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from haystack import Document
@@ -60,8 +58,12 @@ def _docs(n: int, dim: int = 4, seed: int = 0) -> list[Document]:
     rng = np.random.default_rng(seed)
     emb = rng.standard_normal((n, dim)).astype(np.float32)
     return [
-        Document(id=f"d{i}", content=f"document number {i} about topic{i % 3}", meta={"i": i, "title": f"T{i}"},
-                 embedding=emb[i].tolist())
+        Document(
+            id=f"d{i}",
+            content=f"document number {i} about topic{i % 3}",
+            meta={"i": i, "title": f"T{i}"},
+            embedding=emb[i].tolist(),
+        )
         for i in range(n)
     ]
 
@@ -121,7 +123,10 @@ def test_duplicate_policies_and_overwrite_updates_both_indexes():
     assert store.write_documents([Document(id="x", content="skipped")], policy=DuplicatePolicy.SKIP) == 0
     assert store.bm25_retrieval("old", top_k=1)[0].id == "x"
     n = store.write_documents(
-        [Document(id="x", content="new text", embedding=[0.0, 1.0]), Document(id="x", content="newest text", embedding=[0.0, 2.0])],
+        [
+            Document(id="x", content="new text", embedding=[0.0, 1.0]),
+            Document(id="x", content="newest text", embedding=[0.0, 2.0]),
+        ],
         policy=DuplicatePolicy.OVERWRITE,
     )
     assert n == 1 and store.count_documents() == 1
@@ -131,16 +136,20 @@ def test_duplicate_policies_and_overwrite_updates_both_indexes():
     hit = store.embedding_retrieval([0.0, 1.0], top_k=5)
     assert [(d.id, d.score) for d in hit] == [("x", 2.0)]
     with pytest.raises(DuplicateDocumentError, match="more than once"):
-        store.write_documents([Document(id="y", content="a"), Document(id="y", content="b")], policy=DuplicatePolicy.FAIL)
+        store.write_documents(
+            [Document(id="y", content="a"), Document(id="y", content="b")], policy=DuplicatePolicy.FAIL
+        )
 
 
 def test_bm25_retrieval_tracks_writes_and_deletes_and_uses_title():
     store = FaissDocumentStore(embedding_dim=2, bm25_method="okapi")
-    store.write_documents([
-        Document(id="1", content="the quick brown fox", meta={"title": "Foxes"}),
-        Document(id="2", content="a lazy dog sleeps"),
-        Document(id="3", content="dogs and foxes are friends"),
-    ])
+    store.write_documents(
+        [
+            Document(id="1", content="the quick brown fox", meta={"title": "Foxes"}),
+            Document(id="2", content="a lazy dog sleeps"),
+            Document(id="3", content="dogs and foxes are friends"),
+        ]
+    )
     # "1" matches only through its title; "3" is shorter (3 tokens after stop words vs 4), so it ranks first
     assert [d.id for d in store.bm25_retrieval("foxes", top_k=5)] == ["3", "1"]
     store.delete_documents(["1"])
@@ -317,7 +326,10 @@ def test_from_dict_shares_one_open_store_per_directory(tmp_path):
     store = FaissDocumentStore(path=str(tmp_path / "s"), embedding_dim=4)
     data = store.to_dict()
     assert FaissDocumentStore.from_dict(data) is store
-    assert FaissDocumentStore.from_dict({**data, "init_parameters": {**data["init_parameters"], "bm25_k1": 1.2}}) is not store
+    assert (
+        FaissDocumentStore.from_dict({**data, "init_parameters": {**data["init_parameters"], "bm25_k1": 1.2}})
+        is not store
+    )
     store.close()
     assert FaissDocumentStore.from_dict(data) is not store
 
@@ -389,10 +401,13 @@ def test_filters_on_content_and_meta_agree_with_haystack_matcher():
     cases = [
         {"field": "meta.i", "operator": "in", "value": [1, 5, 7]},
         {"field": "content", "operator": "==", "value": "document number 3 about topic0"},
-        {"operator": "OR", "conditions": [
-            {"field": "id", "operator": "==", "value": "d9"},
-            {"field": "content", "operator": "==", "value": "document number 4 about topic1"},
-        ]},
+        {
+            "operator": "OR",
+            "conditions": [
+                {"field": "id", "operator": "==", "value": "d9"},
+                {"field": "content", "operator": "==", "value": "document number 4 about topic1"},
+            ],
+        },
         {"operator": "NOT", "conditions": [{"field": "meta.title", "operator": "in", "value": ["T1", "T2"]}]},
     ]
     for flt in cases:

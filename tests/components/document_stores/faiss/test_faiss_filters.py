@@ -39,20 +39,33 @@ _ORDERABLE = [0, 1, 2.5, -10, True, "2021-03-01", None]
 
 
 def _comparison():
-    eq = st.builds(lambda f, op, v: {"field": f, "operator": op, "value": v},
-                   st.sampled_from(_FIELDS[:-1]), st.sampled_from(["==", "!="]), st.sampled_from(_SCALARS + [[1, 2]]))
-    member = st.builds(lambda f, op, v: {"field": f, "operator": op, "value": v},
-                       st.sampled_from(_FIELDS[:-1]), st.sampled_from(["in", "not in"]),
-                       st.lists(st.sampled_from(_SCALARS), max_size=3))
-    order = st.builds(lambda op, v: {"field": "meta.i", "operator": op, "value": v},
-                      st.sampled_from([">", ">=", "<", "<="]), st.sampled_from(_ORDERABLE[:5] + [None]))
+    eq = st.builds(
+        lambda f, op, v: {"field": f, "operator": op, "value": v},
+        st.sampled_from(_FIELDS[:-1]),
+        st.sampled_from(["==", "!="]),
+        st.sampled_from(_SCALARS + [[1, 2]]),
+    )
+    member = st.builds(
+        lambda f, op, v: {"field": f, "operator": op, "value": v},
+        st.sampled_from(_FIELDS[:-1]),
+        st.sampled_from(["in", "not in"]),
+        st.lists(st.sampled_from(_SCALARS), max_size=3),
+    )
+    order = st.builds(
+        lambda op, v: {"field": "meta.i", "operator": op, "value": v},
+        st.sampled_from([">", ">=", "<", "<="]),
+        st.sampled_from(_ORDERABLE[:5] + [None]),
+    )
     return st.one_of(eq, member, order)
 
 
 _FILTERS = st.recursive(
     _comparison(),
-    lambda inner: st.builds(lambda op, cs: {"operator": op, "conditions": cs},
-                            st.sampled_from(["AND", "OR", "NOT"]), st.lists(inner, min_size=1, max_size=3)),
+    lambda inner: st.builds(
+        lambda op, cs: {"operator": op, "conditions": cs},
+        st.sampled_from(["AND", "OR", "NOT"]),
+        st.lists(inner, min_size=1, max_size=3),
+    ),
     max_leaves=6,
 )
 
@@ -95,14 +108,16 @@ def test_date_and_special_fields_follow_haystack(store):
 
 def test_meta_index_serves_equality_and_range_filters(tmp_path):
     store = FaissDocumentStore(path=str(tmp_path / "s"), embedding_dim=2, meta_index=["meta.n", "lang"])
-    store.write_documents([Document(id=str(i), content="x", meta={"n": i % 7, "lang": "en" if i % 2 else "de"})
-                           for i in range(50)])
+    store.write_documents(
+        [Document(id=str(i), content="x", meta={"n": i % 7, "lang": "en" if i % 2 else "de"}) for i in range(50)]
+    )
     index, _ = meta_index_sql("meta.n")
 
     def plan(flt):
         compiled = compile_filters(flt)
-        rows = store._db.execute(f"EXPLAIN QUERY PLAN SELECT rowid FROM documents WHERE {compiled.where}",
-                                 compiled.params).fetchall()
+        rows = store._db.execute(
+            f"EXPLAIN QUERY PLAN SELECT rowid FROM documents WHERE {compiled.where}", compiled.params
+        ).fetchall()
         return " ".join(str(r[-1]) for r in rows)
 
     assert index in plan({"field": "meta.n", "operator": "==", "value": 3})

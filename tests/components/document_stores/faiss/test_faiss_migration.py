@@ -29,23 +29,43 @@ def write_v1_store(path, docs: list[Document], factory: str = "Flat") -> None:
     conn.execute(_V1_SCHEMA)
     dense = DenseIndex(dim, factory)
     for rowid, d in enumerate(docs, start=1):
-        conn.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                     (rowid, d.id, d.content, json.dumps(d.meta), np.asarray(d.embedding, "<f4").tobytes()))
+        conn.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL)",
+            (rowid, d.id, d.content, json.dumps(d.meta), np.asarray(d.embedding, "<f4").tobytes()),
+        )
         dense.add(np.asarray([d.embedding], np.float32), np.asarray([rowid]))
     conn.commit()
     conn.close()
     dense.save(snapshot / "dense.index")
-    config = {"embedding_dim": dim, "factory": factory, "nprobe": None, "ef_search": None, "bm25_method": "okapi",
-              "bm25_k1": 1.5, "bm25_b": 0.75, "bm25_delta": 0.5, "bm25_stopwords": "en", "bm25_stemmer": None}
-    (snapshot / "manifest.json").write_text(json.dumps({"format_version": 1, "config": config, "documents": len(docs),
-                                                        "vectors": len(docs)}))
+    config = {
+        "embedding_dim": dim,
+        "factory": factory,
+        "nprobe": None,
+        "ef_search": None,
+        "bm25_method": "okapi",
+        "bm25_k1": 1.5,
+        "bm25_b": 0.75,
+        "bm25_delta": 0.5,
+        "bm25_stopwords": "en",
+        "bm25_stemmer": None,
+    }
+    (snapshot / "manifest.json").write_text(
+        json.dumps({"format_version": 1, "config": config, "documents": len(docs), "vectors": len(docs)})
+    )
     (path / "CURRENT").write_text(json.dumps({"snapshot": snapshot.name}))
 
 
 def _docs(n=12):
     rng = np.random.default_rng(3)
-    return [Document(id=f"d{i}", content=f"passage {i} about topic{i % 4}", meta={"title": f"T{i}", "i": i},
-                     embedding=rng.standard_normal(4).tolist()) for i in range(n)]
+    return [
+        Document(
+            id=f"d{i}",
+            content=f"passage {i} about topic{i % 4}",
+            meta={"title": f"T{i}", "i": i},
+            embedding=rng.standard_normal(4).tolist(),
+        )
+        for i in range(n)
+    ]
 
 
 def test_v1_store_is_migrated_on_open(tmp_path):

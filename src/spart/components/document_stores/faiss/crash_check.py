@@ -44,8 +44,14 @@ def _operations(seed: int, count: int = 400) -> list[dict[str, Any]]:
         elif kind == "delete":
             ops.append({"n": n, "kind": "delete", "ids": sorted({f"d{rng.randrange(next_id)}" for _ in range(3)})})
         elif kind == "title":
-            ops.append({"n": n, "kind": "title", "ids": sorted({f"d{rng.randrange(next_id)}" for _ in range(3)}),
-                        "title": rng.choice(_WORDS)})
+            ops.append(
+                {
+                    "n": n,
+                    "kind": "title",
+                    "ids": sorted({f"d{rng.randrange(next_id)}" for _ in range(3)}),
+                    "title": rng.choice(_WORDS),
+                }
+            )
         else:
             ops.append({"n": n, "kind": "save"})
     return ops
@@ -84,7 +90,9 @@ def writer(directory: str, seed: int) -> None:
     for op in _operations(seed):
         print(f"BEGIN {op['n']}", flush=True)
         if op["kind"] in ("write", "overwrite"):
-            docs = [Document(id=d["id"], content=d["content"], meta=d["meta"], embedding=d["embedding"]) for d in op["docs"]]
+            docs = [
+                Document(id=d["id"], content=d["content"], meta=d["meta"], embedding=d["embedding"]) for d in op["docs"]
+            ]
             store.write_documents(docs, policy=DuplicatePolicy.OVERWRITE)
         elif op["kind"] == "delete":
             store.delete_documents(op["ids"])
@@ -120,7 +128,10 @@ def run_trial(directory: Path, seed: int, max_delay_s: float = 1.0, queries: int
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "spart.components.document_stores.faiss.crash_check", str(directory), str(seed)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
     )
     assert proc.stdout is not None
     lines = []
@@ -147,9 +158,14 @@ def run_trial(directory: Path, seed: int, max_delay_s: float = 1.0, queries: int
         _apply(after, ops[n_done])
 
     store = FaissDocumentStore(path=str(directory), embedding_dim=DIM, bm25_method="okapi")
-    actual = {d.id: {"content": d.content, "meta": d.meta,
-                     "embedding": None if d.embedding is None else [float(x) for x in d.embedding]}
-              for d in store.filter_documents()}
+    actual = {
+        d.id: {
+            "content": d.content,
+            "meta": d.meta,
+            "embedding": None if d.embedding is None else [float(x) for x in d.embedding],
+        }
+        for d in store.filter_documents()
+    }
     assert _same(actual, before) or (in_flight and _same(actual, after)), (
         f"seed {seed}: after {n_done} returned operations (in flight: {in_flight}) the store holds "
         f"{len(actual)} documents, expected {len(before)}" + (f" or {len(after)}" if in_flight else "")
@@ -163,8 +179,10 @@ def run_trial(directory: Path, seed: int, max_delay_s: float = 1.0, queries: int
     for _ in range(queries):
         q = rng.standard_normal(DIM)
         words = " ".join(rng.choice(_WORDS, size=2))
-        for got, want in ((store.embedding_retrieval(q, 10), rebuilt.embedding_retrieval(q, 10)),
-                          (store.bm25_retrieval(words, 10), rebuilt.bm25_retrieval(words, 10))):
+        for got, want in (
+            (store.embedding_retrieval(q, 10), rebuilt.embedding_retrieval(q, 10)),
+            (store.bm25_retrieval(words, 10), rebuilt.bm25_retrieval(words, 10)),
+        ):
             assert [d.id for d in got] == [d.id for d in want], f"seed {seed}: results differ from a rebuild"
             np.testing.assert_allclose([d.score for d in got], [d.score for d in want], rtol=1e-6, atol=1e-6)
     store.close()

@@ -300,7 +300,9 @@ class FaissDocumentStore:
         """Number of documents matching Haystack ``filters``."""
         compiled = sql_filters.compile_filters(filters)
         with self._lock:
-            cur = sql_filters.run(self._db, self._filter_state, compiled, "SELECT COUNT(*) FROM documents WHERE {where}")
+            cur = sql_filters.run(
+                self._db, self._filter_state, compiled, "SELECT COUNT(*) FROM documents WHERE {where}"
+            )
             return int(sql_filters.fetch(cur, self._filter_state)[0][0])
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
@@ -333,8 +335,12 @@ class FaissDocumentStore:
         compiled = sql_filters.compile_filters(filters)
         with self._lock:
             with database.transaction(self._db) as cur:
-                found = sql_filters.run(cur, self._filter_state, compiled, "SELECT rowid, meta FROM documents WHERE {where}")
-                updates = [(json.dumps({**json.loads(m), **meta}), r) for r, m in sql_filters.fetch(found, self._filter_state)]
+                found = sql_filters.run(
+                    cur, self._filter_state, compiled, "SELECT rowid, meta FROM documents WHERE {where}"
+                )
+                updates = [
+                    (json.dumps({**json.loads(m), **meta}), r) for r, m in sql_filters.fetch(found, self._filter_state)
+                ]
                 cur.executemany("UPDATE documents SET meta = ? WHERE rowid = ?", updates)
                 if "title" in meta:  # the title is part of the BM25 text
                     cur.executemany(
@@ -395,7 +401,9 @@ class FaissDocumentStore:
         with self._lock:
             allowed = None
             if compiled is not None:
-                cur = sql_filters.run(self._db, self._filter_state, compiled, "SELECT rowid FROM documents WHERE {where} ORDER BY rowid")
+                cur = sql_filters.run(
+                    self._db, self._filter_state, compiled, "SELECT rowid FROM documents WHERE {where} ORDER BY rowid"
+                )
                 allowed = np.fromiter((r for (r,) in sql_filters.fetch(cur, self._filter_state)), dtype=np.int64)
             self._sync()
             scores, rowids = self._bm25.search(tokens, top_k, allowed=allowed)
@@ -544,8 +552,10 @@ class FaissDocumentStore:
                 self._rebuild_dense(cur)
             if self._bm25_seq is None:
                 self._rebuild_bm25(cur)
-            start = min(self._dense_seq if self._dense_seq is not None else head,
-                        self._bm25_seq if self._bm25_seq is not None else head)
+            start = min(
+                self._dense_seq if self._dense_seq is not None else head,
+                self._bm25_seq if self._bm25_seq is not None else head,
+            )
             changes = cur.execute("SELECT seq, rowid, op FROM changes WHERE seq > ? ORDER BY seq", (start,)).fetchall()
             if self._dense_seq < head:
                 self._apply_dense(cur, [c for c in changes if c[0] > self._dense_seq])
@@ -618,7 +628,8 @@ class FaissDocumentStore:
         n = cur.execute("SELECT COUNT(*) FROM documents WHERE embedding IS NOT NULL").fetchone()[0]
         if n and not self._dense.is_trained:
             sample = cur.execute(
-                "SELECT embedding FROM documents WHERE embedding IS NOT NULL ORDER BY random() LIMIT ?", (_TRAIN_SAMPLE,)
+                "SELECT embedding FROM documents WHERE embedding IS NOT NULL ORDER BY random() LIMIT ?",
+                (_TRAIN_SAMPLE,),
             ).fetchall()
             self._dense.train(np.stack([np.frombuffer(e, dtype="<f4") for (e,) in sample]))
         rows = cur.execute("SELECT rowid, embedding FROM documents WHERE embedding IS NOT NULL ORDER BY rowid")
@@ -637,8 +648,9 @@ class FaissDocumentStore:
         rows = cur.execute("SELECT rowid, content, meta FROM documents ORDER BY rowid")
         with tqdm(total=n, desc="BM25 index", unit="doc", disable=n < _PROGRESS_MIN) as bar:
             while chunk := rows.fetchmany(_BATCH):
-                self._bm25.add([r for r, _, _ in chunk],
-                               [self._tokenizer(converters.bm25_text(c, m)) for _, c, m in chunk])
+                self._bm25.add(
+                    [r for r, _, _ in chunk], [self._tokenizer(converters.bm25_text(c, m)) for _, c, m in chunk]
+                )
                 bar.update(len(chunk))
         self._bm25_seq = database.last_seq(cur)
 
@@ -744,7 +756,9 @@ class FaissDocumentStore:
         cur.executemany("DELETE FROM documents WHERE rowid = ?", [(r,) for r in rowids])
         cur.executemany(f"INSERT INTO changes (rowid, op) VALUES (?, {database.OP_REMOVE})", [(r,) for r in rowids])
 
-    def _documents_by_rowid(self, rowids: np.ndarray, scores: np.ndarray | None, with_embedding: bool) -> list[Document]:
+    def _documents_by_rowid(
+        self, rowids: np.ndarray, scores: np.ndarray | None, with_embedding: bool
+    ) -> list[Document]:
         wanted = [int(r) for r in rowids]
         by_rowid: dict[int, tuple] = {}
         for chunk in batched(wanted):
@@ -783,7 +797,9 @@ class FaissDocumentStore:
 # ====================================================================== helpers
 def _registry_key(init_parameters: dict[str, Any]) -> tuple[str, str]:
     defaults = {
-        name: p.default for name, p in inspect.signature(FaissDocumentStore.__init__).parameters.items() if name != "self"
+        name: p.default
+        for name, p in inspect.signature(FaissDocumentStore.__init__).parameters.items()
+        if name != "self"
     }
     config = {k: v for k, v in {**defaults, **init_parameters}.items() if k != "path"}
     return os.path.realpath(str(init_parameters["path"])), json.dumps(config, sort_keys=True, default=str)

@@ -87,8 +87,13 @@ def install_udf(conn: sqlite3.Connection, state: dict[str, Any]) -> None:
     def spart_match(index: int, kind: str, raw: Any) -> int:
         op, value, path = state["conditions"][index]
         try:
-            return int(bool(COMPARISON_OPERATORS[op](value=_decode(kind, raw, path), filter_value=value,
-                                                    strict_datetime_comparison=False)))
+            return int(
+                bool(
+                    COMPARISON_OPERATORS[op](
+                        value=_decode(kind, raw, path), filter_value=value, strict_datetime_comparison=False
+                    )
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - handed back to the caller by run()
             state["error"] = exc
             raise
@@ -96,8 +101,13 @@ def install_udf(conn: sqlite3.Connection, state: dict[str, Any]) -> None:
     conn.create_function(UDF_NAME, 3, spart_match, deterministic=True)
 
 
-def run(conn: sqlite3.Connection | sqlite3.Cursor, state: dict[str, Any], compiled: CompiledFilter,
-        sql: Callable[[str], str] | str, extra_params: tuple = ()) -> sqlite3.Cursor:
+def run(
+    conn: sqlite3.Connection | sqlite3.Cursor,
+    state: dict[str, Any],
+    compiled: CompiledFilter,
+    sql: Callable[[str], str] | str,
+    extra_params: tuple = (),
+) -> sqlite3.Cursor:
     """Execute ``sql`` (with ``{where}`` filled in) and surface a ``FilterError`` raised by ``spart_match``."""
     text = sql.format(where=compiled.where) if isinstance(sql, str) else sql(compiled.where)
     state["conditions"], state["error"] = compiled.row_conditions, None
@@ -183,7 +193,9 @@ class _Compiler:
             raise FilterError(f"'conditions' key missing in {condition}")
         operator = condition["operator"]
         if operator not in LOGICAL_OPERATORS:
-            raise FilterError(f"Unknown logical operator '{operator}'. Valid operators are: {sorted(LOGICAL_OPERATORS)}")
+            raise FilterError(
+                f"Unknown logical operator '{operator}'. Valid operators are: {sorted(LOGICAL_OPERATORS)}"
+            )
         conditions = condition["conditions"]
         if not isinstance(conditions, list):
             raise FilterError(f"'conditions' must be a list in {condition}")
@@ -201,7 +213,9 @@ class _Compiler:
             raise FilterError(f"'value' key missing in {condition}")
         name, op, value = str(condition["field"]), condition["operator"], condition["value"]
         if op not in COMPARISON_OPERATORS:
-            raise FilterError(f"Unknown comparison operator '{op}'. Valid operators are: {sorted(COMPARISON_OPERATORS)}")
+            raise FilterError(
+                f"Unknown comparison operator '{op}'. Valid operators are: {sorted(COMPARISON_OPERATORS)}"
+            )
         if op in ("in", "not in") and not isinstance(value, list):
             raise FilterError(
                 f"Filter value must be a `list` when using operator 'in' or 'not in', received type '{type(value)}'"
@@ -272,7 +286,7 @@ class _Compiler:
         if type_expr is not None:
             test += f" AND {type_expr} IN {_NUMBER_TYPES}"
         else:
-            test += " AND typeof({}) IN ('integer', 'real')".format(expr)
+            test += f" AND typeof({expr}) IN ('integer', 'real')"
         return f"({test})"
 
     def row_condition(self, op: str, value: Any, target: tuple[str, str, str | None, tuple[str, ...]]) -> str:

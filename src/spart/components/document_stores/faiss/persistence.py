@@ -257,8 +257,9 @@ def migrate_v1(path: str | os.PathLike) -> bool:
                 dense = DenseIndex.load(snapshot / V1_DENSE_FILE)
                 directory = new_checkpoint_dir(path)
                 header = dense.write_file(directory / DENSE_FILE)
-                publish_checkpoint(path, directory, {"dense": {"seq": 0, "file": DENSE_FILE, "header": header},
-                                                     "bm25": None})
+                publish_checkpoint(
+                    path, directory, {"dense": {"seq": 0, "file": DENSE_FILE, "header": header}, "bm25": None}
+                )
             except ValueError as exc:
                 logger.warning("format-1 dense index of %s not reused (%s); it is rebuilt", path, exc)
         os.replace(tmp, path / DB_FILE)  # the commit point
