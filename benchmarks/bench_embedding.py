@@ -22,10 +22,11 @@ The in-process systems alternate ``--repeats`` times after a warm-up; the median
 its ratio to ST fp32, and the cosine similarity of its embeddings to ST fp32's (min and mean). spart's
 ``backend="auto"`` resolution on this machine is printed too, with the CPU model and flags.
 
-Run (from the repo root)::
+Run (from the repo root; ``../st-backends`` is the separate virtualenv above, set up as docs/benchmarks.md
+shows)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_embedding.py --passages 1000 --repeats 3 --threads 2 \\
-        --int8-check --st-python /path/to/st-backends-venv/bin/python --json bench-embedding.json
+        --int8-check --st-python ../st-backends/bin/python --json bench-embedding.json
 """
 
 from __future__ import annotations

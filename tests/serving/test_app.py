@@ -59,6 +59,9 @@ def test_openapi_schema_documents_run_and_status_and_no_deploy_routes(client):
     assert {"/hybrid_qa/run", "/dense_qa/run", "/bm25_qa/run", "/status", "/pipelines"} <= set(paths)
     assert not [p for p in paths if "deploy" in p or "draw" in p or p.startswith("/v1")]
     assert client.post("/deploy_files", json={}).status_code in (404, 405)
+    app = client.app
+    for url in (app.docs_url, app.redoc_url):  # the API documentation pages stay
+        assert client.get(url).status_code == 200
     run = paths["/hybrid_qa/run"]["post"]
     assert "Retrieve the passages" in run["description"]
 

@@ -20,8 +20,6 @@ from typing import Any
 
 from spart.pipelines.pgvector import is_database_url
 
-# hayhooks' own routes that stay, besides its status router: the API documentation.
-KEPT_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 FAISS_PIPELINES = ("bm25_qa", "dense_qa", "hybrid_qa")
 PGVECTOR_PIPELINES = ("dense_qa_pgvector", "hybrid_qa_pgvector")
 
@@ -83,10 +81,12 @@ def create_app(pipelines: dict[str, dict[str, Any]], *, title: str = "spart") ->
 
     app = create_hayhooks_app()
     app.title = title
+    # hayhooks' own routes that stay, besides its status router: the API documentation, wherever the app has it.
+    documentation = {app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url} - {None}
     app.router.routes = [
         r
         for r in app.router.routes
-        if getattr(r, "path", None) in KEPT_ROUTES or getattr(r, "original_router", None) is status_router
+        if getattr(r, "path", None) in documentation or getattr(r, "original_router", None) is status_router
     ]
     for name in list(registry.get_names()):  # a previous app in this process
         registry.remove(name)
