@@ -42,14 +42,21 @@ import numpy as np
 # ------------------------------------------------------------------ idf components
 
 
+def okapi_raw_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Okapi idf before rank-bm25's floor: ``log(N - df + 0.5) - log(df + 0.5)`` (may be negative)."""
+    df = np.asarray(df, dtype=np.float64)
+    return np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+
+
+def okapi_floor(raw_idf_all_terms: np.ndarray, epsilon: float = 0.25) -> float:
+    """rank-bm25's replacement for a negative idf: ``epsilon`` * the mean raw idf over *every* corpus term."""
+    return float(epsilon * (raw_idf_all_terms.sum() / raw_idf_all_terms.size)) if raw_idf_all_terms.size else 0.0
+
+
 def idf_okapi(df: np.ndarray, n_docs: int, epsilon: float = 0.25) -> np.ndarray:
     """rank-bm25's Okapi idf with its floor: negative idf -> ``epsilon`` * mean idf over all terms."""
-    df = np.asarray(df, dtype=np.float64)
-    idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
-    if idf.size:
-        floor = epsilon * (idf.sum() / idf.size)
-        idf = np.where(idf < 0, floor, idf)
-    return idf
+    idf = okapi_raw_idf(df, n_docs)
+    return np.where(idf < 0, okapi_floor(idf, epsilon), idf)
 
 
 def idf_robertson(df: np.ndarray, n_docs: int, epsilon: float = 0.25) -> np.ndarray:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spart.bm25.scoring import get_variant
+from spart.bm25.scoring import get_variant, okapi_floor, okapi_raw_idf
 
 MERGE_FACTOR = 4  # segments per size tier before they are merged into one
 _ARRAYS = ("rowids", "lengths", "doc_indptr", "doc_terms", "doc_tf", "terms", "term_indptr", "post_docs", "post_tf")
@@ -306,12 +306,11 @@ class SegmentedBM25:
         idf = np.zeros(len(term_ids), dtype=np.float64)
         present = df > 0
         if self.method == "okapi":
-            # rank-bm25's floor depends on the mean idf over every term in the corpus.
+            # rank-bm25's floor depends on the mean idf over every term in the corpus: cached per version.
             if self._okapi_floor is None or self._okapi_floor[0] != self._version:
-                all_df = self.df[self.df > 0].astype(np.float64)
-                raw = np.log(n_docs - all_df + 0.5) - np.log(all_df + 0.5)
-                self._okapi_floor = (self._version, self.epsilon * (raw.sum() / raw.size) if raw.size else 0.0)
-            raw = np.log(n_docs - df[present] + 0.5) - np.log(df[present] + 0.5)
+                floor = okapi_floor(okapi_raw_idf(self.df[self.df > 0], n_docs), self.epsilon)
+                self._okapi_floor = (self._version, floor)
+            raw = okapi_raw_idf(df[present], n_docs)
             idf[present] = np.where(raw < 0, self._okapi_floor[1], raw)
         elif present.any():
             idf[present] = self.variant.idf(df[present], n_docs, epsilon=self.epsilon)
