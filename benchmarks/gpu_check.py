@@ -322,6 +322,22 @@ def write_yaml(path: Path, values: dict) -> Path:
     return path
 
 
+def common_training(steps: int) -> dict:
+    """Settings both training runs share: token budgets, schedule, device, one checkpoint at the end."""
+    return {
+        "query_max_length": 64,
+        "passage_max_length": PASSAGE_TOKENS,
+        "lr": 2e-5,
+        "warmup_steps": 1,
+        "max_steps": steps,
+        "precision": TRAIN_PRECISION,
+        "device": DEVICE,
+        "checkpoint_every": steps,
+        "log_every": 1,
+        "progress": False,
+    }
+
+
 def spider_config(work: Path, model: Path, spans: Path, corpus: Path, name: str, steps: int) -> Path:
     return write_yaml(
         work / f"{name}.yaml",
@@ -330,17 +346,8 @@ def spider_config(work: Path, model: Path, spans: Path, corpus: Path, name: str,
             "model": str(model),
             "shared": True,
             "pooling": "cls",
-            "query_max_length": 64,
-            "passage_max_length": PASSAGE_TOKENS,
+            **common_training(steps),
             "batch_size": SPIDER_BATCH,
-            "lr": 2e-5,
-            "warmup_steps": 1,
-            "max_steps": steps,
-            "precision": TRAIN_PRECISION,
-            "device": DEVICE,
-            "checkpoint_every": steps,
-            "log_every": 1,
-            "progress": False,
             "seed": 1,
             "data": {"kind": "spider", "corpus": str(corpus), "spans": str(spans)},
         },
@@ -392,17 +399,8 @@ def section_art(work: Path, towers: dict[str, Path], teacher: Path, env: dict, s
             "evidence": str(evidence),
             "top_k": ART_TOP_K,
             "reindex_every": 2,
-            "query_max_length": 64,
-            "passage_max_length": PASSAGE_TOKENS,
+            **common_training(steps),
             "batch_size": ART_BATCH,
-            "lr": 2e-5,
-            "warmup_steps": 1,
-            "max_steps": steps,
-            "precision": TRAIN_PRECISION,
-            "device": DEVICE,
-            "checkpoint_every": steps,
-            "log_every": 1,
-            "progress": False,
             "encode_batch_size": 256,
             "teacher": {
                 "model": str(teacher),
