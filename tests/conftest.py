@@ -103,6 +103,14 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_causal_dir(tmp_path_factory, minilm_dir) -> Path:
+    """A tiny random Llama teacher (2 layers, 32-d) with MiniLM's tokenizer: the teacher, ranker and rerank tests."""
+    from _tiny_models import build_tiny_causal
+
+    return build_tiny_causal(tmp_path_factory.mktemp("tiny-llama"), minilm_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
     """A tiny randomly initialised BERT (2 layers, 32-d) with MiniLM's uncased WordPiece tokenizer.
 

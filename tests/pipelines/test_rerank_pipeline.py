@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from haystack import Pipeline
 
 from spart.pipelines import available_pipelines, load_pipeline, question_inputs, retrieve
 
-
-@pytest.fixture(scope="module")
-def tiny_teacher(tmp_path_factory, minilm_dir) -> Path:
-    """A tiny random Llama teacher with MiniLM's tokenizer (milliseconds per forward)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("rerank-teacher")
-    tok = AutoTokenizer.from_pretrained(minilm_dir)
-    tok.eos_token = "[SEP]"
-    config = LlamaConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.cls_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 RERANK_PIPELINES = ["hybrid_rerank_qa", "dense_rerank_qa"]
 
 
-def _load(tiny_store, tiny_teacher, name="hybrid_rerank_qa", **kwargs):
-    ranker = {"model": str(tiny_teacher), "precision": "fp32", "device": "cpu"}
+def _load(tiny_store, tiny_causal_dir, name="hybrid_rerank_qa", **kwargs):
+    ranker = {"model": str(tiny_causal_dir), "precision": "fp32", "device": "cpu"}
     return load_pipeline(name, store=tiny_store, components={"ranker": ranker}, **kwargs)
 
 
@@ -49,16 +20,16 @@ def test_listed():
 
 
 @pytest.mark.parametrize("name", RERANK_PIPELINES)
-def test_yaml_round_trip(tiny_store, tiny_teacher, name):
-    pipeline = _load(tiny_store, tiny_teacher, name)
+def test_yaml_round_trip(tiny_store, tiny_causal_dir, name):
+    pipeline = _load(tiny_store, tiny_causal_dir, name)
     again = Pipeline.loads(pipeline.dumps(), allowed_modules=["spart"])
     assert again.to_dict()["components"] == pipeline.to_dict()["components"]
     assert sorted(again.graph.edges(keys=True)) == sorted(pipeline.graph.edges(keys=True))
     assert set(pipeline.outputs()) == {"ranker"}
 
 
-def test_ranker_reorders_the_fused_list(tiny_store, tiny_teacher):
-    pipeline = _load(tiny_store, tiny_teacher, top_k=3)
+def test_ranker_reorders_the_fused_list(tiny_store, tiny_causal_dir):
+    pipeline = _load(tiny_store, tiny_causal_dir, top_k=3)
     question = "first artificial satellite"
     assert question_inputs(pipeline, question)["ranker"] == {"query": question}
     result = pipeline.run(question_inputs(pipeline, question), include_outputs_from={"fuser"})
@@ -73,8 +44,8 @@ def test_ranker_reorders_the_fused_list(tiny_store, tiny_teacher):
     assert [d.id for d in retrieve(pipeline, question)] == [d.id for d in reranked]
 
 
-def test_dense_rerank_reorders_the_dense_list(tiny_store, tiny_teacher):
-    pipeline = _load(tiny_store, tiny_teacher, "dense_rerank_qa", top_k=4)
+def test_dense_rerank_reorders_the_dense_list(tiny_store, tiny_causal_dir):
+    pipeline = _load(tiny_store, tiny_causal_dir, "dense_rerank_qa", top_k=4)
     question = "first artificial satellite"
     assert question_inputs(pipeline, question) == {"text_embedder": {"text": question}, "ranker": {"query": question}}
     result = pipeline.run(question_inputs(pipeline, question), include_outputs_from={"dense_retriever"})

@@ -10,6 +10,7 @@ import pytest
 import torch
 from _art_helpers import LexicalTeacher, art_config, synthetic_evidence, synthetic_questions
 from _dist_helpers import init_gloo, spawn
+from _tiny_models import build_tiny_gpt2
 from _trainer_helpers import make_tiny_bert, weights
 
 from spart.encoders import DualEncoder
@@ -181,30 +182,10 @@ def test_two_ranks_train_like_one_process(tmp_path, model_no_dropout):
     assert [float(r["loss"]) for r in metrics] == pytest.approx([float(r["loss"]) for r in single_metrics], rel=1e-3)
 
 
-def _tiny_gpt2(out, minilm_dir):
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(minilm_dir)
-    tok.eos_token = "[SEP]"
-    config = GPT2Config(
-        vocab_size=tok.vocab_size,
-        n_embd=32,
-        n_layer=2,
-        n_head=4,
-        n_positions=256,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
     from spart.training.models import build_teacher
 
-    lm = _tiny_gpt2(tmp_path / "lm", minilm_dir)
+    lm = build_tiny_gpt2(tmp_path / "lm", minilm_dir)
     config = art_config(
         tmp_path / "run",
         model_no_dropout,
@@ -290,7 +271,7 @@ def test_example_config_and_cli_print_config(capsys):
 def test_cli_trains_art_through_the_registry(tmp_path, model_no_dropout, minilm_dir):
     from spart.cli import main
 
-    lm = _tiny_gpt2(tmp_path / "lm", minilm_dir)
+    lm = build_tiny_gpt2(tmp_path / "lm", minilm_dir)
     evidence = synthetic_evidence(12)
     rows = zip(evidence.ids, evidence.texts, evidence.titles)
     (tmp_path / "e.tsv").write_text("id\ttext\ttitle\n" + "".join("\t".join(row) + "\n" for row in rows))

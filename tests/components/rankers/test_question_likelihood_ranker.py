@@ -20,8 +20,8 @@ def docs():
 
 
 @pytest.fixture(scope="module")
-def ranker(tiny_teacher_dir):
-    r = QuestionLikelihoodRanker(model=str(tiny_teacher_dir), precision="fp32", device="cpu", batch_size=2)
+def ranker(tiny_causal_dir):
+    r = QuestionLikelihoodRanker(model=str(tiny_causal_dir), precision="fp32", device="cpu", batch_size=2)
     r.warm_up()
     return r
 
@@ -69,13 +69,13 @@ def test_from_dict():
     assert QuestionLikelihoodRanker.from_dict(r.to_dict()).to_dict() == r.to_dict()
 
 
-def test_run_scores_and_sorts(ranker, docs, tiny_teacher_dir):
+def test_run_scores_and_sorts(ranker, docs, tiny_causal_dir):
     out = ranker.run(query="What is the capital of France?", documents=docs)["documents"]
     assert sorted(d.id for d in out) == ["a", "b", "c"]
     scores = [d.score for d in out]
     assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)
     # the scores are the teacher's, with titles taken from meta
-    scorer = QuestionLikelihoodScorer(str(tiny_teacher_dir), precision="fp32")
+    scorer = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32")
     scorer.warm_up()
     expected = scorer.score(
         "What is the capital of France?",
@@ -113,22 +113,22 @@ def test_run_rejects_documents_without_content(ranker, docs):
         ranker.run(query=" ", documents=docs)
 
 
-def test_run_with_cache(tiny_teacher_dir, docs, tmp_path):
+def test_run_with_cache(tiny_causal_dir, docs, tmp_path):
     path = tmp_path / "scores.sqlite"
-    first = QuestionLikelihoodRanker(model=str(tiny_teacher_dir), precision="fp32", cache_path=str(path))
+    first = QuestionLikelihoodRanker(model=str(tiny_causal_dir), precision="fp32", cache_path=str(path))
     a = first.run(query="What is the capital of France?", documents=docs)["documents"]  # warms up lazily
-    second = QuestionLikelihoodRanker(model=str(tiny_teacher_dir), precision="fp32", cache_path=str(path))
+    second = QuestionLikelihoodRanker(model=str(tiny_causal_dir), precision="fp32", cache_path=str(path))
     second.warm_up()
     b = second.run(query="What is the capital of France?", documents=docs)["documents"]
     assert [(d.id, d.score) for d in a] == [(d.id, d.score) for d in b]
     assert second._scorer.stats["cache_hits"] == 3 and second._scorer.stats["scored"] == 0
 
 
-def test_run_in_pipeline_roundtrip(tiny_teacher_dir, docs):
+def test_run_in_pipeline_roundtrip(tiny_causal_dir, docs):
     from haystack import Pipeline
 
     pipe = Pipeline()
-    pipe.add_component("ranker", QuestionLikelihoodRanker(model=str(tiny_teacher_dir), precision="fp32", top_k=2))
+    pipe.add_component("ranker", QuestionLikelihoodRanker(model=str(tiny_causal_dir), precision="fp32", top_k=2))
     restored = Pipeline.loads(pipe.dumps(), allowed_modules=["spart"])
     out = restored.run({"ranker": {"query": "Who created Python?", "documents": docs}})
     assert len(out["ranker"]["documents"]) == 2
