@@ -47,6 +47,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, yaml.safe_load(value)
 
 
+def add_override_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable): overrides passed to the pipeline loader, collected in ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help=help,
+    )
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser, default_split: str = "test") -> None:
     group = parser.add_argument_group("data set (a directory, or explicit files)")
     group.add_argument("--dataset", help="DPR directory (passages.tsv + <name>-<split>.csv) or BEIR directory")
@@ -134,15 +147,7 @@ def register(subparsers) -> None:
         metavar="[LABEL=]NAME_OR_YAML",
         help="pipeline to evaluate (repeat for several systems)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override passed to every pipeline's loader (repeatable)",
-    )
+    add_override_argument(parser, "override passed to every pipeline's loader (repeatable)")
     add_dataset_arguments(parser)
     add_store_arguments(parser)
     parser.add_argument(

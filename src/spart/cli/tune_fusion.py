@@ -19,10 +19,10 @@ from pathlib import Path
 from spart.atomic import write_text_atomic
 from spart.cli.eval import (
     add_dataset_arguments,
+    add_override_argument,
     add_store_arguments,
     load_dataset_from_args,
     load_for_eval,
-    parse_override,
     pipeline_overrides,
 )
 from spart.cli.index import positive_int
@@ -41,15 +41,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--pipeline", required=True, help="hybrid pipeline (spart name or YAML) with one HybridScoreFuser"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override passed to the pipeline loader (repeatable)",
-    )
+    add_override_argument(parser, "override passed to the pipeline loader (repeatable)")
     add_dataset_arguments(parser, default_split="train")
     add_store_arguments(parser)
     parser.add_argument("--modes", default="rrf,convex_minmax,convex_zscore,weighted_raw", help="fusion modes to try")
