@@ -139,6 +139,12 @@ def _pgvector_pipeline():
     connect_pgvector_stores(Pipeline(), "postgresql://localhost/db#table")
 
 
+def _onnxruntime():
+    from spart.onnx_runtime import require_onnxruntime
+
+    require_onnxruntime()
+
+
 def _serve():
     import argparse
 
@@ -165,6 +171,7 @@ SITES = [
         lambda tmp: _pgvector_pipeline(),
     ),
     (("hayhooks",), "serve", "hayhooks", lambda tmp: _serve()),
+    (("onnxruntime",), "onnx", "onnxruntime", lambda tmp: _onnxruntime()),
 ]
 
 

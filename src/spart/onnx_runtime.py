@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from spart._extras import require
 
-MISSING_EXTRA = "needs onnxruntime and onnx: install the extra with pip install 'spart[onnx]'"
+logger = logging.getLogger(__name__)
 
 
 def onnxruntime_available() -> bool:
@@ -25,16 +25,11 @@ def onnxruntime_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
-def require_onnxruntime(what: str = "the ONNX backend"):
-    """The ``onnxruntime`` module; an ``ImportError`` naming the extra when it (or ``onnx``) is missing.
-
-    :param what: what needs it, for the message (``"backend 'onnx'"``).
-    """
-    if not onnxruntime_available():
-        raise ImportError(f"{what} {MISSING_EXTRA}")
-    import onnxruntime
-
-    return onnxruntime
+def require_onnxruntime():
+    """The ``onnxruntime`` module; :class:`spart._extras.MissingExtraError` naming the ``onnx`` extra when it
+    (or ``onnx``, which the exports need) is missing."""
+    require("onnx", "onnx")
+    return require("onnxruntime", "onnx")
 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None):

@@ -139,7 +139,7 @@ def export_tower(encoder: DualEncoder, role: str, path: str | os.PathLike) -> Pa
     :returns: ``path``.
     :raises ValueError: if the encoder is not fp32, or the export does not reproduce the torch tower.
     """
-    require_onnxruntime("backend 'onnx'")
+    require_onnxruntime()
     path = Path(path)
     tower = encoder.tower(role)
     dtypes = {p.dtype for p in tower.parameters()}
@@ -230,7 +230,7 @@ def load_onnx_towers(encoder: DualEncoder, root: Path | None = None) -> OnnxTowe
     :param root: the export cache (default ``$SPART_CACHE/onnx``).
     :returns: the sessions.
     """
-    require_onnxruntime("backend 'onnx'")
+    require_onnxruntime()
     stamp = weights_stamp(encoder)
     paths = tower_files(encoder, root)
     sessions: dict[Path, Any] = {}

@@ -214,7 +214,7 @@ class QuestionLikelihoodScorer:
                     f"teacher backend {self.backend!r} sets its own precision; "
                     f"precision {self.precision!r} needs backend 'torch'"
                 )
-            require_onnxruntime(f"teacher backend {self.backend!r}")
+            require_onnxruntime()
         return self.backend
 
     def _check_batch(self) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def load_onnx_teacher(
 
     if variant not in ONNX_BACKENDS:
         raise ValueError(f"variant must be one of {ONNX_BACKENDS}, got {variant!r}")
-    require_onnxruntime(f"teacher backend {variant!r}")
+    require_onnxruntime()
     folder = (root or teacher_onnx_root()) / EXPORT_FORMAT / key
     path = folder / "model.onnx"
     if path.is_file():
