@@ -130,3 +130,20 @@ def test_output_is_the_union_sorted_by_score(lists, mode):
 def test_importable_without_torch_or_haystack():
     code = "import sys, spart.fusion; assert 'torch' not in sys.modules and 'haystack' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_interpolate_zscores():
+    from spart.fusion import interpolate_zscores
+
+    lm, retriever = [-1.0, -2.0, -3.0], [0.1, 0.9, 0.5]
+    assert interpolate_zscores(lm, retriever, 0.0) == pytest.approx([1.2247449, 0.0, -1.2247449])
+    assert interpolate_zscores(lm, retriever, 1.0) == pytest.approx([-1.2247449, 1.2247449, 0.0])
+    half = interpolate_zscores(lm, retriever, 0.5)
+    assert half == pytest.approx([0.0, 0.6123724, -0.6123724])
+    assert interpolate_zscores([1.0, 1.0], [1.0, 2.0], 0.5) == pytest.approx([-0.5, 0.5])  # flat list adds 0
+    with pytest.raises(ValueError, match="one secondary score"):
+        interpolate_zscores([1.0], [1.0, 2.0], 0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        interpolate_zscores([1.0], [1.0], 1.5)
+    with pytest.raises(ValueError, match="finite"):
+        interpolate_zscores([math.nan], [1.0], 0.5)

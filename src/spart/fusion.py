@@ -251,3 +251,25 @@ def check_mode(mode: str) -> str:
     if mode not in FUSION_MODES:
         raise ValueError(f"unknown fusion mode {mode!r}; choose one of {FUSION_MODES}")
     return mode
+
+
+def interpolate_zscores(primary: Sequence[float], secondary: Sequence[float], weight: float) -> list[float]:
+    """``(1 - weight) * z(primary) + weight * z(secondary)`` over one query's candidates (same order in both).
+
+    The per-query z-score interpolation of a reranker's score with the first-stage retriever's score (used by
+    :class:`~spart.components.rankers.QuestionLikelihoodRanker` with ``retriever_weight`` and by ART's
+    ``teacher.base_weight`` target). ``weight = 0`` returns ``z(primary)``, ``1`` returns ``z(secondary)``; a
+    list whose scores are all equal contributes 0.
+
+    :raises ValueError: lengths differ, ``weight`` is outside [0, 1], or a score is not finite.
+    """
+    if len(primary) != len(secondary):
+        raise ValueError(f"interpolation needs one secondary score per candidate ({len(primary)} vs {len(secondary)})")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the interpolation weight must be in [0, 1], got {weight}")
+    for s in (*primary, *secondary):
+        if not math.isfinite(s):
+            raise ValueError(f"scores must be finite numbers, got {s!r}")
+    z1, _ = normalize_scores(list(primary), "zscore")
+    z2, _ = normalize_scores(list(secondary), "zscore")
+    return [(1.0 - weight) * a + weight * b for a, b in zip(z1, z2)]

@@ -198,6 +198,10 @@ class TeacherConfig(StrictModel):
     :param cache: SQLite score cache; default ``<output_dir>/teacher-scores.sqlite``. Scores are keyed by the
         teacher's fingerprint, so one file can be shared by runs and ranks.
     :param use_cache: set ``false`` to score every pair afresh.
+    :param base_weight: ``0`` (ART): the target is the LM's score alone. Above 0 the target is the per-question
+        z-score interpolation with the frozen base retriever's score (:mod:`spart.teacher.mixing`; a deviation
+        from ART for adapting an encoder that already ranks well).
+    :param base_model: the frozen base retriever; ``None`` = the run's initial ``model``, loaded as it is deployed.
     """
 
     model: str | None = None
@@ -211,6 +215,8 @@ class TeacherConfig(StrictModel):
     use_chat_template: bool | None = None
     cache: Path | None = None
     use_cache: bool = True
+    base_weight: float = Field(0.0, ge=0, le=1)
+    base_model: str | None = None
 
 
 class ARTTrainingConfig(EncoderTrainingConfig):

@@ -8,7 +8,7 @@ factories, which only pick the method's defaults (:mod:`spart.training.registry`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,7 +17,6 @@ from spart.encoders.precision import resolve_precision
 
 if TYPE_CHECKING:
     from spart.encoders import DualEncoderConfig
-    from spart.teacher import QuestionLikelihoodScorer
     from spart.training.config import ARTTrainingConfig, ContrastiveTrainingConfig, EncoderTrainingConfig
 
 
@@ -81,8 +80,9 @@ def art_encoder(config: ARTTrainingConfig, device: torch.device) -> DualEncoder:
     return build_encoder(config, device, defaults=ART_DEFAULTS, precision=precision)
 
 
-def build_teacher(config: ARTTrainingConfig, device: torch.device) -> QuestionLikelihoodScorer:
-    """The question-likelihood scorer named by ``config.teacher``, warmed up, with its score cache."""
+def build_teacher(config: ARTTrainingConfig, device: torch.device) -> Any:
+    """The question-likelihood scorer named by ``config.teacher``, warmed up, with its score cache; wrapped in a
+    :class:`~spart.teacher.mixing.BaseInterpolatedTeacher` when ``teacher.base_weight`` > 0."""
     from spart.teacher import QuestionLikelihoodScorer, ScoreCache
 
     t = config.teacher
@@ -102,4 +102,9 @@ def build_teacher(config: ARTTrainingConfig, device: torch.device) -> QuestionLi
         cache=cache,
     )
     scorer.warm_up()
+    if t.base_weight > 0:
+        from spart.teacher.mixing import BaseInterpolatedTeacher
+
+        base = DualEncoder.load(t.base_model or config.model, device=device)
+        return BaseInterpolatedTeacher(scorer, base, t.base_weight, batch_size=config.encode_batch_size)
     return scorer

@@ -156,3 +156,29 @@ def test_smollm2_ranks_on_topic_passage_first():
     for question, answer_id in questions.items():
         top = ranker.run(query=question, documents=docs, top_k=1)["documents"][0]
         assert top.id == answer_id, question
+
+
+def test_retriever_weight_interpolates_with_the_retriever_score(ranker, docs, tiny_causal_dir):
+    from spart.fusion import interpolate_zscores
+
+    lm = {d.id: d.score for d in ranker.run(query="What is the capital of France?", documents=docs)["documents"]}
+    mixed = QuestionLikelihoodRanker(model=str(tiny_causal_dir), precision="fp32", retriever_weight=0.5)
+    mixed._scorer = ranker._scorer  # the same loaded LM
+    out = mixed.run(query="What is the capital of France?", documents=docs)["documents"]
+    expected = interpolate_zscores([lm[d.id] for d in docs], [d.score for d in docs], 0.5)
+    assert {d.id: d.score for d in out} == pytest.approx({d.id: e for d, e in zip(docs, expected)})
+    assert [d.score for d in out] == sorted((d.score for d in out), reverse=True)
+    mixed.retriever_weight = 1.0  # the retriever's own order
+    assert [d.id for d in mixed.run(query="capital?", documents=docs)["documents"]] == ["a", "b", "c"]
+    assert mixed.to_dict()["init_parameters"]["retriever_weight"] == 1.0
+
+
+def test_retriever_weight_needs_scores_and_a_valid_weight(ranker, docs, tiny_causal_dir):
+    mixed = QuestionLikelihoodRanker(model=str(tiny_causal_dir), retriever_weight=0.3)
+    mixed._scorer = ranker._scorer
+    unscored = [Document(id="x", content="no score here")] + docs
+    with pytest.raises(ValueError, match="retriever's score"):
+        mixed.run(query="q?", documents=unscored)
+    for bad in (-0.1, 1.5, "half"):
+        with pytest.raises(ValueError, match="retriever_weight"):
+            QuestionLikelihoodRanker(retriever_weight=bad)

@@ -40,6 +40,10 @@ class QuestionLikelihoodRanker:
     :param cache_path: optional SQLite score cache file, shared with the ART trainer's teacher.
     :param backend: ``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"``: what runs a causal teacher (see
         :class:`~spart.teacher.likelihood.QuestionLikelihoodScorer`; the ONNX ones need ``pip install 'spart[onnx]'``).
+    :param retriever_weight: ``0`` (UPR): rank by the LM score alone. Above 0, rank by the per-query z-score
+        interpolation ``(1 - w) * z(LM score) + w * z(retriever score)`` (:func:`spart.fusion.interpolate_zscores`),
+        which can beat both when the LM and the retriever are of similar strength; every document then needs the
+        ``score`` its retriever gave it, and the output ``score`` is the interpolated value.
 
     Usage::
 
@@ -70,6 +74,7 @@ class QuestionLikelihoodRanker:
         title_meta_field: str = "title",
         cache_path: str | None = None,
         backend: str = "auto",
+        retriever_weight: float = 0.0,
     ) -> None:
         from spart.teacher.likelihood import BACKENDS, PRECISIONS  # light: numpy only
 
@@ -86,6 +91,8 @@ class QuestionLikelihoodRanker:
             ("max_question_tokens", max_question_tokens),
         ):
             check_positive_int(value, name)
+        if not isinstance(retriever_weight, (int, float)) or not 0.0 <= retriever_weight <= 1.0:
+            raise ValueError(f"retriever_weight must be a number in [0, 1], got {retriever_weight!r}")
         if passage_template is not None or question_template is not None:
             PromptTemplate(passage_template or "{text}", question_template or "{question}")  # validate early
         self.model = model
@@ -103,6 +110,7 @@ class QuestionLikelihoodRanker:
         self.title_meta_field = title_meta_field
         self.cache_path = cache_path
         self.backend = backend
+        self.retriever_weight = float(retriever_weight)
         self._scorer = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +135,7 @@ class QuestionLikelihoodRanker:
             title_meta_field=self.title_meta_field,
             cache_path=self.cache_path,
             backend=self.backend,
+            retriever_weight=self.retriever_weight,
         )
 
     @classmethod
@@ -170,7 +179,8 @@ class QuestionLikelihoodRanker:
         :param query: the question.
         :param documents: retrieved documents (any order); each needs non-empty ``content``.
         :param top_k: documents to return; overrides the init ``top_k``.
-        :returns: ``{"documents": [...]}``: new Documents, best first, ``score`` = mean log p(query | document).
+        :returns: ``{"documents": [...]}``: new Documents, best first, ``score`` = mean log p(query | document)
+            (or the interpolated score when ``retriever_weight`` > 0).
         :raises ValueError: empty query, bad ``top_k``, or a document without content.
         """
         check_top_k(top_k, allow_none=True)
@@ -190,7 +200,20 @@ class QuestionLikelihoodRanker:
             {"id": doc.id, "title": (doc.meta or {}).get(self.title_meta_field) or "", "text": doc.content}
             for doc in documents
         ]
+        if self.retriever_weight > 0:
+            missing = [doc.id for doc in documents if doc.score is None]
+            if missing:
+                raise ValueError(
+                    f"QuestionLikelihoodRanker: retriever_weight={self.retriever_weight} needs the retriever's score "
+                    f"on every document; {len(missing)} have none (e.g. {missing[0]!r})"
+                )
         scores = self._scorer.score(query, passages)
+        if self.retriever_weight > 0:
+            from spart.fusion import interpolate_zscores
+
+            scores = interpolate_zscores(
+                [float(s) for s in scores], [float(doc.score) for doc in documents], self.retriever_weight
+            )
         # stable sort on -score: ties keep the retriever's order
         order = sorted(range(len(documents)), key=lambda i: -float(scores[i]))
         if top_k is not None:

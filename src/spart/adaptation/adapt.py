@@ -1,0 +1,356 @@
+"""``spart adapt``: one command from a corpus (and, optionally, real questions without answers) to an adapted
+retriever, a tuned hybrid and a report, with no human label used for training, selection or tuning.
+
+Stages (each recorded in ``<out>/adapt-state.json`` when it completes, so a rerun resumes at the first stage not
+done; generation and training also resume *inside* the stage):
+
+1. ``questions``: :func:`spart.generation.generate_questions` -> ``questions/`` (a BEIR pseudo data set);
+2. ``audit``: :func:`spart.adaptation.audit.run_audit` on pseudo-dev -> the teacher and the base-score
+   interpolation weight ART will distil (the best rerank row), or the verdict that ART is not expected to help;
+3. ``train``: ART from the base encoder on the real questions plus pseudo-train (one shared tower, the evidence
+   re-embedded every ``reindex_every`` steps, teacher scores cached in ``teacher-scores.sqlite``);
+4. ``select``: every exported checkpoint, re-saved with the base model's passage length, scored on pseudo-dev
+   (and, for the report only, on ``report_dataset``); the best on pseudo-dev becomes ``model/``;
+5. ``hybrid``: the hybrid's fusion tuned on pseudo-dev for the selected model -> ``hybrid_qa.yaml``;
+6. ``report``: ``report.md`` + ``learning-curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spart.atomic import atomic_write
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("questions", "audit", "train", "select", "hybrid", "report")
+STATE = "adapt-state.json"
+
+
+@dataclass
+class AdaptOptions:
+    """Everything ``spart adapt`` needs (the command line maps onto it one to one).
+
+    :param corpus: passages (DPR TSV or BEIR corpus).
+    :param out: the run directory.
+    :param questions: real questions of the corpus's users (no answers), trained on with the generated ones.
+    :param model: the base encoder (``None`` = the packaged MiniLM).
+    :param teachers: candidate teacher LMs, ``[LABEL=]MODEL`` (``smollm2`` = the packaged default).
+    :param generator: the LM that writes questions (``None`` = the first teacher).
+    :param num_passages: passages that get a generated question.
+    :param weights: base-score interpolation weights the audit tries.
+    :param depth: candidates reranked in the audit.
+    :param steps: ART steps (``None``: ``epochs`` passes over the training questions).
+    :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
+    :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
+    """
+
+    corpus: str
+    out: str
+    questions: str | None = None
+    model: str | None = None
+    teachers: list[str] = field(default_factory=lambda: ["smollm2"])
+    generator: str | None = None
+    num_passages: int = 600
+    filter_top_k: int = 20
+    dev_fraction: float = 0.2
+    generation_batch_size: int = 16
+    weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+    depth: int = 20
+    steps: int | None = None
+    epochs: float = 3.0
+    batch_size: int = 16
+    top_k: int = 8
+    reindex_every: int = 40
+    lr: float = 2e-5
+    exports: int = 4
+    query_max_length: int = 32
+    passage_max_length: int = 128
+    teacher_batch_size: int = 16
+    seed: int = 0
+    report_dataset: str | None = None
+    report_split: str = "test"
+    train_anyway: bool = False
+    progress: bool = True
+
+
+class Adaptation:
+    """Runs the stages of :class:`AdaptOptions` (see the module docstring)."""
+
+    def __init__(self, options: AdaptOptions, generator: Any = None) -> None:
+        """:param generator: the question writer (default: a :class:`~spart.generation.QuestionGenerator` of
+        ``options.generator`` or the first teacher)."""
+        self.o = options
+        self._generator = generator
+        self.out = Path(options.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / STATE
+        self.state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+        recorded = self.state.get("options")
+        current = json.loads(json.dumps(asdict(options)))
+        if recorded is not None:
+            changed = {k for k in current if k not in ("progress",) and recorded.get(k) != current[k]}
+            if changed:
+                raise ValueError(
+                    f"{self.out} was started with other options ({', '.join(sorted(changed))}); "
+                    "use another --out to adapt differently"
+                )
+        self.state["options"] = current
+        self._save()
+
+    # ------------------------------------------------------------------ state
+    def _save(self) -> None:
+        with atomic_write(self.out / STATE, "w", encoding="utf-8") as f:
+            json.dump(self.state, f, indent=1)
+
+    def done(self, stage: str) -> bool:
+        return stage in self.state["stages"]
+
+    def _finish(self, stage: str, seconds: float, **result: Any) -> None:
+        self.state["stages"][stage] = {"seconds": round(seconds, 1), **result}
+        self._save()
+
+    def run(self) -> dict[str, Any]:
+        for stage in STAGES:
+            if self.done(stage):
+                logger.info("adapt: %s already done", stage)
+                continue
+            logger.info("adapt: %s", stage)
+            start = time.perf_counter()
+            result = getattr(self, f"stage_{stage}")()
+            self._finish(stage, time.perf_counter() - start, **result)
+        return self.state
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def questions_dir(self) -> Path:
+        return self.out / "questions"
+
+    def _teacher_specs(self):
+        from spart.adaptation.audit import TeacherSpec
+
+        return [TeacherSpec.parse(t) for t in self.o.teachers]
+
+    def _pseudo_dev(self):
+        from spart.evaluation.datasets import load_dataset
+
+        return load_dataset(self.questions_dir, "pseudo-dev")
+
+    def _report_dataset(self):
+        if not self.o.report_dataset:
+            return None
+        from spart.evaluation.datasets import load_dataset
+
+        return load_dataset(self.o.report_dataset, self.o.report_split)
+
+    # ------------------------------------------------------------------ stages
+    def stage_questions(self) -> dict[str, Any]:
+        from spart.data import read_passages
+        from spart.generation import GenerationSettings, QuestionGenerator, generate_questions
+
+        spec = self._teacher_specs()[0]
+        model = self.o.generator or spec.model
+        generator = self._generator or QuestionGenerator(model, batch_size=self.o.generation_batch_size)
+        settings = GenerationSettings(
+            num_passages=self.o.num_passages,
+            seed=self.o.seed,
+            filter_model=self.o.model,
+            filter_top_k=self.o.filter_top_k,
+            dev_fraction=self.o.dev_fraction,
+        )
+        passages = list(read_passages(self.o.corpus))
+        stats = generate_questions(passages, self.questions_dir, generator, settings, progress=self.o.progress)
+        if stats["pseudo-dev"] < 10 or stats["pseudo-train"] < 10:
+            raise ValueError(
+                f"only {stats['pseudo-train']} pseudo-train and {stats['pseudo-dev']} pseudo-dev questions survived "
+                f"the round-trip filter (pass rate {stats['filter_pass_rate']:.0%}); raise --num-passages or "
+                "--filter-top-k"
+            )
+        return {"generator": model or "smollm2", "stats": stats}
+
+    def stage_audit(self) -> dict[str, Any]:
+        from spart.adaptation.audit import run_audit
+        from spart.evaluation.runs import write_json
+
+        report = run_audit(
+            self._pseudo_dev(),
+            model=self.o.model,
+            teachers=self._teacher_specs(),
+            weights=self.o.weights,
+            depth=self.o.depth,
+            cache_path=str(self.out / "teacher-scores.sqlite"),
+            teacher_batch_size=self.o.teacher_batch_size,
+            progress=self.o.progress,
+        )
+        write_json(self.out / "audit-pseudo-dev.json", report.to_dict())
+        best_label, best = max(report.verdicts.items(), key=lambda kv: kv[1]["delta"])
+        return {"teacher": best_label, "weight": best["weight"], "call": best["call"], "verdict": best["text"]}
+
+    def _training_questions(self) -> Path:
+        lines = []
+        if self.o.questions:
+            from spart.training.art_data import load_questions
+
+            lines += load_questions(self.o.questions)
+        lines += (self.questions_dir / "pseudo-train-questions.txt").read_text(encoding="utf-8").splitlines()
+        path = self.out / "train-questions.txt"
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            f.writelines(q.replace("\n", " ") + "\n" for q in lines if q.strip())
+        return path
+
+    def stage_train(self) -> dict[str, Any]:
+        import math
+
+        from spart.encoders.loading import packaged_minilm_path
+        from spart.training.config import ARTTrainingConfig
+        from spart.training.registry import run_training
+
+        audit = self.state["stages"]["audit"]
+        if audit["call"] == "no" and not self.o.train_anyway:
+            logger.warning("adapt: %s The base model is kept.", audit["verdict"])
+            return {"skipped": True, "reason": audit["verdict"]}
+        spec = next(t for t in self._teacher_specs() if t.label == audit["teacher"])
+        questions = self._training_questions()
+        n_questions = sum(1 for _ in open(questions, encoding="utf-8"))
+        steps = self.o.steps or max(1, math.ceil(self.o.epochs * n_questions / self.o.batch_size))
+        exports = sorted({0, steps, *(round(steps * i / self.o.exports) for i in range(1, self.o.exports))})
+        base = self.o.model or str(packaged_minilm_path())
+        config = ARTTrainingConfig(
+            output_dir=self.out / "art",
+            model=base,
+            shared=True,
+            questions=questions,
+            evidence=Path(self.o.corpus),
+            top_k=self.o.top_k,
+            reindex_every=self.o.reindex_every,
+            query_max_length=self.o.query_max_length,
+            passage_max_length=self.o.passage_max_length,
+            batch_size=self.o.batch_size,
+            lr=self.o.lr,
+            warmup_ratio=0.1,
+            max_steps=steps,
+            checkpoint_every=max(1, min(10, steps // 4)),
+            log_every=2,
+            export_steps=exports,
+            seed=self.o.seed,
+            progress=self.o.progress,
+            teacher={
+                "model": spec.model,
+                "gguf_file": spec.gguf_file,
+                "batch_size": self.o.teacher_batch_size,
+                "max_passage_tokens": 256,
+                "cache": self.out / "teacher-scores.sqlite",
+                "base_weight": audit["weight"],
+                "base_model": base,
+            },
+        )
+        run_training("art", config, resume=True)
+        return {
+            "steps": steps,
+            "questions": n_questions,
+            "exports": exports,
+            "teacher": spec.label,
+            "base_weight": audit["weight"],
+        }
+
+    def _deployable(self, step_dir: Path, target: Path) -> Path:
+        """The checkpoint re-saved with the base model's own passage length (training used a shorter one)."""
+        from spart.encoders import DualEncoder
+        from spart.encoders.loading import packaged_minilm_path
+
+        if (target / "spart.json").exists():
+            return target
+        base = DualEncoder.load(self.o.model or packaged_minilm_path(), device="cpu")
+        encoder = DualEncoder.load(
+            step_dir,
+            device="cpu",
+            passage_max_length=base.config.passage_max_length,
+            query_max_length=base.config.query_max_length,
+        )
+        return encoder.save(target)
+
+    def _score(self, model: str | None, dataset) -> dict[str, float]:
+        from spart.evaluation.evaluate import evaluate_pipeline
+        from spart.evaluation.loading import load_any_pipeline
+        from spart.evaluation.stores import ensure_store
+
+        store = ensure_store(dataset, model=model, progress=self.o.progress)
+        kwargs = {"store": str(store), "model": model} if model else {"store": str(store)}
+        ks = (1, 5, 20, 100)
+        result = evaluate_pipeline(
+            load_any_pipeline("dense_qa", **kwargs),
+            dataset,
+            system=str(model),
+            top_k=100,
+            ks=ks,
+            show_progress=self.o.progress,
+        )
+        return result.summary
+
+    def stage_select(self) -> dict[str, Any]:
+        from spart.evaluation.datasets import BEIR
+
+        dev, real = self._pseudo_dev(), self._report_dataset()
+        objective = "ndcg@10"
+        curve = [{"step": "base", "model": self.o.model, "pseudo_dev": self._score(self.o.model, dev)}]
+        if real is not None:
+            curve[0]["report"] = self._score(self.o.model, real)
+        train = self.state["stages"]["train"]
+        if not train.get("skipped"):
+            for step in train["exports"]:
+                if step == 0:
+                    continue
+                source = self.out / "art" / "models" / f"step-{step:08d}"
+                model = str(self._deployable(source, self.out / "checkpoints" / f"step-{step:08d}"))
+                point = {"step": step, "model": model, "pseudo_dev": self._score(model, dev)}
+                if real is not None:
+                    point["report"] = self._score(model, real)
+                curve.append(point)
+        best = max(curve, key=lambda p: (p["pseudo_dev"][objective], p["step"] == "base"))
+        target = self.out / "model"
+        if best["model"] is not None:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(best["model"], target)
+        report_metric = None
+        if real is not None:
+            report_metric = "ndcg@10" if real.kind == BEIR else "top20"
+        return {
+            "curve": curve,
+            "selected": best["step"],
+            "model": str(target) if best["model"] else None,
+            "objective": objective,
+            "report_metric": report_metric,
+        }
+
+    def stage_hybrid(self) -> dict[str, Any]:
+        from spart.evaluation.loading import load_any_pipeline
+        from spart.evaluation.stores import ensure_store
+        from spart.evaluation.tuning import tune_fusion
+
+        dev = self._pseudo_dev()
+        model = self.state["stages"]["select"]["model"] or self.o.model
+        store = ensure_store(dev, model=model, progress=self.o.progress)
+        kwargs = {"store": str(store), "model": model} if model else {"store": str(store)}
+        pipeline = load_any_pipeline("hybrid_qa", **kwargs)
+        tuned = tune_fusion(pipeline, dev, show_progress=self.o.progress)
+        with atomic_write(self.out / "hybrid_qa.yaml", "w", encoding="utf-8") as f:
+            f.write(pipeline.dumps())
+        return {
+            "mode": tuned.best.mode,
+            "weights": list(tuned.best.weights),
+            "pseudo_dev": tuned.best.summary,
+            "store": str(store),
+        }
+
+    def stage_report(self) -> dict[str, Any]:
+        from spart.adaptation.report import write_report
+
+        path = write_report(self.out, self.state)
+        return {"report": str(path)}

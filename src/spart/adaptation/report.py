@@ -1,0 +1,111 @@
+"""``report.md`` and ``learning-curve.png`` of a ``spart adapt`` run, from its recorded state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from spart.atomic import atomic_write
+
+
+def _fmt(value: float | None, dpr: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}" if dpr else f"{value:.3f}"
+
+
+def plot_curve(curve: list[dict[str, Any]], path: Path, report_metric: str | None) -> Path | None:
+    """Pseudo-dev nDCG@10 (and the report set's metric) per exported step."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    steps = [0 if p["step"] == "base" else p["step"] for p in curve]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [p["pseudo_dev"]["ndcg@10"] for p in curve], marker="o", label="pseudo-dev nDCG@10 (selection)")
+    if report_metric and all("report" in p for p in curve):
+        ax2 = ax.twinx()
+        ax2.plot(
+            steps,
+            [p["report"][report_metric] for p in curve],
+            marker="s",
+            color="tab:orange",
+            label=f"real labels {report_metric} (report only)",
+        )
+        ax2.set_ylabel(report_metric)
+        ax2.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("ART step")
+    ax.set_ylabel("pseudo-dev nDCG@10")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(out: Path, state: dict[str, Any]) -> Path:
+    """Write ``out/report.md`` (and the curve PNG); returns the report path."""
+    stages, options = state["stages"], state["options"]
+    lines = [f"# spart adapt: {Path(options['corpus']).name}", ""]
+    lines += ["## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
+    for name, record in stages.items():
+        summary = {k: v for k, v in record.items() if k in ("teacher", "weight", "call", "steps", "selected", "mode")}
+        lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
+    gen = stages.get("questions", {}).get("stats", {})
+    if gen:
+        lines += ["", "## Generated questions", ""]
+        lines.append(
+            f"{gen['passages']} passages -> {gen['parsed']} parsed questions -> {gen['kept']} kept by the round-trip "
+            f"filter (pass rate {gen['filter_pass_rate']:.0%}); pseudo-train {gen['pseudo-train']}, pseudo-dev "
+            f"{gen['pseudo-dev']}. Rejections: {json.dumps(gen['reasons'])}."
+        )
+    audit_path = out / "audit-pseudo-dev.json"
+    if audit_path.exists():
+        from spart.adaptation.audit import AuditReport
+
+        audit = AuditReport(**json.loads(audit_path.read_text()))
+        lines += ["", "## Audit on pseudo-dev (no human labels)", "", audit.to_markdown()]
+    select = stages.get("select")
+    if select:
+        metric = select.get("report_metric")
+        lines += ["", "## Learning curve (selection on pseudo-dev only)", ""]
+        head = "| step | pseudo-dev nDCG@10 | pseudo-dev R@100 |" + (f" real {metric} (not used) |" if metric else "")
+        lines += [head, "|---" * (head.count("|") - 1) + "|"]
+        for p in select["curve"]:
+            row = f"| {p['step']} | {_fmt(p['pseudo_dev']['ndcg@10'])} | {_fmt(p['pseudo_dev'].get('recall@100'))} |"
+            if metric:
+                row += f" {_fmt(p.get('report', {}).get(metric), metric.startswith('top'))} |"
+            lines.append(row)
+        lines.append("")
+        lines.append(f"Selected: step {select['selected']} -> `{select['model'] or 'the base model'}`.")
+        if plot_curve(select["curve"], out / "learning-curve.png", metric):
+            lines += ["", "![learning curve](learning-curve.png)"]
+    hybrid = stages.get("hybrid")
+    if hybrid:
+        lines += [
+            "",
+            "## Hybrid",
+            "",
+            f"Fusion tuned on pseudo-dev: {hybrid['mode']} {hybrid['weights']} "
+            f"(pseudo-dev nDCG@10 {_fmt(hybrid['pseudo_dev'].get('ndcg@10'))}); pipeline `hybrid_qa.yaml`.",
+        ]
+    lines += [
+        "",
+        "## Use it",
+        "",
+        "```python",
+        "from spart.pipelines import load_pipeline",
+        "pipe = load_pipeline('hybrid_qa.yaml', store='<your FaissDocumentStore directory>')",
+        "```",
+        "",
+        "`model/` is a sentence-transformers directory: `SentenceTransformer('model')` loads it.",
+    ]
+    path = out / "report.md"
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

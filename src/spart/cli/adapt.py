@@ -1,0 +1,94 @@
+"""``spart adapt``: adapt a dense retriever to a corpus without labels (see :mod:`spart.adaptation.adapt`).
+
+Example::
+
+    spart adapt --corpus ../shared/data/pydocs/corpus.jsonl --questions my-users-questions.txt \\
+        --teacher qwen=models/qwen2.5-coder-0.5b-instruct --out runs/adapt-pydocs
+    # interrupted? run the same command again: finished stages are skipped, generation and training resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from spart.cli.audit import parse_weights
+from spart.cli.index import positive_int
+
+DESCRIPTION = (
+    "Adapt a dense retriever to a corpus without labels: generate questions, audit the teachers on them, train "
+    "ART from the base encoder, select a checkpoint and tune the hybrid on pseudo-dev, and write a report."
+)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "adapt",
+        help=DESCRIPTION.split(":")[0],
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
+    parser.add_argument("--corpus", required=True, help="DPR passages .tsv or BEIR corpus.jsonl")
+    parser.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    parser.add_argument("--questions", help="real user questions (no answers): text, DPR QA or BEIR queries file")
+    parser.add_argument("--model", help="base encoder (default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        default=None,
+        metavar="[LABEL=]MODEL",
+        help="candidate teacher LM (repeatable; default: the packaged SmolLM2); the audit picks one",
+    )
+    parser.add_argument("--generator", help="LM that writes the questions (default: the first teacher)")
+    parser.add_argument("--num-passages", type=positive_int, default=600, help="passages that get a question")
+    parser.add_argument("--filter-top-k", type=int, default=20, help="round-trip filter depth (0: keep all)")
+    parser.add_argument("--weights", type=parse_weights, default=(0.0, 0.25, 0.5, 0.75), help="audit weights")
+    parser.add_argument("--depth", type=positive_int, default=20, help="candidates reranked in the audit")
+    parser.add_argument("--steps", type=positive_int, help="ART steps (default: --epochs over the questions)")
+    parser.add_argument("--epochs", type=float, default=3.0, help="passes over the training questions")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="questions per ART step")
+    parser.add_argument("--top-k", type=positive_int, default=8, help="passages per question in ART")
+    parser.add_argument("--reindex-every", type=int, default=40, help="re-embed the corpus every N steps")
+    parser.add_argument("--lr", type=float, default=2e-5, help="ART learning rate")
+    parser.add_argument("--report-dataset", help="a labelled data set scored per checkpoint, for the report only")
+    parser.add_argument("--report-split", default="test", help="its split")
+    parser.add_argument(
+        "--train-anyway", action="store_true", help="train even when the audit says no teacher would help"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of sampling, splits and training")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spart.adaptation.adapt import Adaptation, AdaptOptions
+
+    options = AdaptOptions(
+        corpus=args.corpus,
+        out=args.out,
+        questions=args.questions,
+        model=args.model,
+        teachers=args.teacher or ["smollm2"],
+        generator=args.generator,
+        num_passages=args.num_passages,
+        filter_top_k=args.filter_top_k,
+        weights=args.weights,
+        depth=args.depth,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        top_k=args.top_k,
+        reindex_every=args.reindex_every,
+        lr=args.lr,
+        report_dataset=args.report_dataset,
+        report_split=args.report_split,
+        seed=args.seed,
+        train_anyway=args.train_anyway,
+        progress=not args.no_progress,
+    )
+    state = Adaptation(options).run()
+    print(json.dumps({k: v.get("seconds") for k, v in state["stages"].items()}), file=sys.stderr)
+    print(f"report: {state['stages']['report']['report']}")
+    return 0

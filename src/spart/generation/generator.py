@@ -1,0 +1,165 @@
+"""A frozen LM that writes one question per passage (causal or seq2seq; HF directory, hub id or GGUF file).
+
+Models load through the teacher's loader (:func:`spart.teacher.loading.load_teacher`), so anything that can be
+a teacher can write questions, and the same GGUF file serves both roles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from spart.data.passages import Passage, as_passage
+from spart.generation.prompts import GenerationPrompt
+
+logger = logging.getLogger(__name__)
+
+
+class QuestionGenerator:
+    """Writes a question for each passage with a frozen LM.
+
+    :param model: HF directory, ``.gguf`` file or local hub id; ``None`` = the packaged SmolLM2-135M-Instruct.
+    :param gguf_file: the GGUF file inside ``model`` (when ``model`` is a directory).
+    :param model_kind: ``"auto"``, ``"causal"`` or ``"seq2seq"``.
+    :param prompt: the :class:`GenerationPrompt`.
+    :param use_chat_template: wrap the request as a user turn of the tokenizer's chat template; ``None`` = when
+        the tokenizer has one (instruct models).
+    :param max_new_tokens: longest reply.
+    :param temperature: sampling temperature; ``0`` = greedy decoding.
+    :param top_p: nucleus sampling mass.
+    :param batch_size: passages per ``generate`` call.
+    :param precision: ``"auto"`` (bf16 autocast where native), ``"fp32"`` or ``"bf16"``.
+    :param device: ``None`` = CUDA when available, else CPU.
+
+    Usage::
+
+        generator = QuestionGenerator(temperature=0)          # the packaged SmolLM2
+        generator.warm_up()
+        generator.generate([Passage("p1", "The Eiffel Tower was completed in 1889 ...", "Eiffel Tower")], seed=0)
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        gguf_file: str | None = None,
+        model_kind: str = "auto",
+        prompt: GenerationPrompt | None = None,
+        use_chat_template: bool | None = None,
+        max_new_tokens: int = 48,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        batch_size: int = 8,
+        precision: str = "auto",
+        device: str | None = None,
+    ) -> None:
+        if max_new_tokens <= 0 or batch_size <= 0:
+            raise ValueError(f"max_new_tokens and batch_size must be positive, got {max_new_tokens}, {batch_size}")
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+        self.model_name, self.gguf_file, self.model_kind = model, gguf_file, model_kind
+        self.prompt = prompt or GenerationPrompt()
+        self.use_chat_template = use_chat_template
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        self.batch_size, self.precision, self.device = batch_size, precision, device
+        self.model = self.tokenizer = None
+        self.fingerprint: str | None = None
+        self.uses_bf16 = False
+
+    def warm_up(self) -> None:
+        """Load the LM (once)."""
+        if self.model is not None:
+            return
+        import torch
+
+        from spart.encoders.precision import bf16_supported
+        from spart.teacher.loading import fingerprint_source, load_teacher, resolve_model_source
+
+        source = resolve_model_source(self.model_name, self.gguf_file)
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, tokenizer, kind = load_teacher(source, self.model_kind, device)
+        if self.use_chat_template is None:
+            self.use_chat_template = kind == "causal" and bool(getattr(tokenizer, "chat_template", None))
+        elif self.use_chat_template and not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"the tokenizer of {source.location} has no chat template")
+        if kind == "causal":
+            tokenizer.padding_side = "left"  # every reply then starts at the same column
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.device, self.model_kind, self.model, self.tokenizer = device, kind, model, tokenizer
+        native = bf16_supported(torch.device(device))
+        self.uses_bf16 = self.precision == "bf16" or (self.precision == "auto" and native)
+        self.fingerprint = fingerprint_source(source)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes the questions written (a run refuses to resume under other settings)."""
+        return {
+            "model": self.model_name,
+            "gguf_file": self.gguf_file,
+            "fingerprint": self.fingerprint,
+            "prompt": self.prompt.digest(),
+            "chat": self.use_chat_template,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "batch_size": self.batch_size,
+        }
+
+    def _prompts(self, passages: list[Passage]) -> list[str]:
+        messages = [self.prompt.user_message(p.title or "", p.text) for p in passages]
+        if self.model_kind != "causal":
+            return messages
+        if self.use_chat_template:
+            return [
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": m}], tokenize=False, add_generation_prompt=True
+                )
+                for m in messages
+            ]
+        return [m + "\n\nQuestion:" for m in messages]
+
+    def generate(self, passages: Sequence[Any], seed: int = 0) -> list[str]:
+        """The raw reply for each passage (clean it with :func:`spart.generation.clean_question`).
+
+        ``seed`` seeds the sampling of this call, so a batch gives the same replies whenever it is generated
+        (resumed runs write what the uninterrupted run would have written, up to float rounding).
+        """
+        if self.model is None:
+            raise RuntimeError("call warm_up() first")
+        import torch
+
+        items = [as_passage(p) for p in passages]
+        if not items:
+            return []
+        replies: list[str] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            add_special = self.model_kind != "causal" or not self.use_chat_template  # the template has its own
+            encoded = self.tokenizer(
+                self._prompts(chunk), return_tensors="pt", padding=True, add_special_tokens=add_special
+            )
+            enc = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}  # no token_type_ids
+            torch.manual_seed(seed * 1_000_003 + start)
+            sample = self.temperature > 0
+            kwargs = (
+                {"do_sample": sample, "temperature": self.temperature, "top_p": self.top_p}
+                if sample
+                else {"do_sample": False}
+            )
+            autocast = torch.autocast(
+                device_type=torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.uses_bf16
+            )
+            with torch.inference_mode(), autocast:
+                out = self.model.generate(
+                    **enc, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **kwargs
+                )
+            if self.model_kind == "causal":
+                out = out[:, enc["input_ids"].shape[1] :]
+            replies.extend(self.tokenizer.batch_decode(out, skip_special_tokens=True))
+        return replies
+
+    def __repr__(self) -> str:
+        return f"QuestionGenerator(model={self.model_name!r}, kind={self.model_kind!r}, chat={self.use_chat_template})"

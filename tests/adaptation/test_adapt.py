@@ -1,0 +1,84 @@
+"""``spart adapt`` end to end on tiny random models: every stage runs, writes its outputs, and a rerun resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _fake_generation import FakeGenerator
+
+from spart.adaptation.adapt import STAGES, Adaptation, AdaptOptions
+
+
+def write_corpus(path, n_docs=8, per_doc=4):
+    topics = ["apple", "river", "engine", "violin", "glacier", "python", "desert", "comet"]
+    with open(path, "w") as f:
+        for d in range(n_docs):
+            for j in range(per_doc):
+                text = f"{topics[d]} w{d}x{j} k{j}y{d} z{d}{j} " + " ".join(f"{topics[d]}{i}" for i in range(25))
+                f.write(json.dumps({"_id": f"p{d}-{j}", "title": f"Doc {d}", "text": text}) + "\n")
+    return path
+
+
+@pytest.fixture
+def options(tmp_path, tiny_bert_dir, tiny_causal_dir):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    questions = tmp_path / "real.txt"
+    questions.write_text("what about apple?\nhow does the river flow?\n")
+    return AdaptOptions(
+        corpus=str(corpus),
+        out=str(tmp_path / "run"),
+        questions=str(questions),
+        model=str(tiny_bert_dir),
+        teachers=[f"tiny={tiny_causal_dir}"],
+        num_passages=32,
+        filter_top_k=0,
+        dev_fraction=0.5,
+        weights=(0.0, 0.5),
+        depth=5,
+        steps=2,
+        batch_size=4,
+        top_k=3,
+        reindex_every=1,
+        exports=2,
+        teacher_batch_size=4,
+        train_anyway=True,
+        progress=False,
+    )
+
+
+def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    out = tmp_path / "run"
+    assert list(state["stages"]) == list(STAGES)
+    assert state["stages"]["questions"]["stats"]["pseudo-dev"] == 16
+    assert state["stages"]["audit"]["teacher"] == "tiny"
+    assert state["stages"]["train"]["steps"] == 2 and state["stages"]["train"]["questions"] == 18  # 2 real + 16
+    curve = state["stages"]["select"]["curve"]
+    assert [p["step"] for p in curve] == ["base", 1, 2]
+    assert all("ndcg@10" in p["pseudo_dev"] for p in curve)
+    selected = state["stages"]["select"]
+    if selected["selected"] != "base":
+        assert (out / "model" / "spart.json").exists()
+        from sentence_transformers import SentenceTransformer
+
+        assert SentenceTransformer(str(out / "model"), device="cpu").encode(["a question?"]).shape[0] == 1
+    assert (out / "hybrid_qa.yaml").exists() and state["stages"]["hybrid"]["mode"]
+    report = (out / "report.md").read_text()
+    assert "Audit on pseudo-dev" in report and "Learning curve" in report and "| train |" in report
+    audit = json.loads((out / "audit-pseudo-dev.json").read_text())
+    assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid", "base + tiny", "base + tiny (w=0.5)"]
+
+    class Exploding(FakeGenerator):
+        def generate(self, passages, seed=0):
+            raise AssertionError("a finished stage ran again")
+
+    again = Adaptation(options, generator=Exploding()).run()  # everything done: nothing runs
+    assert again["stages"] == state["stages"]
+
+
+def test_adapt_refuses_other_options_in_the_same_directory(options):
+    Adaptation(options, generator=FakeGenerator())  # records the options
+    options.lr = 1e-3
+    with pytest.raises(ValueError, match="lr"):
+        Adaptation(options, generator=FakeGenerator())

@@ -1,0 +1,111 @@
+"""generate_questions: outputs, round-trip filter, resume after an interruption, settings checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _fake_generation import FakeGenerator
+
+from spart.data import Passage
+from spart.evaluation.datasets import load_dataset
+from spart.generation import GenerationPrompt, GenerationSettings, generate_questions
+from spart.generation.pipeline import CANDIDATES
+
+
+def corpus(n_docs: int = 6, per_doc: int = 4) -> list[Passage]:
+    topics = ["apple", "river", "engine", "violin", "glacier", "python", "desert", "comet"]
+    out = []
+    for d in range(n_docs):
+        for j in range(per_doc):
+            words = [topics[d % len(topics)], f"w{d}x{j}", f"k{j}y{d}", f"z{d}{j}"] + [f"filler{i}" for i in range(25)]
+            out.append(Passage(f"p{d}-{j}", " ".join(words), f"Doc {d}"))
+    return out
+
+
+def settings(**kw) -> GenerationSettings:
+    base = dict(num_passages=12, seed=3, filter_top_k=0, dev_fraction=0.25)
+    base.update(kw)
+    return GenerationSettings(**base)
+
+
+def test_outputs_form_a_loadable_pseudo_beir_dataset(tmp_path, tiny_bert_dir):
+    passages = corpus()
+    stats = generate_questions(
+        passages, tmp_path, FakeGenerator(), settings(filter_model=str(tiny_bert_dir)), progress=False
+    )
+    assert stats["passages"] == 12 and stats["parsed"] == 12 and stats["kept"] == 12
+    assert stats["pseudo-train"] == 9 and stats["pseudo-dev"] == 3
+    dev = load_dataset(tmp_path, "pseudo-dev")
+    train = load_dataset(tmp_path, "pseudo-train")
+    assert len(dev.queries) == 3 and len(train.queries) == 9
+    assert not {q.id for q in dev.queries} & {q.id for q in train.queries}
+    by_id = {p.id: p for p in passages}
+    for q in dev.queries + train.queries:
+        (source,) = dev.qrels.get(q.id, train.qrels.get(q.id))
+        assert " ".join(by_id[source].text.split()[1:4]) in q.text  # the label is the passage it was written from
+    lines = (tmp_path / "pseudo-train-questions.txt").read_text().splitlines()
+    assert sorted(lines) == sorted(q.text for q in train.queries)
+
+
+def test_round_trip_filter_drops_questions_whose_source_is_not_found(tmp_path, tiny_bert_dir):
+    stats = generate_questions(
+        corpus(), tmp_path, FakeGenerator(), settings(filter_model=str(tiny_bert_dir), filter_top_k=1), progress=False
+    )
+    ranks = [json.loads(line)["rank"] for line in open(tmp_path / "round-trip.jsonl")]
+    assert stats["kept"] == sum(r <= 1 for r in ranks) < len(ranks)  # a random tiny encoder misses some
+
+
+def test_resume_after_interruption_writes_what_an_uninterrupted_run_writes(tmp_path, tiny_bert_dir):
+    s = settings(filter_model=str(tiny_bert_dir))
+    generate_questions(corpus(), tmp_path / "whole", FakeGenerator(), s, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        generate_questions(corpus(), tmp_path / "cut", FakeGenerator(fail_after=2), s, progress=False)
+    partial = (tmp_path / "cut" / CANDIDATES).read_text().splitlines()
+    assert len(partial) == 8
+    with open(tmp_path / "cut" / CANDIDATES, "a") as f:  # a torn line and half a batch, as a crash leaves them
+        f.write(partial[0] + "\n" + '{"row": 1, "passage')
+    resumed = FakeGenerator()
+    generate_questions(corpus(), tmp_path / "cut", resumed, s, progress=False)
+    assert resumed.calls == 1  # only the missing batch was generated
+    for name in (CANDIDATES, "queries.jsonl", "qrels/pseudo-dev.tsv", "qrels/pseudo-train.tsv"):
+        assert (tmp_path / "cut" / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+def test_other_settings_are_refused_unless_overwrite(tmp_path, tiny_bert_dir):
+    generate_questions(corpus(), tmp_path, FakeGenerator(), settings(filter_model=str(tiny_bert_dir)), progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        generate_questions(corpus(), tmp_path, FakeGenerator(), settings(seed=4, filter_model=str(tiny_bert_dir)))
+    stats = generate_questions(
+        corpus(),
+        tmp_path,
+        FakeGenerator(),
+        settings(seed=4, filter_model=str(tiny_bert_dir)),
+        overwrite=True,
+        progress=False,
+    )
+    assert stats["passages"] == 12
+
+
+def test_copied_examples_and_duplicates_are_not_kept(tmp_path, tiny_bert_dir):
+    passages = corpus()
+
+    class Copier(FakeGenerator):
+        def generate(self, passages, seed=0):
+            return ["Is this an example question?"] * (len(passages) - 1) + ["What is new here?"]
+
+    prompt = GenerationPrompt(examples=("Is this an example question?",))
+    stats = generate_questions(
+        passages, tmp_path, Copier(prompt=prompt), settings(filter_model=str(tiny_bert_dir)), progress=False
+    )
+    assert stats["reasons"]["copied an example"] == 9
+    assert stats["unique"] == 1  # "What is new here?" three times: the first is kept
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="num_passages"):
+        GenerationSettings(num_passages=0)
+    with pytest.raises(ValueError, match="dev_fraction"):
+        GenerationSettings(dev_fraction=1.0)
+    with pytest.raises(ValueError, match="filter_top_k"):
+        GenerationSettings(filter_top_k=-1)
