@@ -1,0 +1,78 @@
+"""Question generation throughput: questions/s of each generator LM on the same passages, as a ratio to the
+packaged SmolLM2-135M-Instruct (the baseline, measured in the same run), with the share of replies that parse.
+
+Run alone on a quiet machine (from the repo root)::
+
+    nice -n 10 .venv/bin/python benchmarks/bench_generation.py --corpus ../shared/data/pydocs/corpus.jsonl \
+        --generator qwen=$MODELS/qwen2.5-coder-0.5b-instruct --passages 32 --batch-size 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench_embedding import cpu_description
+
+    from spart.data import read_passages
+    from spart.generation import QuestionGenerator, clean_question, sample_passages
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--generator", action="append", default=[], metavar="LABEL=MODEL")
+    parser.add_argument("--passages", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", help="JSON results")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    passages = list(read_passages(args.corpus))
+    chosen = [passages[i] for i in sample_passages(passages, args.passages, seed=0)]
+    systems = [("smollm2 (baseline)", None)] + [tuple(g.split("=", 1)) for g in args.generator]
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']} ({cpu['cpus']} CPUs), flags of interest: {' '.join(cpu['key_flags'])}")
+    rows = []
+    for label, model in systems:
+        gen = QuestionGenerator(model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        gen.warm_up()
+        gen.generate(chosen[: min(2, len(chosen))], seed=99)  # warm-up call
+        start = time.perf_counter()
+        replies = gen.generate(chosen, seed=0)
+        seconds = time.perf_counter() - start
+        parsed = sum(clean_question(r)[0] is not None for r in replies)
+        rows.append(
+            {
+                "generator": label,
+                "seconds": seconds,
+                "questions_per_s": len(chosen) / seconds,
+                "parsed": parsed / len(chosen),
+                "bf16": gen.uses_bf16,
+            }
+        )
+        del gen
+    base = rows[0]["questions_per_s"]
+    print(f"{'generator':<24} {'q/s':>7} {'vs SmolLM2':>10} {'parsed':>7}")
+    for r in rows:
+        r["ratio"] = r["questions_per_s"] / base
+        print(f"{r['generator']:<24} {r['questions_per_s']:>7.3f} {r['ratio']:>9.2f}x {r['parsed']:>7.0%}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"cpu": cpu, "passages": len(chosen), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
