@@ -69,6 +69,10 @@ class FaissDocumentStore:
     (or with a corrupt one) the indexes are rebuilt from the database. Writes checkpoint by themselves once
     the changes since the last checkpoint exceed half the corpus (and ``AUTO_CHECKPOINT_MIN``), so a reopen
     replays a bounded log. ``save(path=other)`` instead copies the whole store to another directory.
+    The BM25 index is memory-mapped from its checkpoint files (postings, document lengths, the sorted
+    vocabulary, document frequencies); between checkpoints, large new BM25 segments and vocabularies are
+    spilled to a scratch directory under ``index/`` and mapped too, so its private memory is a bit per
+    document plus bounded buffers (see :mod:`spart.bm25.segments`).
 
     **Filters** (Haystack syntax) are compiled to SQL over the JSON metadata (see :mod:`.filters`);
     ``meta_index`` creates SQLite expression indexes for chosen meta fields. Filtered dense retrieval is exact
@@ -134,6 +138,7 @@ class FaissDocumentStore:
 
         self._lock = threading.RLock()
         self._tokenizer = Tokenizer(stopwords=bm25_stopwords, stemmer=bm25_stemmer)
+        self._scratch = None if self.path is None else persistence.ScratchDir(Path(self.path))
         self._new_bm25()  # validates the BM25 method and parameters
         self._dense = self._new_dense()
         self._dense_seq: int | None = 0
@@ -193,6 +198,8 @@ class FaissDocumentStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._scratch is not None:
+                self._scratch.close()
             if self.path is not None:
                 with _OPEN_STORES_LOCK:
                     if _OPEN_STORES.get(self._registry_key()) is self:
@@ -435,6 +442,8 @@ class FaissDocumentStore:
                     self.path = str(target)
                     self._conn = database.connect(target / persistence.DB_FILE)
                     sql_filters.install_udf(self._conn, self._filter_state)
+                    self._scratch = persistence.ScratchDir(target)
+                    self._bm25.spill_to = self._scratch.get
                     self._checkpoint_seq = min(self._dense_seq, self._bm25_seq)
                     with _OPEN_STORES_LOCK:
                         _OPEN_STORES[self._registry_key()] = self
@@ -468,7 +477,13 @@ class FaissDocumentStore:
         return DenseIndex(self.embedding_dim, self.factory, nprobe=self.nprobe, ef_search=self.ef_search)
 
     def _new_bm25(self) -> SegmentedBM25:
-        self._bm25 = SegmentedBM25(self.bm25_method, self.bm25_k1, self.bm25_b, self.bm25_delta)
+        self._bm25 = SegmentedBM25(
+            self.bm25_method,
+            self.bm25_k1,
+            self.bm25_b,
+            self.bm25_delta,
+            spill_to=None if self._scratch is None else self._scratch.get,
+        )
         return self._bm25
 
     def _tokenizer_config(self) -> dict[str, Any]:
@@ -482,6 +497,7 @@ class FaissDocumentStore:
             return conn
         directory = Path(self.path)
         persistence.prepare_directory(directory)
+        persistence.remove_stale_scratch(directory)
         conn = database.connect(directory / persistence.DB_FILE)
         try:
             with database.transaction(conn) as cur:
@@ -662,7 +678,8 @@ class FaissDocumentStore:
         if pending >= max(self.AUTO_CHECKPOINT_MIN, self._bm25.n_docs // 2):
             self._checkpoint()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, adopt: bool = True) -> None:
+        """Write a checkpoint of the derived indexes; with ``adopt`` BM25 then maps the written files."""
         directory = Path(self.path)
         with persistence.checkpoint_lock(directory):
             self._sync()
@@ -680,6 +697,8 @@ class FaissDocumentStore:
             except BaseException:
                 shutil.rmtree(ckpt, ignore_errors=True)
                 raise
+            if adopt:
+                self._bm25.adopt(ckpt, bm25)
             covered = min(self._dense_seq, self._bm25_seq)
             with database.transaction(self._db) as cur:
                 cur.execute("DELETE FROM changes WHERE seq <= ?", (covered,))
@@ -709,7 +728,7 @@ class FaissDocumentStore:
             clone._checkpoint_seq = 0
             clone._conn = database.connect(staging / persistence.DB_FILE)
             try:
-                clone._checkpoint()
+                clone._checkpoint(adopt=False)
             finally:
                 clone._conn.close()
                 clone._conn = None
