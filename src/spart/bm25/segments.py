@@ -30,6 +30,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ class Segment:
         """
         n_terms = int(term.max()) + 1 if len(term) else 1
         keys, tf = np.unique(doc.astype(np.int64) * n_terms + term.astype(np.int64), return_counts=True)
-        return cls._from_pairs(rowids, lengths, keys // n_terms, keys % n_terms, tf)
+        return cls._from_pairs(rowids, lengths, keys // n_terms, keys % n_terms, tf, doc_sorted=True)
 
     @classmethod
     def merge(cls, segments: Sequence[Segment]) -> Segment:
@@ -107,16 +108,22 @@ class Segment:
         )
 
     @classmethod
-    def _from_pairs(cls, rowids, lengths, doc, term, tf) -> Segment:
+    def _from_pairs(cls, rowids, lengths, doc, term, tf, doc_sorted: bool = False) -> Segment:
+        """A segment from (document, term, frequency) triples; ``doc_sorted``: already sorted by (doc, term)."""
         n_docs = len(rowids)
-        order = np.lexsort((term, doc))
-        pair_doc, pair_term, pair_tf = doc[order], term[order], tf[order]
+        if doc_sorted:
+            pair_doc, pair_term, pair_tf = doc, term, tf
+        else:
+            order = np.lexsort((term, doc))
+            pair_doc, pair_term, pair_tf = doc[order], term[order], tf[order]
         doc_indptr = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum(np.bincount(pair_doc, minlength=n_docs), out=doc_indptr[1:])
-        t_order = np.lexsort((pair_doc, pair_term))
-        terms, counts = np.unique(pair_term[t_order], return_counts=True)
-        term_indptr = np.zeros(len(terms) + 1, dtype=np.int64)
-        np.cumsum(counts, out=term_indptr[1:])
+        # term-major order, documents ascending within a term: a stable sort of the doc-sorted pairs by term
+        t_order = np.argsort(pair_term, kind="stable")
+        by_term = pair_term[t_order]
+        starts = np.flatnonzero(np.concatenate([[True], by_term[1:] != by_term[:-1]])) if len(by_term) else by_term
+        terms = by_term[starts]
+        term_indptr = np.append(starts, len(by_term)).astype(np.int64)
         return cls(
             {
                 "rowids": np.asarray(rowids, dtype=np.int64),
@@ -281,7 +288,7 @@ class SegmentedBM25:
         order = np.argsort(rowids, kind="stable")
         docs = [documents[i] for i in order]
         lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
-        term = self.vocab.add([t for d in docs for t in d])
+        term = self.vocab.add(list(chain.from_iterable(docs)))
         doc = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
         segment = Segment.build(rowids[order], lengths, doc, term)
         self.vocab.count(segment.doc_terms_of(np.arange(len(segment))), +1)

@@ -22,6 +22,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -83,12 +84,13 @@ class Vocabulary:
     # ---------------------------------------------------------------- term ids
     def lookup(self, terms: Sequence[str]) -> np.ndarray:
         """The id of each term, ``-1`` for unknown ones (int64)."""
-        out = np.full(len(terms), -1, dtype=np.int64)
+        out = np.fromiter(map(self._new.get, terms, repeat(-1)), dtype=np.int64, count=len(terms))
+        if not (self._long or len(self._terms)):
+            return out
         search_at, search_for = [], []
-        for i, term in enumerate(terms):
-            found = self._new.get(term)
-            if found is None:
-                found = self._long.get(term)
+        for i in np.flatnonzero(out < 0).tolist():
+            term = terms[i]
+            found = self._long.get(term)
             if found is not None:
                 out[i] = found
             elif len(self._terms):
@@ -105,9 +107,10 @@ class Vocabulary:
 
     def add(self, terms: Sequence[str]) -> np.ndarray:
         """The id of each term (int64), giving new terms the next free ids in order of appearance."""
-        local: dict[str, int] = {}
-        positions = np.fromiter((local.setdefault(t, len(local)) for t in terms), dtype=np.int64, count=len(terms))
-        distinct = list(local)
+        # distinct terms in order of appearance, and each term's index among them (C-level dict passes only)
+        distinct = list(dict.fromkeys(terms))
+        local = dict(zip(distinct, range(len(distinct))))
+        positions = np.fromiter(map(local.__getitem__, terms), dtype=np.int64, count=len(terms))
         ids = self.lookup(distinct)
         unknown = np.flatnonzero(ids < 0)
         if len(unknown):

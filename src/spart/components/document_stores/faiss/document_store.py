@@ -238,30 +238,27 @@ class FaissDocumentStore:
             embedding nor blob, or an embedding has the wrong dimension or non-finite values.
         :raises DuplicateDocumentError: On a duplicate id with ``NONE``/``FAIL``.
         """
-        batch = self._validate(documents)
         if policy == DuplicatePolicy.NONE:
             policy = DuplicatePolicy.FAIL
-        batch = _dedupe_batch(batch, policy)
-        if not batch:
+        rows = _dedupe_rows(self._rows(documents), policy)
+        if not rows:
             return 0
-        rows = [converters.document_to_row(d) for d in batch]
         with self._lock:
             self._sync()
             with database.transaction(self._db) as cur:
-                existing = self._existing_rowids(cur, [d.id for d in batch])
+                existing = self._existing_rowids(cur, [row[0] for row in rows])
                 if policy == DuplicatePolicy.FAIL and existing:
                     raise DuplicateDocumentError(
                         f"{len(existing)} document(s) already exist, e.g. id {next(iter(existing))!r}"
                     )
                 if policy == DuplicatePolicy.SKIP and existing:
-                    rows = [row for d, row in zip(batch, rows) if d.id not in existing]
-                    batch = [d for d in batch if d.id not in existing]
-                    if not batch:
+                    rows = [row for row in rows if row[0] not in existing]
+                    if not rows:
                         return 0
-                embedded = [d.embedding for d in batch if d.embedding is not None]
+                embedded = [row[3] for row in rows if row[3] is not None]
                 if embedded and not self._dense.is_trained:
                     # Train before committing, so that a first batch too small to train on changes nothing.
-                    self._dense.train(_sample(np.asarray(embedded, dtype=np.float32)))
+                    self._dense.train(_sample(_blobs_to_matrix(embedded, self.embedding_dim)))
                 if existing:  # OVERWRITE: the old row goes, the new one gets a fresh rowid
                     old = sorted(existing.values())
                     cur.executemany("DELETE FROM documents WHERE rowid = ?", [(r,) for r in old])
@@ -276,7 +273,7 @@ class FaissDocumentStore:
                     (first,),
                 )
             self._after_write()
-            return len(batch)
+            return len(rows)
 
     def delete_documents(self, document_ids: list[str]) -> None:
         """Delete documents by id in one transaction; unknown ids are ignored.
@@ -615,7 +612,7 @@ class FaissDocumentStore:
                 self._add_vectors(rows)
 
     def _add_vectors(self, rows: list[tuple[int, bytes]]) -> None:
-        vectors = np.stack([np.frombuffer(e, dtype="<f4") for _, e in rows]).astype(np.float32)
+        vectors = _blobs_to_matrix([e for _, e in rows], self.embedding_dim)
         if not self._dense.is_trained:
             self._dense.train(_sample(vectors))
         self._dense.add(vectors, np.asarray([r for r, _ in rows], dtype=np.int64))
@@ -738,7 +735,8 @@ class FaissDocumentStore:
             raise
 
     # ================================================================== internals: validation and rows
-    def _validate(self, documents: Any) -> list[Document]:
+    def _rows(self, documents: Any) -> list[tuple]:
+        """Validate ``documents`` and turn them into rows of ``converters.INSERT_SQL`` (id first)."""
         if not isinstance(documents, list):
             raise ValueError(f"write_documents expects a list of Documents, got {type(documents).__name__}")
         for i, doc in enumerate(documents):
@@ -746,20 +744,40 @@ class FaissDocumentStore:
                 raise ValueError(f"write_documents expects Documents; item {i} is a {type(doc).__name__}")
             if not doc.content and doc.embedding is None and doc.blob is None:
                 raise ValueError(f"document {doc.id!r} has no content, no embedding and no blob")
-            if doc.embedding is not None:
-                emb = np.asarray(doc.embedding, dtype=np.float32)
+        embedded = [doc for doc in documents if doc.embedding is not None]
+        blobs = iter(self._embedding_blobs(embedded))
+        rows = []
+        for doc in documents:
+            try:
+                meta = json.dumps(doc.meta)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"document {doc.id!r} has meta that is not JSON-serialisable: {exc}") from exc
+            rows.append(converters.document_to_row(doc, meta, None if doc.embedding is None else next(blobs)))
+        return rows
+
+    def _embedding_blobs(self, documents: list[Document]) -> list[bytes]:
+        """The float32 bytes of each document's embedding, checked (dimension, finite values) as one matrix."""
+        if not documents:
+            return []
+        try:
+            matrix = np.asarray([doc.embedding for doc in documents], dtype="<f4")
+        except (ValueError, TypeError):  # ragged or not numeric: the per-document checks name the culprit
+            matrix = None
+        if matrix is None or matrix.ndim != 2 or matrix.shape[1] != self.embedding_dim:
+            vectors = []
+            for doc in documents:
+                emb = np.asarray(doc.embedding, dtype="<f4")
                 if emb.ndim != 1 or emb.shape[0] != self.embedding_dim:
                     raise ValueError(
                         f"document {doc.id!r} has an embedding of dimension {emb.shape}, "
                         f"but the store's embedding_dim is {self.embedding_dim}"
                     )
-                if not np.isfinite(emb).all():
-                    raise ValueError(f"document {doc.id!r} has NaN or infinite embedding values")
-            try:
-                json.dumps(doc.meta)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"document {doc.id!r} has meta that is not JSON-serialisable: {exc}") from exc
-        return documents
+                vectors.append(emb)
+            matrix = np.stack(vectors)
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"document {documents[int(np.argmin(finite))].id!r} has NaN or infinite embedding values")
+        return [vector.tobytes() for vector in matrix]
 
     @staticmethod
     def _existing_rowids(cur, ids: list[str]) -> dict[str, int]:
@@ -832,16 +850,22 @@ def _sample(vectors: np.ndarray) -> np.ndarray:
     return vectors[np.sort(pick)]
 
 
-def _dedupe_batch(batch: list[Document], policy: DuplicatePolicy) -> list[Document]:
-    seen: dict[str, Document] = {}
-    for doc in batch:
-        if doc.id in seen:
+def _dedupe_rows(rows: list[tuple], policy: DuplicatePolicy) -> list[tuple]:
+    """One row per document id (``row[0]``): FAIL raises on a repeat, SKIP keeps the first, else the last."""
+    seen: dict[str, tuple] = {}
+    for row in rows:
+        if row[0] in seen:
             if policy == DuplicatePolicy.FAIL:
-                raise DuplicateDocumentError(f"id {doc.id!r} occurs more than once in this write")
+                raise DuplicateDocumentError(f"id {row[0]!r} occurs more than once in this write")
             if policy == DuplicatePolicy.SKIP:
                 continue
-        seen[doc.id] = doc
+        seen[row[0]] = row
     return list(seen.values())
+
+
+def _blobs_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
+    """Stored embeddings (little-endian float32 blobs) as one ``(len(blobs), dim)`` float32 matrix."""
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
 
 def _as_query_vector(query_embedding: Any, dim: int) -> np.ndarray:
