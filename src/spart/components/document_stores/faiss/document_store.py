@@ -533,8 +533,7 @@ class FaissDocumentStore:
                 index = DenseIndex.read_file(ckpt / dense["file"], dense["header"], mmap=True)
                 if index.dim != self.embedding_dim or index.factory != self.factory:
                     raise ValueError(f"it holds dim={index.dim} factory={index.factory!r}")
-                index.nprobe, index.ef_search = self.nprobe, self.ef_search
-                index._apply_search_params(index._index)
+                index.set_search_params(self.nprobe, self.ef_search)
                 self._dense, self._dense_seq = index, int(dense["seq"])
             except (OSError, ValueError, KeyError) as exc:
                 logger.warning("dense index checkpoint of %s not used (%s); rebuilding it", directory, exc)
