@@ -41,30 +41,14 @@ def _reference(method: str, live: dict[int, list[str]], query: list[str]) -> tup
     query=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4),
 )
 def test_scores_equal_a_from_scratch_index_after_any_writes_and_deletes(method, steps, query):
-    index, live, next_id = SegmentedBM25(method), {}, 0
-    for kind, payload in steps:
-        if kind == "add":
-            ids = list(range(next_id, next_id + len(payload)))
-            next_id += len(payload)
-            index.add(ids, payload)
-            live.update(zip(ids, payload))
-        else:
-            keys = sorted(live)
-            gone = {keys[i % len(keys)] for i in payload} if keys else set()
-            index.remove(sorted(gone) + [10_000])  # unknown ids are ignored
-            for g in gone:
-                del live[g]
-        assert index.n_docs == len(live)
-    if not live:
-        assert index.search(query, 5)[1].size == 0
-        return
-    want_scores, want_ids = _reference(method, live, query)
-    got_scores, got_ids = index.search(query, k=10_000)
-    assert got_ids.tolist() == want_ids.tolist()
-    np.testing.assert_allclose(got_scores, want_scores, rtol=0, atol=1e-6)
+    index, live = SegmentedBM25(method), {}
+    _apply(index, steps, live)
+    _assert_reference_scores(index, method, live, query)
 
 
-def _apply(index: SegmentedBM25, steps, live: dict[int, list[str]], next_id: int, save_dir=None) -> int:
+def _apply(index: SegmentedBM25, steps, live: dict[int, list[str]], save_dir=None) -> None:
+    """Run ``steps`` on ``index`` and on ``live`` (id -> tokens of the live documents)."""
+    next_id = 0
     for kind, payload in steps:
         if kind == "add":
             ids = list(range(next_id, next_id + len(payload)))
@@ -74,13 +58,23 @@ def _apply(index: SegmentedBM25, steps, live: dict[int, list[str]], next_id: int
         elif kind == "delete":
             keys = sorted(live)
             gone = {keys[i % len(keys)] for i in payload} if keys else set()
-            index.remove(sorted(gone))
+            index.remove(sorted(gone) + [10_000])  # unknown ids are ignored
             for g in gone:
                 del live[g]
         else:
             directory = Path(tempfile.mkdtemp(dir=save_dir))
             index.adopt(directory, index.save(directory))
-    return next_id
+        assert index.n_docs == len(live)
+
+
+def _assert_reference_scores(index: SegmentedBM25, method: str, live: dict[int, list[str]], query) -> None:
+    if not live:
+        assert index.search(query, 5)[1].size == 0
+        return
+    want_scores, want_ids = _reference(method, live, query)
+    got_scores, got_ids = index.search(query, k=10_000)
+    assert got_ids.tolist() == want_ids.tolist()
+    np.testing.assert_allclose(got_scores, want_scores, rtol=0, atol=1e-6)
 
 
 @settings(max_examples=40, deadline=None)
@@ -102,17 +96,10 @@ def test_mapped_and_spilled_index_scores_equal_a_from_scratch_index(method, step
         spill = Path(tmp) / "spill"
         spill.mkdir()
         index, live = SegmentedBM25(method, spill_to=lambda: spill), {}
-        _apply(index, steps, live, 0, save_dir=tmp)
-        assert index.n_docs == len(live)
+        _apply(index, steps, live, save_dir=tmp)
         in_use = {f for seg in index.segments for f in seg.files()} | set(index.vocab.files())
         assert set(spill.iterdir()) <= in_use  # merged-away segments and old vocabularies are deleted
-        if not live:
-            assert index.search(query, 5)[1].size == 0
-            return
-        want_scores, want_ids = _reference(method, live, query)
-        got_scores, got_ids = index.search(query, k=10_000)
-        assert got_ids.tolist() == want_ids.tolist()
-        np.testing.assert_allclose(got_scores, want_scores, rtol=0, atol=1e-6)
+        _assert_reference_scores(index, method, live, query)
 
 
 def test_okapi_matches_rank_bm25_after_deletes():
