@@ -223,7 +223,7 @@ def cpu_description() -> str:
                 model = line.split(":", 1)[1].strip()
             if line.startswith("flags") and not flags:
                 have = set(line.split(":", 1)[1].split())
-                flags = [f for f in ("avx2", "avx512f", "avx512_vnni", "fma", "sse4_2") if f in have]
+                flags = sorted(f for f in have if f in ("avx2", "fma") or f.startswith(("avx512", "amx")))
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} logical CPUs, flags: {' '.join(flags) or 'n/a'}"

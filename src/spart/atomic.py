@@ -42,13 +42,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         # Without the fsync a crash soon after the rename can leave ``path`` naming an empty or partial file:
         # the rename may reach the disk before the data does.
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     # The rename itself is an update of the directory, durable only once the directory is fsynced.
-    _fsync(path.parent)
+    fsync_path(path.parent)
 
 
 @contextmanager
@@ -89,7 +89,8 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
         handle.write(text)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file or directory, by name, to the disk."""
     fd = os.open(path, os.O_RDONLY)  # a read-only descriptor is enough for fsync on Linux, and works on directories
     try:
         os.fsync(fd)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spart.bm25 import Tokenizer
 
@@ -28,3 +30,15 @@ def test_round_trip_and_errors():
         Tokenizer(stopwords="klingon")
     with pytest.raises(ValueError, match="no stemmer for language"):
         Tokenizer(stemmer="klingon")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab1_ é日-.,' \t\n\u00a0\u0301Z")), max_size=60))
+def test_the_faster_equivalent_of_the_default_pattern_finds_the_same_tokens(text):
+    import re
+
+    from spart.bm25.tokenize import _EQUIVALENT_PATTERNS, DEFAULT_TOKEN_PATTERN
+
+    want = re.findall(DEFAULT_TOKEN_PATTERN, text)
+    assert re.findall(_EQUIVALENT_PATTERNS[DEFAULT_TOKEN_PATTERN], text) == want
+    assert Tokenizer(lowercase=False, stopwords=None)(text) == want

@@ -224,3 +224,18 @@ def test_write_file_read_file_maps_and_copies_on_first_change(tmp_path, factory)
     with pytest.raises(ValueError, match="not a readable FAISS index"):
         (tmp_path / "bad.faiss").write_bytes(b"junk")
         DenseIndex.read_file(tmp_path / "bad.faiss", header)
+
+
+def test_search_params_change_on_a_built_index():
+    vectors = _unit(np.random.default_rng(3), 600, 8)
+    ivf = DenseIndex(8, "IVF16,Flat")
+    ivf.add(vectors)
+    exact = DenseIndex(8, "Flat")
+    exact.add(vectors)
+    want = exact.search(vectors[:20], 5)[1]
+    ivf.set_search_params(nprobe=16)  # every list probed: exact
+    assert ivf.nprobe == 16 and (ivf.search(vectors[:20], 5)[1] == want).all()
+    hnsw = DenseIndex(8, "HNSW8")
+    hnsw.add(vectors)
+    hnsw.set_search_params(ef_search=77)
+    assert hnsw._base.hnsw.efSearch == 77 and hnsw.header()["ef_search"] == 77

@@ -15,6 +15,13 @@ A segment holds doc-major arrays (each document's distinct terms and their frequ
 ``df`` when it is deleted and to merge) and term-major postings (for queries). Saved segments are ``.npy``
 files that are memory-mapped on load; they are immutable, so a checkpoint links unchanged ones instead of
 copying them.
+
+Memory: what stays in RAM is a bit per document (the live masks), the terms added since the vocabulary was
+last saved (see :mod:`spart.bm25.vocabulary`) and segments not yet saved. After :meth:`SegmentedBM25.save`,
+:meth:`SegmentedBM25.adopt` maps the written files in place of the in-memory arrays. With ``spill_to`` (a
+scratch directory), segments of ``SPILL_BYTES`` or more and vocabularies with ``SPILL_TERMS`` new terms are
+written there and mapped at once, so memory stays bounded between saves too (e.g. while indexing a whole
+corpus).
 """
 
 from __future__ import annotations
@@ -22,14 +29,19 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from spart.bm25.scoring import get_variant, okapi_floor, okapi_raw_idf
+from spart.bm25.vocabulary import Vocabulary
 
 MERGE_FACTOR = 4  # segments per size tier before they are merged into one
+SPILL_BYTES = 16 << 20  # with a scratch directory, segments this large are written there and mapped
+SPILL_TERMS = 250_000  # ... and so is the vocabulary, once it has this many new terms (and 1/8 of its size)
+SPARSE_FRACTION = 4  # a query scores a segment sparsely when its postings are < 1/4 of the documents
 _ARRAYS = ("rowids", "lengths", "doc_indptr", "doc_terms", "doc_tf", "terms", "term_indptr", "post_docs", "post_tf")
 
 
@@ -64,7 +76,7 @@ class Segment:
         """
         n_terms = int(term.max()) + 1 if len(term) else 1
         keys, tf = np.unique(doc.astype(np.int64) * n_terms + term.astype(np.int64), return_counts=True)
-        return cls._from_pairs(rowids, lengths, keys // n_terms, keys % n_terms, tf)
+        return cls._from_pairs(rowids, lengths, keys // n_terms, keys % n_terms, tf, doc_sorted=True)
 
     @classmethod
     def merge(cls, segments: Sequence[Segment]) -> Segment:
@@ -96,16 +108,22 @@ class Segment:
         )
 
     @classmethod
-    def _from_pairs(cls, rowids, lengths, doc, term, tf) -> Segment:
+    def _from_pairs(cls, rowids, lengths, doc, term, tf, doc_sorted: bool = False) -> Segment:
+        """A segment from (document, term, frequency) triples; ``doc_sorted``: already sorted by (doc, term)."""
         n_docs = len(rowids)
-        order = np.lexsort((term, doc))
-        pair_doc, pair_term, pair_tf = doc[order], term[order], tf[order]
+        if doc_sorted:
+            pair_doc, pair_term, pair_tf = doc, term, tf
+        else:
+            order = np.lexsort((term, doc))
+            pair_doc, pair_term, pair_tf = doc[order], term[order], tf[order]
         doc_indptr = np.zeros(n_docs + 1, dtype=np.int64)
         np.cumsum(np.bincount(pair_doc, minlength=n_docs), out=doc_indptr[1:])
-        t_order = np.lexsort((pair_doc, pair_term))
-        terms, counts = np.unique(pair_term[t_order], return_counts=True)
-        term_indptr = np.zeros(len(terms) + 1, dtype=np.int64)
-        np.cumsum(counts, out=term_indptr[1:])
+        # term-major order, documents ascending within a term: a stable sort of the doc-sorted pairs by term
+        t_order = np.argsort(pair_term, kind="stable")
+        by_term = pair_term[t_order]
+        starts = np.flatnonzero(np.concatenate([[True], by_term[1:] != by_term[:-1]])) if len(by_term) else by_term
+        terms = by_term[starts]
+        term_indptr = np.append(starts, len(by_term)).astype(np.int64)
         return cls(
             {
                 "rowids": np.asarray(rowids, dtype=np.int64),
@@ -122,6 +140,11 @@ class Segment:
 
     def __len__(self) -> int:
         return len(self.rowids)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays (in memory, or mapped)."""
+        return sum(getattr(self, name).nbytes for name in _ARRAYS)
 
     # ---------------------------------------------------------------- access
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +195,17 @@ class Segment:
                 os.fsync(fh.fileno())
         return self.uid
 
+    def map(self, directory: Path) -> None:
+        """Replace the arrays by memory maps of the files :meth:`save` wrote into ``directory``."""
+        prefix = directory / f"seg-{self.uid}"
+        for name in _ARRAYS:
+            setattr(self, name, np.load(f"{prefix}.{name}.npy", mmap_mode="r", allow_pickle=False))
+        self.file_prefix = prefix
+
+    def files(self) -> list[Path]:
+        """The files this segment is mapped from (empty when it is only in memory)."""
+        return [] if self.file_prefix is None else [Path(f"{self.file_prefix}.{name}.npy") for name in _ARRAYS]
+
     @classmethod
     def load(cls, directory: Path, uid: str, live: np.ndarray | None, mmap: bool = True) -> Segment:
         prefix = directory / f"seg-{uid}"
@@ -192,6 +226,9 @@ class SegmentedBM25:
     :param b: Length normalisation.
     :param delta: BM25L / BM25+ lower bound.
     :param epsilon: ``okapi``: negative idfs become ``epsilon`` * mean idf.
+    :param spill_to: Optional callable returning a private scratch directory (or ``None``): large new
+        segments and vocabularies are written there and memory-mapped; files there that are no longer
+        used are deleted.
 
     Example::
 
@@ -202,14 +239,21 @@ class SegmentedBM25:
     """
 
     def __init__(
-        self, method: str = "lucene", k1: float = 1.5, b: float = 0.75, delta: float = 0.5, epsilon: float = 0.25
+        self,
+        method: str = "lucene",
+        k1: float = 1.5,
+        b: float = 0.75,
+        delta: float = 0.5,
+        epsilon: float = 0.25,
+        spill_to: Callable[[], Path | None] | None = None,
     ):
         self.variant = get_variant(method)
         if k1 < 0 or not 0 <= b <= 1 or delta < 0:
             raise ValueError(f"BM25 needs k1 >= 0, 0 <= b <= 1, delta >= 0; got k1={k1}, b={b}, delta={delta}")
         self.method, self.k1, self.b, self.delta, self.epsilon = method, k1, b, delta, epsilon
-        self.vocab: dict[str, int] = {}
-        self.df = np.zeros(0, dtype=np.int64)
+        self.spill_to = spill_to
+        self._spill_dir: Path | None = None
+        self.vocab = Vocabulary()
         self.segments: list[Segment] = []
         self._okapi_floor: tuple[int, float] | None = None  # (version, floor) cache
         self._version = 0
@@ -228,10 +272,6 @@ class SegmentedBM25:
         return self.n_docs
 
     # ---------------------------------------------------------------- changes
-    def _term_ids(self, tokens: Sequence[str]) -> np.ndarray:
-        vocab = self.vocab
-        return np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int64)
-
     def add(self, rowids: Sequence[int], documents: Sequence[Sequence[str]]) -> None:
         """Index tokenized documents under ``rowids`` (ids must not be live already).
 
@@ -246,16 +286,22 @@ class SegmentedBM25:
         if len(np.unique(rowids)) != len(rowids):
             raise ValueError("BM25 add: duplicate ids in one batch")
         order = np.argsort(rowids, kind="stable")
-        ids = [self._term_ids(documents[i]) for i in order]
-        lengths = np.fromiter((len(a) for a in ids), dtype=np.int64, count=len(ids))
-        term = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        doc = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
+        docs = [documents[i] for i in order]
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+        term = self.vocab.add(list(chain.from_iterable(docs)))
+        doc = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
         segment = Segment.build(rowids[order], lengths, doc, term)
-        self._grow_df()
-        np.add.at(self.df, segment.doc_terms_of(np.arange(len(segment))), 1)
+        self.vocab.count(segment.doc_terms_of(np.arange(len(segment))), +1)
+        self._spill(segment)
         self.segments.append(segment)
         self._version += 1
         self._merge_tiers()
+        if self.vocab.n_new >= max(SPILL_TERMS, len(self.vocab) // 8):
+            directory = self._spill_directory()
+            if directory is not None:
+                old = self._owned(self.vocab.files())
+                self.vocab.adopt(directory, self.vocab.save(directory))
+                _unlink(old)
 
     def remove(self, rowids: Sequence[int]) -> int:
         """Delete documents by id; unknown or already deleted ids are ignored. Returns how many were live."""
@@ -266,22 +312,41 @@ class SegmentedBM25:
         for seg in self.segments:
             hit = seg.kill(rowids)
             if len(hit):
-                np.subtract.at(self.df, seg.doc_terms_of(hit), 1)
+                self.vocab.count(seg.doc_terms_of(hit), -1)
                 removed += len(hit)
         if removed:
-            self.segments = [s for s in self.segments if s.n_live > 0]
+            self._drop([s for s in self.segments if s.n_live == 0])
             self._version += 1
         return removed
 
     def clear(self) -> None:
-        """Forget every document (the vocabulary is kept)."""
-        self.segments = []
-        self.df[:] = 0
+        """Forget every document and term."""
+        self._drop(self.segments)
+        _unlink(self._owned(self.vocab.files()))
+        self.vocab = Vocabulary()
         self._version += 1
 
-    def _grow_df(self) -> None:
-        if len(self.df) < len(self.vocab):
-            self.df = np.concatenate([self.df, np.zeros(len(self.vocab) - len(self.df), dtype=np.int64)])
+    def _drop(self, segments: Sequence[Segment]) -> None:
+        """Remove ``segments`` from the index, deleting their spilled files."""
+        self.segments = [s for s in self.segments if all(s is not d for d in segments)]
+        for seg in segments:
+            _unlink(self._owned(seg.files()))
+
+    def _spill_directory(self) -> Path | None:
+        if self.spill_to is not None:
+            self._spill_dir = self.spill_to()
+        return self._spill_dir if self.spill_to is not None else None
+
+    def _owned(self, files: list[Path]) -> list[Path]:
+        """The ones of ``files`` in the scratch directory (this index's to delete)."""
+        return [f for f in files if self._spill_dir is not None and f.parent == self._spill_dir]
+
+    def _spill(self, segment: Segment) -> None:
+        if segment.file_prefix is None and segment.nbytes >= SPILL_BYTES:
+            directory = self._spill_directory()
+            if directory is not None:
+                segment.save(directory)
+                segment.map(directory)
 
     def _merge_tiers(self) -> None:
         while True:
@@ -293,22 +358,27 @@ class SegmentedBM25:
                 return
             group = full[0]
             merged = Segment.merge(group)
-            self.segments = [s for s in self.segments if all(s is not g for g in group)] + [merged]
+            self._spill(merged)
+            self._drop(group)
+            self.segments.append(merged)
 
     def compact(self) -> None:
         """Merge every segment into one (drops deleted documents)."""
         if len(self.segments) > 1 or (self.segments and self.segments[0].n_live < len(self.segments[0])):
-            self.segments = [Segment.merge(self.segments)]
+            merged = Segment.merge(self.segments)
+            self._spill(merged)
+            self._drop(self.segments)
+            self.segments = [merged]
 
     # ---------------------------------------------------------------- scoring
-    def _idf(self, term_ids: np.ndarray, n_docs: int) -> np.ndarray:
-        df = self.df[term_ids]
-        idf = np.zeros(len(term_ids), dtype=np.float64)
+    def _idf(self, df: np.ndarray, n_docs: int) -> np.ndarray:
+        idf = np.zeros(len(df), dtype=np.float64)
         present = df > 0
         if self.method == "okapi":
             # rank-bm25's floor depends on the mean idf over every term in the corpus: cached per version.
             if self._okapi_floor is None or self._okapi_floor[0] != self._version:
-                floor = okapi_floor(okapi_raw_idf(self.df[self.df > 0], n_docs), self.epsilon)
+                every = self.vocab.all_df()
+                floor = okapi_floor(okapi_raw_idf(every[every > 0], n_docs), self.epsilon)
                 self._okapi_floor = (self._version, floor)
             raw = okapi_raw_idf(df[present], n_docs)
             idf[present] = np.where(raw < 0, self._okapi_floor[1], raw)
@@ -329,13 +399,14 @@ class SegmentedBM25:
         if k <= 0:
             raise ValueError(f"k must be > 0, got {k}")
         empty = np.zeros(0, np.float64), np.zeros(0, np.int64)
-        vocab = self.vocab
-        query = [vocab[t] for t in query_tokens if t in vocab]
+        query = self.vocab.lookup(list(query_tokens))
+        query = query[query >= 0]
         n_docs = self.n_docs
-        if not query or n_docs == 0:
+        if not len(query) or n_docs == 0:
             return empty
-        uniq, mult = np.unique(np.asarray(query, dtype=np.int64), return_counts=True)
-        idf = self._idf(uniq, n_docs)
+        uniq, mult = np.unique(query, return_counts=True)
+        df = self.vocab.df(uniq)
+        idf = self._idf(df, n_docs)
         live_terms = idf != 0
         total = self.total_length
         avg = total / n_docs if total else 1.0
@@ -346,25 +417,28 @@ class SegmentedBM25:
         base = float((mult * absent).sum())
         out_scores, out_ids = [], []
         for seg in self.segments:
-            n = len(seg)
-            acc = np.zeros(n, dtype=np.float64)
-            matched = np.zeros(n, dtype=bool)
+            # per query term: (local documents, their score contribution); 0 for terms that only match
+            postings = []
             for j, t in enumerate(uniq):
-                if self.df[t] == 0:
+                if df[j] == 0:
                     continue
                 docs, tf = seg.postings(int(t))
                 if len(docs) == 0:
                     continue
-                matched[docs] = True
                 if live_terms[j] or v.scores_absent_terms:
-                    contrib = idf[j] * v.tfc(tf, seg.lengths[docs], avg, k1, b, delta) - absent[j]
-                    acc[docs] += mult[j] * contrib
-            matched &= seg.live
-            cand = np.flatnonzero(matched)
-            if allowed is not None and len(cand):
-                cand = cand[np.isin(np.asarray(seg.rowids[cand]), allowed)]
+                    contrib = mult[j] * (idf[j] * v.tfc(tf, seg.lengths[docs], avg, k1, b, delta) - absent[j])
+                else:
+                    contrib = np.zeros(len(docs))
+                postings.append((docs, contrib))
+            if not postings:
+                continue
+            cand, summed = _accumulate(postings, len(seg))
+            keep = seg.live[cand]
+            if allowed is not None:
+                keep &= np.isin(np.asarray(seg.rowids[cand]), allowed)
+            cand, summed = cand[keep], summed[keep]
             if len(cand):
-                out_scores.append(acc[cand] + base)
+                out_scores.append(summed + base)
                 out_ids.append(np.asarray(seg.rowids[cand]))
         if not out_ids:
             return empty
@@ -378,7 +452,11 @@ class SegmentedBM25:
 
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> dict:
-        """Write the segments, live masks and vocabulary into ``directory``; returns the manifest to keep."""
+        """Write the segments, live masks and vocabulary into ``directory``; returns the manifest to keep.
+
+        The index itself is unchanged: call :meth:`adopt` to map the written files instead of holding the
+        arrays in memory.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         segments = []
         for seg in self.segments:
@@ -389,16 +467,21 @@ class SegmentedBM25:
                 fh.flush()
                 os.fsync(fh.fileno())
             segments.append({"uid": seg.uid, "live": live_file})
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        with open(directory / "vocab.json", "w", encoding="utf-8") as fh:
-            json.dump(terms, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with open(directory / "df.npy", "wb") as fh:
-            np.save(fh, self.df, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return {"segments": segments, "vocab": "vocab.json", "df": "df.npy"}
+        return {"segments": segments, **self.vocab.save(directory)}
+
+    def adopt(self, directory: Path, manifest: dict) -> None:
+        """Map the files :meth:`save` wrote into ``directory`` (returning ``manifest``) in place of memory.
+
+        Only valid while the index is unchanged since that :meth:`save`. Spilled files it replaces are deleted.
+        """
+        for seg in self.segments:
+            if seg.file_prefix != directory / f"seg-{seg.uid}":
+                old = self._owned(seg.files())
+                seg.map(directory)
+                _unlink(old)
+        old = self._owned(self.vocab.files())
+        self.vocab.adopt(directory, manifest)
+        _unlink(old)
 
     def load(self, directory: Path, manifest: dict, mmap: bool = True) -> None:
         """Restore what :meth:`save` wrote (segments memory-mapped).
@@ -406,17 +489,42 @@ class SegmentedBM25:
         :raises ValueError: If a file is missing or inconsistent.
         """
         try:
-            terms = json.loads((directory / manifest["vocab"]).read_text(encoding="utf-8"))
-            df = np.load(directory / manifest["df"], allow_pickle=False)
+            if str(manifest["vocab"]).endswith(".json"):  # written before the vocabulary was memory-mapped
+                terms = json.loads((directory / manifest["vocab"]).read_text(encoding="utf-8"))
+                vocab = Vocabulary.from_terms(terms, np.load(directory / manifest["df"], allow_pickle=False))
+            else:
+                vocab = Vocabulary.load(directory, manifest)
             segments = [
                 Segment.load(directory, s["uid"], np.load(directory / s["live"], allow_pickle=False), mmap=mmap)
                 for s in manifest["segments"]
             ]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"BM25 index in {directory} is corrupt: {exc}") from exc
-        if len(df) != len(terms):
-            raise ValueError(f"BM25 index in {directory} is corrupt: {len(terms)} terms but {len(df)} df entries")
-        self.vocab = {t: i for i, t in enumerate(terms)}
-        self.df = np.asarray(df, dtype=np.int64).copy()
+        self.vocab = vocab
         self.segments = segments
         self._version += 1
+
+
+def _accumulate(postings: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(matched local documents ascending, their summed contributions) over the query terms' postings.
+
+    Each document's contributions are added in query-term order either way, so both paths give the same
+    floats: a dense accumulator over the ``n`` documents when the postings are many, else a sort of them.
+    """
+    total = sum(len(docs) for docs, _ in postings)
+    if total * SPARSE_FRACTION >= n:
+        acc = np.zeros(n, dtype=np.float64)
+        matched = np.zeros(n, dtype=bool)
+        for docs, contrib in postings:
+            matched[docs] = True
+            acc[docs] += contrib
+        cand = np.flatnonzero(matched)
+        return cand, acc[cand]
+    docs = np.concatenate([d for d, _ in postings])
+    cand, inverse = np.unique(docs, return_inverse=True)
+    return cand, np.bincount(inverse, weights=np.concatenate([c for _, c in postings]), minlength=len(cand))
+
+
+def _unlink(files: list[Path]) -> None:
+    for file in files:
+        file.unlink(missing_ok=True)

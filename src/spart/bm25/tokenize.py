@@ -21,6 +21,10 @@ from functools import lru_cache
 from typing import Any
 
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+# What findall runs for a pattern: the same tokens, found faster. Scanning left to right, a greedy run of 2+
+# word characters can only start after a non-word character and ends before one, so the boundaries of the
+# default pattern never reject a match (tested on random text); without them the scan is ~25% faster.
+_EQUIVALENT_PATTERNS = {DEFAULT_TOKEN_PATTERN: r"(?u)\w\w+"}
 
 
 def _stopword_list(stopwords: str | Iterable[str] | None) -> frozenset[str]:
@@ -60,7 +64,7 @@ class Tokenizer:
         self.stopwords = list(stopwords) if stopwords is not None and not isinstance(stopwords, str) else stopwords
         self.stemmer = stemmer
         self.token_pattern = token_pattern
-        self._split = re.compile(token_pattern).findall
+        self._split = re.compile(_EQUIVALENT_PATTERNS.get(token_pattern, token_pattern)).findall
         self._stop = _stopword_list(stopwords)
         self._stem = None
         if stemmer is not None:

@@ -155,6 +155,15 @@ class DenseIndex:
         self._apply_search_params(index)
         return index
 
+    def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Change the search-time settings of a built index (``None`` keeps FAISS's current value).
+
+        :param nprobe: IVF only: lists probed per query.
+        :param ef_search: HNSW only: search beam width.
+        """
+        self.nprobe, self.ef_search = nprobe, ef_search
+        self._apply_search_params(self._index)
+
     def _apply_search_params(self, index) -> None:
         faiss = _faiss()
         ivf = faiss.try_extract_index_ivf(index)

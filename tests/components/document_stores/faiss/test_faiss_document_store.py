@@ -9,6 +9,7 @@ from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.testing.document_store import CountDocumentsByFilterTest, DocumentStoreBaseExtendedTests
 
+from spart.bm25 import segments
 from spart.components.document_stores import FaissDocumentStore
 from spart.components.document_stores.faiss import persistence
 from spart.index import DenseIndex
@@ -362,6 +363,49 @@ def test_bm25_index_is_checkpointed_and_reused(tmp_path):
     checkpoint = _checkpoints(path)[0]
     next(checkpoint.glob("seg-*.post_tf.npy")).write_bytes(b"broken")
     assert [(d.id, d.score) for d in FaissDocumentStore.load(path).bm25_retrieval("topic2 number", 5)] == want
+
+
+def test_bm25_spills_to_a_scratch_directory_and_maps_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(segments, "SPILL_BYTES", 0)  # spill every segment and every new vocabulary
+    monkeypatch.setattr(segments, "SPILL_TERMS", 1)
+    path = tmp_path / "store"
+    store = FaissDocumentStore(path=str(path), embedding_dim=4)
+    in_memory = FaissDocumentStore(embedding_dim=4)
+    docs = _docs(40)
+    for start in range(0, 40, 8):
+        store.write_documents(docs[start : start + 8])
+        in_memory.write_documents(docs[start : start + 8])
+    store.delete_documents(["d3", "d17"])
+    in_memory.delete_documents(["d3", "d17"])
+
+    def hits(s):
+        return [(d.id, d.score) for d in s.bm25_retrieval("topic1 number T12", top_k=40)]
+
+    (scratch,) = [p for p in (path / "index").iterdir() if p.name.startswith(persistence.SCRATCH_PREFIX)]
+    assert all(seg.file_prefix.parent == scratch for seg in store._bm25.segments)
+    assert hits(store) == hits(in_memory)
+    store.save()  # the checkpoint takes over the spilled files: the scratch directory empties
+    assert [f.name for f in scratch.iterdir()] == [".lock"]
+    assert all(isinstance(seg.post_docs, np.memmap) for seg in store._bm25.segments)
+    assert isinstance(store._bm25.vocab._df_saved, np.memmap)
+    assert hits(store) == hits(in_memory) == hits(FaissDocumentStore.load(path))
+    store.close()
+    assert not scratch.exists()
+
+
+def test_abandoned_scratch_directories_are_removed_on_open(tmp_path):
+    path = tmp_path / "store"
+    FaissDocumentStore(path=str(path), embedding_dim=4).write_documents(_docs(3))
+    held = persistence.ScratchDir(path)
+    in_use = held.get()
+    abandoned = path / "index" / f"{persistence.SCRATCH_PREFIX}dead"
+    abandoned.mkdir()
+    (abandoned / ".lock").touch()
+    (abandoned / "seg-x.rowids.npy").write_bytes(b"x")
+    FaissDocumentStore.load(path)
+    assert not abandoned.exists() and in_use.is_dir()
+    held.close()
+    assert not in_use.exists()
 
 
 class _QueryOnlyTokenizer:

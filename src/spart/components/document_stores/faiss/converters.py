@@ -30,14 +30,22 @@ def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype="<f4")
 
 
-def document_to_row(doc: Document) -> tuple:
-    """The values of `INSERT_SQL` for ``doc``."""
+def document_to_row(doc: Document, meta: str | None = None, embedding: bytes | None = None) -> tuple:
+    """The values of `INSERT_SQL` for ``doc``.
+
+    :param meta: ``json.dumps(doc.meta)`` when the caller has it already.
+    :param embedding: ``embedding_to_blob(doc.embedding)`` when the caller has it already.
+    """
     blob_data = blob_info = None
     if doc.blob is not None:
         blob_data = doc.blob.data
         blob_info = json.dumps({"meta": doc.blob.meta, "mime_type": doc.blob.mime_type})
     sparse = None if doc.sparse_embedding is None else json.dumps(doc.sparse_embedding.to_dict())
-    return (doc.id, doc.content, json.dumps(doc.meta), embedding_to_blob(doc.embedding), blob_data, blob_info, sparse)
+    if meta is None:
+        meta = json.dumps(doc.meta)
+    if embedding is None:
+        embedding = embedding_to_blob(doc.embedding)
+    return (doc.id, doc.content, meta, embedding, blob_data, blob_info, sparse)
 
 
 def blob_from_columns(blob_data: bytes | None, blob_info: str | None) -> ByteStream | None:

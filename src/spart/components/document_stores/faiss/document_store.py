@@ -69,6 +69,10 @@ class FaissDocumentStore:
     (or with a corrupt one) the indexes are rebuilt from the database. Writes checkpoint by themselves once
     the changes since the last checkpoint exceed half the corpus (and ``AUTO_CHECKPOINT_MIN``), so a reopen
     replays a bounded log. ``save(path=other)`` instead copies the whole store to another directory.
+    The BM25 index is memory-mapped from its checkpoint files (postings, document lengths, the sorted
+    vocabulary, document frequencies); between checkpoints, large new BM25 segments and vocabularies are
+    spilled to a scratch directory under ``index/`` and mapped too, so its private memory is a bit per
+    document plus bounded buffers (see :mod:`spart.bm25.segments`).
 
     **Filters** (Haystack syntax) are compiled to SQL over the JSON metadata (see :mod:`.filters`);
     ``meta_index`` creates SQLite expression indexes for chosen meta fields. Filtered dense retrieval is exact
@@ -134,6 +138,7 @@ class FaissDocumentStore:
 
         self._lock = threading.RLock()
         self._tokenizer = Tokenizer(stopwords=bm25_stopwords, stemmer=bm25_stemmer)
+        self._scratch = None if self.path is None else persistence.ScratchDir(Path(self.path))
         self._new_bm25()  # validates the BM25 method and parameters
         self._dense = self._new_dense()
         self._dense_seq: int | None = 0
@@ -193,6 +198,8 @@ class FaissDocumentStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._scratch is not None:
+                self._scratch.close()
             if self.path is not None:
                 with _OPEN_STORES_LOCK:
                     if _OPEN_STORES.get(self._registry_key()) is self:
@@ -231,30 +238,27 @@ class FaissDocumentStore:
             embedding nor blob, or an embedding has the wrong dimension or non-finite values.
         :raises DuplicateDocumentError: On a duplicate id with ``NONE``/``FAIL``.
         """
-        batch = self._validate(documents)
         if policy == DuplicatePolicy.NONE:
             policy = DuplicatePolicy.FAIL
-        batch = _dedupe_batch(batch, policy)
-        if not batch:
+        rows = _dedupe_rows(self._rows(documents), policy)
+        if not rows:
             return 0
-        rows = [converters.document_to_row(d) for d in batch]
         with self._lock:
             self._sync()
             with database.transaction(self._db) as cur:
-                existing = self._existing_rowids(cur, [d.id for d in batch])
+                existing = self._existing_rowids(cur, [row[0] for row in rows])
                 if policy == DuplicatePolicy.FAIL and existing:
                     raise DuplicateDocumentError(
                         f"{len(existing)} document(s) already exist, e.g. id {next(iter(existing))!r}"
                     )
                 if policy == DuplicatePolicy.SKIP and existing:
-                    rows = [row for d, row in zip(batch, rows) if d.id not in existing]
-                    batch = [d for d in batch if d.id not in existing]
-                    if not batch:
+                    rows = [row for row in rows if row[0] not in existing]
+                    if not rows:
                         return 0
-                embedded = [d.embedding for d in batch if d.embedding is not None]
+                embedded = [row[3] for row in rows if row[3] is not None]
                 if embedded and not self._dense.is_trained:
                     # Train before committing, so that a first batch too small to train on changes nothing.
-                    self._dense.train(_sample(np.asarray(embedded, dtype=np.float32)))
+                    self._dense.train(_sample(_blobs_to_matrix(embedded, self.embedding_dim)))
                 if existing:  # OVERWRITE: the old row goes, the new one gets a fresh rowid
                     old = sorted(existing.values())
                     cur.executemany("DELETE FROM documents WHERE rowid = ?", [(r,) for r in old])
@@ -269,7 +273,7 @@ class FaissDocumentStore:
                     (first,),
                 )
             self._after_write()
-            return len(batch)
+            return len(rows)
 
     def delete_documents(self, document_ids: list[str]) -> None:
         """Delete documents by id in one transaction; unknown ids are ignored.
@@ -435,6 +439,8 @@ class FaissDocumentStore:
                     self.path = str(target)
                     self._conn = database.connect(target / persistence.DB_FILE)
                     sql_filters.install_udf(self._conn, self._filter_state)
+                    self._scratch = persistence.ScratchDir(target)
+                    self._bm25.spill_to = self._scratch.get
                     self._checkpoint_seq = min(self._dense_seq, self._bm25_seq)
                     with _OPEN_STORES_LOCK:
                         _OPEN_STORES[self._registry_key()] = self
@@ -468,7 +474,13 @@ class FaissDocumentStore:
         return DenseIndex(self.embedding_dim, self.factory, nprobe=self.nprobe, ef_search=self.ef_search)
 
     def _new_bm25(self) -> SegmentedBM25:
-        self._bm25 = SegmentedBM25(self.bm25_method, self.bm25_k1, self.bm25_b, self.bm25_delta)
+        self._bm25 = SegmentedBM25(
+            self.bm25_method,
+            self.bm25_k1,
+            self.bm25_b,
+            self.bm25_delta,
+            spill_to=None if self._scratch is None else self._scratch.get,
+        )
         return self._bm25
 
     def _tokenizer_config(self) -> dict[str, Any]:
@@ -482,6 +494,7 @@ class FaissDocumentStore:
             return conn
         directory = Path(self.path)
         persistence.prepare_directory(directory)
+        persistence.remove_stale_scratch(directory)
         conn = database.connect(directory / persistence.DB_FILE)
         try:
             with database.transaction(conn) as cur:
@@ -520,8 +533,7 @@ class FaissDocumentStore:
                 index = DenseIndex.read_file(ckpt / dense["file"], dense["header"], mmap=True)
                 if index.dim != self.embedding_dim or index.factory != self.factory:
                     raise ValueError(f"it holds dim={index.dim} factory={index.factory!r}")
-                index.nprobe, index.ef_search = self.nprobe, self.ef_search
-                index._apply_search_params(index._index)
+                index.set_search_params(self.nprobe, self.ef_search)
                 self._dense, self._dense_seq = index, int(dense["seq"])
             except (OSError, ValueError, KeyError) as exc:
                 logger.warning("dense index checkpoint of %s not used (%s); rebuilding it", directory, exc)
@@ -599,7 +611,7 @@ class FaissDocumentStore:
                 self._add_vectors(rows)
 
     def _add_vectors(self, rows: list[tuple[int, bytes]]) -> None:
-        vectors = np.stack([np.frombuffer(e, dtype="<f4") for _, e in rows]).astype(np.float32)
+        vectors = _blobs_to_matrix([e for _, e in rows], self.embedding_dim)
         if not self._dense.is_trained:
             self._dense.train(_sample(vectors))
         self._dense.add(vectors, np.asarray([r for r, _ in rows], dtype=np.int64))
@@ -662,7 +674,8 @@ class FaissDocumentStore:
         if pending >= max(self.AUTO_CHECKPOINT_MIN, self._bm25.n_docs // 2):
             self._checkpoint()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, adopt: bool = True) -> None:
+        """Write a checkpoint of the derived indexes; with ``adopt`` BM25 then maps the written files."""
         directory = Path(self.path)
         with persistence.checkpoint_lock(directory):
             self._sync()
@@ -680,6 +693,8 @@ class FaissDocumentStore:
             except BaseException:
                 shutil.rmtree(ckpt, ignore_errors=True)
                 raise
+            if adopt:
+                self._bm25.adopt(ckpt, bm25)
             covered = min(self._dense_seq, self._bm25_seq)
             with database.transaction(self._db) as cur:
                 cur.execute("DELETE FROM changes WHERE seq <= ?", (covered,))
@@ -709,7 +724,7 @@ class FaissDocumentStore:
             clone._checkpoint_seq = 0
             clone._conn = database.connect(staging / persistence.DB_FILE)
             try:
-                clone._checkpoint()
+                clone._checkpoint(adopt=False)
             finally:
                 clone._conn.close()
                 clone._conn = None
@@ -719,7 +734,8 @@ class FaissDocumentStore:
             raise
 
     # ================================================================== internals: validation and rows
-    def _validate(self, documents: Any) -> list[Document]:
+    def _rows(self, documents: Any) -> list[tuple]:
+        """Validate ``documents`` and turn them into rows of ``converters.INSERT_SQL`` (id first)."""
         if not isinstance(documents, list):
             raise ValueError(f"write_documents expects a list of Documents, got {type(documents).__name__}")
         for i, doc in enumerate(documents):
@@ -727,20 +743,40 @@ class FaissDocumentStore:
                 raise ValueError(f"write_documents expects Documents; item {i} is a {type(doc).__name__}")
             if not doc.content and doc.embedding is None and doc.blob is None:
                 raise ValueError(f"document {doc.id!r} has no content, no embedding and no blob")
-            if doc.embedding is not None:
-                emb = np.asarray(doc.embedding, dtype=np.float32)
+        embedded = [doc for doc in documents if doc.embedding is not None]
+        blobs = iter(self._embedding_blobs(embedded))
+        rows = []
+        for doc in documents:
+            try:
+                meta = json.dumps(doc.meta)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"document {doc.id!r} has meta that is not JSON-serialisable: {exc}") from exc
+            rows.append(converters.document_to_row(doc, meta, None if doc.embedding is None else next(blobs)))
+        return rows
+
+    def _embedding_blobs(self, documents: list[Document]) -> list[bytes]:
+        """The float32 bytes of each document's embedding, checked (dimension, finite values) as one matrix."""
+        if not documents:
+            return []
+        try:
+            matrix = np.asarray([doc.embedding for doc in documents], dtype="<f4")
+        except (ValueError, TypeError):  # ragged or not numeric: the per-document checks name the culprit
+            matrix = None
+        if matrix is None or matrix.ndim != 2 or matrix.shape[1] != self.embedding_dim:
+            vectors = []
+            for doc in documents:
+                emb = np.asarray(doc.embedding, dtype="<f4")
                 if emb.ndim != 1 or emb.shape[0] != self.embedding_dim:
                     raise ValueError(
                         f"document {doc.id!r} has an embedding of dimension {emb.shape}, "
                         f"but the store's embedding_dim is {self.embedding_dim}"
                     )
-                if not np.isfinite(emb).all():
-                    raise ValueError(f"document {doc.id!r} has NaN or infinite embedding values")
-            try:
-                json.dumps(doc.meta)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"document {doc.id!r} has meta that is not JSON-serialisable: {exc}") from exc
-        return documents
+                vectors.append(emb)
+            matrix = np.stack(vectors)
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"document {documents[int(np.argmin(finite))].id!r} has NaN or infinite embedding values")
+        return [vector.tobytes() for vector in matrix]
 
     @staticmethod
     def _existing_rowids(cur, ids: list[str]) -> dict[str, int]:
@@ -813,16 +849,22 @@ def _sample(vectors: np.ndarray) -> np.ndarray:
     return vectors[np.sort(pick)]
 
 
-def _dedupe_batch(batch: list[Document], policy: DuplicatePolicy) -> list[Document]:
-    seen: dict[str, Document] = {}
-    for doc in batch:
-        if doc.id in seen:
+def _dedupe_rows(rows: list[tuple], policy: DuplicatePolicy) -> list[tuple]:
+    """One row per document id (``row[0]``): FAIL raises on a repeat, SKIP keeps the first, else the last."""
+    seen: dict[str, tuple] = {}
+    for row in rows:
+        if row[0] in seen:
             if policy == DuplicatePolicy.FAIL:
-                raise DuplicateDocumentError(f"id {doc.id!r} occurs more than once in this write")
+                raise DuplicateDocumentError(f"id {row[0]!r} occurs more than once in this write")
             if policy == DuplicatePolicy.SKIP:
                 continue
-        seen[doc.id] = doc
+        seen[row[0]] = row
     return list(seen.values())
+
+
+def _blobs_to_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
+    """Stored embeddings (little-endian float32 blobs) as one ``(len(blobs), dim)`` float32 matrix."""
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
 
 def _as_query_vector(query_embedding: Any, dim: int) -> np.ndarray:

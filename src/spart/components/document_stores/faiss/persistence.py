@@ -6,13 +6,16 @@ Format 2 (this one)::
     <store>/index/CHECKPOINT              JSON {"name": "ckpt-..."}: the current checkpoint, replaced atomically
     <store>/index/ckpt-<id>/              one checkpoint: checkpoint.json (the change sequence each index
                                           reflects), dense.faiss (FAISS index, memory-mapped on load),
-                                          BM25 segments (.npy, memory-mapped), vocab.json, df.npy
+                                          BM25 segments, sorted vocabulary and df (.npy, memory-mapped)
     <store>/index/.lock                   serialises checkpoints between processes (flock)
+    <store>/index/scratch-<id>/           one open store's BM25 files not yet in a checkpoint (segments and
+                                          vocabularies spilled from memory); flock-ed by its process
 
 A checkpoint is written into a fresh directory, fsynced, and only then named by ``CHECKPOINT``; unreferenced
 checkpoint directories are removed afterwards. Unchanged BM25 segments are hard-linked from the previous
-checkpoint, not copied. A missing, stale or corrupt checkpoint is never fatal: the indexes are rebuilt (or
-caught up) from the database.
+checkpoint (or the scratch directory), not copied. A scratch directory is deleted when its store is closed
+or garbage-collected, and by the next open of the store once its process is gone. A missing, stale or
+corrupt checkpoint is never fatal: the indexes are rebuilt (or caught up) from the database.
 
 Format 1 (``CURRENT`` + ``snap-*/`` snapshots of an in-memory database) is converted by :func:`migrate_v1`,
 which ``FaissDocumentStore`` runs on open and ``spart migrate-store`` runs explicitly.
@@ -27,12 +30,13 @@ import os
 import shutil
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from spart.atomic import write_bytes_atomic
+from spart.atomic import fsync_path, write_bytes_atomic
 from spart.components.document_stores.faiss import database
 
 logger = logging.getLogger(__name__)
@@ -121,12 +125,67 @@ def checkpoint_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# ------------------------------------------------------------------------------------------ scratch
+SCRATCH_PREFIX = "scratch-"
+
+
+class ScratchDir:
+    """A private directory under ``<store>/index`` for derived-index files that are in no checkpoint yet.
+
+    Created on first use and held with an ``flock`` for the life of the process, so that
+    :func:`remove_stale_scratch` (run on open) can tell an abandoned one from one in use. Removed by
+    :meth:`close`, or when the object is garbage-collected or the interpreter exits.
+
+    :param path: The store directory.
+    """
+
+    def __init__(self, path: Path):
+        self._store = path
+        self._dir: Path | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def get(self) -> Path:
+        """The directory (created on the first call)."""
+        if self._dir is None or not self._dir.is_dir():
+            index = self._store / INDEX_DIR
+            index.mkdir(exist_ok=True)
+            # locked under a hidden name, then renamed: a concurrent remove_stale_scratch never sees it unlocked
+            staging = index / f".{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+            staging.mkdir()
+            lock = open(staging / ".lock", "a+")
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            directory = index / staging.name[1:]
+            os.replace(staging, directory)
+            self._dir = directory
+            self._finalizer = weakref.finalize(self, _remove_scratch, directory, lock)
+        return self._dir
+
+    def close(self) -> None:
+        """Delete the directory (files mapped from it stay readable until unmapped)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._dir = self._finalizer = None
+
+
+def _remove_scratch(directory: Path, lock) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    lock.close()
+
+
+def remove_stale_scratch(path: Path) -> None:
+    """Delete the scratch directories of ``path`` whose process is gone (their flock is free)."""
+    index = path / INDEX_DIR
+    if not index.is_dir():
+        return
+    for child in index.iterdir():
+        if not (child.is_dir() and child.name.startswith(SCRATCH_PREFIX)):
+            continue
+        try:
+            with open(child / ".lock", "a+") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(child, ignore_errors=True)
+        except OSError:  # held by a live store (or already gone)
+            continue
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -143,7 +202,7 @@ def publish_checkpoint(path: Path, directory: Path, manifest: dict[str, Any]) ->
         json.dump(manifest, fh, indent=1)
         fh.flush()
         os.fsync(fh.fileno())
-    _fsync_dir(directory)
+    fsync_path(directory)
     write_bytes_atomic(path / INDEX_DIR / POINTER, json.dumps({"name": directory.name}).encode())
     for child in (path / INDEX_DIR).iterdir():
         if child.is_dir() and child.name.startswith("ckpt-") and child != directory:
@@ -263,6 +322,6 @@ def migrate_v1(path: str | os.PathLike) -> bool:
             except ValueError as exc:
                 logger.warning("format-1 dense index of %s not reused (%s); it is rebuilt", path, exc)
         os.replace(tmp, path / DB_FILE)  # the commit point
-        _fsync_dir(path)
+        fsync_path(path)
         _remove_v1_leftovers(path)
     return True
