@@ -266,12 +266,12 @@ class Adaptation:
 
         if (target / "spart.json").exists():
             return target
-        base = DualEncoder.load(self.o.model or packaged_minilm_path(), device="cpu")
+        if getattr(self, "_base_lengths", None) is None:  # loaded once for all checkpoints
+            base = DualEncoder.load(self.o.model or packaged_minilm_path(), device="cpu")
+            self._base_lengths = (base.config.query_max_length, base.config.passage_max_length)
+        query_max_length, passage_max_length = self._base_lengths
         encoder = DualEncoder.load(
-            step_dir,
-            device="cpu",
-            passage_max_length=base.config.passage_max_length,
-            query_max_length=base.config.query_max_length,
+            step_dir, device="cpu", passage_max_length=passage_max_length, query_max_length=query_max_length
         )
         return encoder.save(target)
 

@@ -68,10 +68,9 @@ class BaseInterpolatedTeacher:
             )
             for p, e in zip(items, embedded):
                 self._passages[p.id] = e
-        return np.array(
-            [[float(self._queries[q] @ self._passages[p.id]) for p in row] for q, row in zip(questions, rows)],
-            dtype=np.float32,
-        )
+        q = np.stack([self._queries[q] for q in questions])  # (B, d)
+        p = np.stack([np.stack([self._passages[x.id] for x in row]) for row in rows])  # (B, K, d)
+        return np.einsum("bd,bkd->bk", q, p).astype(np.float32)
 
     def score_topk(self, questions: Sequence[str], passages: Sequence[Sequence[Any]]) -> np.ndarray:
         lm = np.asarray(self.teacher.score_topk(questions, passages), dtype=np.float64)
