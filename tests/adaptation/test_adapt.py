@@ -30,6 +30,7 @@ def options(tmp_path, tiny_bert_dir, tiny_causal_dir):
         out=str(tmp_path / "run"),
         questions=str(questions),
         model=str(tiny_bert_dir),
+        method="art",
         teachers=[f"tiny={tiny_causal_dir}"],
         num_passages=32,
         filter_top_k=0,
@@ -75,6 +76,38 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
 
     again = Adaptation(options, generator=Exploding()).run()  # everything done: nothing runs
     assert again["stages"] == state["stages"]
+
+
+def test_adapt_pairs_fine_tunes_on_the_generated_pairs_without_a_teacher(options, tmp_path):
+    import torch
+
+    from spart.encoders import DualEncoder
+
+    options.method, options.teachers, options.train_anyway = "pairs", [], False
+    options.lr = 1e-3
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    out = tmp_path / "run"
+    train = state["stages"]["train"]
+    assert train["method"] == "pairs" and train["pairs"] == 16 and train["steps"] == 2
+    audit = json.loads((out / "audit-pseudo-dev.json").read_text())
+    assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid"]  # no teacher: no LM scored anything
+    assert state["stages"]["audit"]["teacher"] is None
+    assert not (out / "teacher-scores.sqlite").exists()
+    assert [p["step"] for p in state["stages"]["select"]["curve"]] == ["base", 1, 2]
+    # the exported checkpoint keeps the base model's pooling, normalisation and lengths, with new weights
+    base = DualEncoder.load(options.model, device="cpu")
+    tuned = DualEncoder.load(out / "checkpoints" / "step-00000002", device="cpu")
+    assert (tuned.config.pooling, tuned.config.normalize) == (base.config.pooling, base.config.normalize)
+    assert tuned.config.passage_max_length == base.config.passage_max_length
+    moved = [not torch.equal(a, b) for a, b in zip(base.query_model.parameters(), tuned.query_model.parameters())]
+    assert any(moved)
+    assert "| train |" in (out / "report.md").read_text()
+
+
+def test_adapt_rejects_an_unknown_method(options):
+    options.method = "magic"
+    with pytest.raises(ValueError, match="method"):
+        Adaptation(options, generator=FakeGenerator())
 
 
 def test_adapt_refuses_other_options_in_the_same_directory(options):

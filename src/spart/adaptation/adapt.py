@@ -5,11 +5,22 @@ Stages (each recorded in ``<out>/adapt-state.json`` when it completes, so a reru
 done; generation and training also resume *inside* the stage):
 
 1. ``questions``: :func:`spart.generation.generate_questions` -> ``questions/`` (a BEIR pseudo data set);
-2. ``audit``: :func:`spart.adaptation.audit.run_audit` on pseudo-dev -> the teacher and the base-score
-   interpolation weight ART will distil (the best rerank row), or the verdict that ART is not expected to help;
-3. ``train``: ART from the base encoder on the real questions plus pseudo-train (one shared tower, the evidence
-   re-embedded every ``reindex_every`` steps, teacher scores cached in ``teacher-scores.sqlite``);
-4. ``select``: every exported checkpoint, re-saved with the base model's passage length, scored on pseudo-dev
+2. ``audit``: :func:`spart.adaptation.audit.run_audit` on pseudo-dev: base, BM25 and their hybrid, plus each
+   candidate teacher's rerank -> for ``method="art"`` the teacher and base-score interpolation weight ART will
+   distil (the best rerank row), or the verdict that ART is not expected to help;
+3. ``train``, one of two methods from the base encoder:
+
+   - ``pairs`` (the default): contrastive fine-tuning on the (generated question, source passage) pairs of
+     pseudo-train with in-batch and BM25 hard negatives -- Promptagator's recipe (Dai et al., 2022) with
+     InPars-style round-trip filtering, and the trainer and loss of ``spart train few-shot``; the base model's
+     pooling, normalisation, lengths and (for normalised models) a 0.05 temperature are kept;
+   - ``art``: ART on the real questions plus pseudo-train (one shared tower, the evidence re-embedded every
+     ``reindex_every`` steps, teacher scores cached in ``teacher-scores.sqlite``).
+
+   ``pairs`` is the default because it is the one that has gained on real labels (docs/adaptation.md): ART's
+   target is only as good as the teacher's rerank, and the offline teachers rerank worse than MiniLM on
+   pydocs' real questions;
+4. ``select``: every exported checkpoint, re-saved with the base model's lengths, scored on pseudo-dev
    (and, for the report only, on ``report_dataset``); the best on pseudo-dev becomes ``model/``;
 5. ``hybrid``: the hybrid's fusion tuned on pseudo-dev for the selected model -> ``hybrid_qa.yaml``;
 6. ``report``: ``report.md`` + ``learning-curve.png``.
@@ -31,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("questions", "audit", "train", "select", "hybrid", "report")
 STATE = "adapt-state.json"
+METHODS = ("pairs", "art")
+NORMALIZED_TEMPERATURE = 0.05  # the scale 20 sentence-transformers' MultipleNegativesRankingLoss uses
 
 
 @dataclass
@@ -41,12 +54,15 @@ class AdaptOptions:
     :param out: the run directory.
     :param questions: real questions of the corpus's users (no answers), trained on with the generated ones.
     :param model: the base encoder (``None`` = the packaged MiniLM).
-    :param teachers: candidate teacher LMs, ``[LABEL=]MODEL`` (``smollm2`` = the packaged default).
-    :param generator: the LM that writes questions (``None`` = the first teacher).
+    :param method: ``"pairs"`` (contrastive fine-tuning on the generated pairs) or ``"art"``.
+    :param teachers: candidate teacher LMs, ``[LABEL=]MODEL`` (``smollm2`` = the packaged default), audited on
+        pseudo-dev; ``method="art"`` distils the best one (default ``["smollm2"]`` for ART, none for pairs).
+    :param generator: the LM that writes questions (``None`` = the first teacher, else the packaged SmolLM2).
     :param num_passages: passages that get a generated question.
     :param weights: base-score interpolation weights the audit tries.
     :param depth: candidates reranked in the audit.
-    :param steps: ART steps (``None``: ``epochs`` passes over the training questions).
+    :param steps: training steps (``None``: ``epochs`` passes over the training questions or pairs).
+    :param passage_max_length: passage tokens in training (``None``: the base model's own).
     :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
     :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
     """
@@ -55,7 +71,8 @@ class AdaptOptions:
     out: str
     questions: str | None = None
     model: str | None = None
-    teachers: list[str] = field(default_factory=lambda: ["smollm2"])
+    method: str = "pairs"
+    teachers: list[str] = field(default_factory=list)
     generator: str | None = None
     num_passages: int = 600
     filter_top_k: int = 20
@@ -65,13 +82,14 @@ class AdaptOptions:
     depth: int = 20
     steps: int | None = None
     epochs: float = 3.0
-    batch_size: int = 16
+    batch_size: int = 32
     top_k: int = 8
     reindex_every: int = 40
     lr: float = 2e-5
     exports: int = 4
     query_max_length: int = 32
-    passage_max_length: int = 128
+    passage_max_length: int | None = None
+    bm25_negatives: int = 10
     teacher_batch_size: int = 16
     seed: int = 0
     report_dataset: str | None = None
@@ -86,6 +104,8 @@ class Adaptation:
     def __init__(self, options: AdaptOptions, generator: Any = None) -> None:
         """:param generator: the question writer (default: a :class:`~spart.generation.QuestionGenerator` of
         ``options.generator`` or the first teacher)."""
+        if options.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {options.method!r}")
         self.o = options
         self._generator = generator
         self.out = Path(options.out)
@@ -132,10 +152,28 @@ class Adaptation:
     def questions_dir(self) -> Path:
         return self.out / "questions"
 
+    @property
+    def train_dir(self) -> Path:
+        return self.out / self.o.method
+
     def _teacher_specs(self):
         from spart.adaptation.audit import TeacherSpec
 
-        return [TeacherSpec.parse(t) for t in self.o.teachers]
+        teachers = self.o.teachers or (["smollm2"] if self.o.method == "art" else [])
+        return [TeacherSpec.parse(t) for t in teachers]
+
+    def _base(self) -> str:
+        from spart.encoders.loading import packaged_minilm_path
+
+        return self.o.model or str(packaged_minilm_path())
+
+    def _base_config(self):
+        """The base encoder's pooling, normalisation and lengths (loaded once)."""
+        if getattr(self, "_base_encoder_config", None) is None:
+            from spart.encoders import DualEncoder
+
+            self._base_encoder_config = DualEncoder.load(self._base(), device="cpu").config
+        return self._base_encoder_config
 
     def _pseudo_dev(self):
         from spart.evaluation.datasets import load_dataset
@@ -154,8 +192,8 @@ class Adaptation:
         from spart.data import read_passages
         from spart.generation import GenerationSettings, QuestionGenerator, generate_questions
 
-        spec = self._teacher_specs()[0]
-        model = self.o.generator or spec.model
+        specs = self._teacher_specs()
+        model = self.o.generator or (specs[0].model if specs else None)
         generator = self._generator or QuestionGenerator(model, batch_size=self.o.generation_batch_size)
         settings = GenerationSettings(
             num_passages=self.o.num_passages,
@@ -189,6 +227,8 @@ class Adaptation:
             progress=self.o.progress,
         )
         write_json(self.out / "audit-pseudo-dev.json", report.to_dict())
+        if not report.verdicts:
+            return {"teacher": None, "weight": None, "call": None, "verdict": None}
         best_label, best = max(report.verdicts.items(), key=lambda kv: kv[1]["delta"])
         return {"teacher": best_label, "weight": best["weight"], "call": best["call"], "verdict": best["text"]}
 
@@ -204,25 +244,68 @@ class Adaptation:
             f.writelines(q.replace("\n", " ") + "\n" for q in lines if q.strip())
         return path
 
-    def stage_train(self) -> dict[str, Any]:
+    def _steps(self, items: int) -> tuple[int, list[int]]:
+        """Training steps for ``items`` examples, and the steps exported for selection."""
         import math
 
-        from spart.encoders.loading import packaged_minilm_path
+        steps = self.o.steps or max(1, math.ceil(self.o.epochs * items / self.o.batch_size))
+        exports = sorted({0, steps, *(round(steps * i / self.o.exports) for i in range(1, self.o.exports))})
+        return steps, exports
+
+    def stage_train(self) -> dict[str, Any]:
+        return self._train_pairs() if self.o.method == "pairs" else self._train_art()
+
+    def _train_pairs(self) -> dict[str, Any]:
+        from spart.training.config import ContrastiveTrainingConfig
+        from spart.training.registry import run_training
+
+        qrels = self.questions_dir / "qrels" / "pseudo-train.tsv"
+        n_pairs = sum(1 for line in open(qrels, encoding="utf-8") if line.strip()) - 1  # header
+        steps, exports = self._steps(n_pairs)
+        base = self._base_config()
+        config = ContrastiveTrainingConfig(
+            output_dir=self.train_dir,
+            model=self._base(),
+            shared=True,
+            pooling=base.pooling,
+            normalize=base.normalize,
+            temperature=NORMALIZED_TEMPERATURE if base.normalize else 1.0,
+            query_max_length=self.o.query_max_length,
+            passage_max_length=self.o.passage_max_length or base.passage_max_length,
+            batch_size=self.o.batch_size,
+            lr=self.o.lr,
+            warmup_ratio=0.1,
+            max_steps=steps,
+            checkpoint_every=max(1, min(10, steps // 4)),
+            log_every=2,
+            export_steps=exports,
+            seed=self.o.seed,
+            progress=self.o.progress,
+            data={
+                "kind": "pairs",
+                "beir_dir": self.questions_dir,
+                "split": "pseudo-train",
+                "bm25_negatives": self.o.bm25_negatives,
+            },
+        )
+        run_training("few-shot", config, resume=True)
+        return {"method": "pairs", "steps": steps, "pairs": n_pairs, "exports": exports}
+
+    def _train_art(self) -> dict[str, Any]:
         from spart.training.config import ARTTrainingConfig
         from spart.training.registry import run_training
 
         audit = self.state["stages"]["audit"]
         if audit["call"] == "no" and not self.o.train_anyway:
             logger.warning("adapt: %s The base model is kept.", audit["verdict"])
-            return {"skipped": True, "reason": audit["verdict"]}
+            return {"method": "art", "skipped": True, "reason": audit["verdict"]}
         spec = next(t for t in self._teacher_specs() if t.label == audit["teacher"])
         questions = self._training_questions()
         n_questions = sum(1 for _ in open(questions, encoding="utf-8"))
-        steps = self.o.steps or max(1, math.ceil(self.o.epochs * n_questions / self.o.batch_size))
-        exports = sorted({0, steps, *(round(steps * i / self.o.exports) for i in range(1, self.o.exports))})
-        base = self.o.model or str(packaged_minilm_path())
+        steps, exports = self._steps(n_questions)
+        base = self._base()
         config = ARTTrainingConfig(
-            output_dir=self.out / "art",
+            output_dir=self.train_dir,
             model=base,
             shared=True,
             questions=questions,
@@ -230,7 +313,7 @@ class Adaptation:
             top_k=self.o.top_k,
             reindex_every=self.o.reindex_every,
             query_max_length=self.o.query_max_length,
-            passage_max_length=self.o.passage_max_length,
+            passage_max_length=self.o.passage_max_length or 128,
             batch_size=self.o.batch_size,
             lr=self.o.lr,
             warmup_ratio=0.1,
@@ -252,6 +335,7 @@ class Adaptation:
         )
         run_training("art", config, resume=True)
         return {
+            "method": "art",
             "steps": steps,
             "questions": n_questions,
             "exports": exports,
@@ -260,18 +344,14 @@ class Adaptation:
         }
 
     def _deployable(self, step_dir: Path, target: Path) -> Path:
-        """The checkpoint re-saved with the base model's own passage length (training used a shorter one)."""
+        """The checkpoint re-saved with the base model's own lengths (training may use shorter ones)."""
         from spart.encoders import DualEncoder
-        from spart.encoders.loading import packaged_minilm_path
 
         if (target / "spart.json").exists():
             return target
-        if getattr(self, "_base_lengths", None) is None:  # loaded once for all checkpoints
-            base = DualEncoder.load(self.o.model or packaged_minilm_path(), device="cpu")
-            self._base_lengths = (base.config.query_max_length, base.config.passage_max_length)
-        query_max_length, passage_max_length = self._base_lengths
+        base = self._base_config()
         encoder = DualEncoder.load(
-            step_dir, device="cpu", passage_max_length=passage_max_length, query_max_length=query_max_length
+            step_dir, device="cpu", passage_max_length=base.passage_max_length, query_max_length=base.query_max_length
         )
         return encoder.save(target)
 
@@ -306,7 +386,7 @@ class Adaptation:
             for step in train["exports"]:
                 if step == 0:
                     continue
-                source = self.out / "art" / "models" / f"step-{step:08d}"
+                source = self.train_dir / "models" / f"step-{step:08d}"
                 model = str(self._deployable(source, self.out / "checkpoints" / f"step-{step:08d}"))
                 point = {"step": step, "model": model, "pseudo_dev": self._score(model, dev)}
                 if real is not None:

@@ -38,7 +38,7 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, report_metric: str | Non
         )
         ax2.set_ylabel(report_metric)
         ax2.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("ART step")
+    ax.set_xlabel("training step")
     ax.set_ylabel("pseudo-dev nDCG@10")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -54,7 +54,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     lines = [f"# spart adapt: {Path(options['corpus']).name}", ""]
     lines += ["## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
     for name, record in stages.items():
-        summary = {k: v for k, v in record.items() if k in ("teacher", "weight", "call", "steps", "selected", "mode")}
+        summary = {k: v for k, v in record.items() if k in ("method", "teacher", "weight", "call", "steps", "selected", "mode")}
         lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
     gen = stages.get("questions", {}).get("stats", {})
     if gen:

@@ -2,8 +2,11 @@
 
 Example::
 
-    spart adapt --corpus ../shared/data/pydocs/corpus.jsonl --questions my-users-questions.txt \\
-        --teacher qwen=models/qwen2.5-coder-0.5b-instruct --out runs/adapt-pydocs
+    spart adapt --corpus ../shared/data/pydocs/corpus.jsonl --generator models/qwen2.5-coder-0.5b-instruct \\
+        --out runs/adapt-pydocs
+    # ART instead of fine-tuning on the generated pairs, with two candidate teachers:
+    spart adapt --corpus ../shared/data/pydocs/corpus.jsonl --method art --questions my-users-questions.txt \\
+        --teacher qwen=models/qwen2.5-coder-0.5b-instruct --teacher smollm2 --out runs/adapt-pydocs-art
     # interrupted? run the same command again: finished stages are skipped, generation and training resume.
 """
 
@@ -17,8 +20,9 @@ from spart.cli.audit import parse_weights
 from spart.cli.index import positive_int
 
 DESCRIPTION = (
-    "Adapt a dense retriever to a corpus without labels: generate questions, audit the teachers on them, train "
-    "ART from the base encoder, select a checkpoint and tune the hybrid on pseudo-dev, and write a report."
+    "Adapt a dense retriever to a corpus without labels: generate questions, audit the base, BM25 and any teachers "
+    "on them, fine-tune the base encoder on the generated pairs (or train ART), select a checkpoint and tune the "
+    "hybrid on pseudo-dev, and write a report."
 )
 
 
@@ -35,23 +39,35 @@ def register(subparsers) -> None:
     parser.add_argument("--questions", help="real user questions (no answers): text, DPR QA or BEIR queries file")
     parser.add_argument("--model", help="base encoder (default: the packaged all-MiniLM-L6-v2)")
     parser.add_argument(
+        "--method",
+        choices=("pairs", "art"),
+        default="pairs",
+        help="pairs: contrastive fine-tuning on the generated (question, passage) pairs (default); art: ART",
+    )
+    parser.add_argument(
         "--teacher",
         action="append",
         default=None,
         metavar="[LABEL=]MODEL",
-        help="candidate teacher LM (repeatable; default: the packaged SmolLM2); the audit picks one",
+        help="candidate teacher LM, audited on pseudo-dev (repeatable); --method art distils the best one "
+        "(default for art: the packaged SmolLM2)",
     )
-    parser.add_argument("--generator", help="LM that writes the questions (default: the first teacher)")
+    parser.add_argument(
+        "--generator", help="LM that writes the questions (default: the first teacher, else the packaged SmolLM2)"
+    )
     parser.add_argument("--num-passages", type=positive_int, default=600, help="passages that get a question")
     parser.add_argument("--filter-top-k", type=int, default=20, help="round-trip filter depth (0: keep all)")
     parser.add_argument("--weights", type=parse_weights, default=(0.0, 0.25, 0.5, 0.75), help="audit weights")
     parser.add_argument("--depth", type=positive_int, default=20, help="candidates reranked in the audit")
-    parser.add_argument("--steps", type=positive_int, help="ART steps (default: --epochs over the questions)")
-    parser.add_argument("--epochs", type=float, default=3.0, help="passes over the training questions")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="questions per ART step")
+    parser.add_argument("--steps", type=positive_int, help="training steps (default: --epochs over the data)")
+    parser.add_argument("--epochs", type=float, default=3.0, help="passes over the training data")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="questions per step")
     parser.add_argument("--top-k", type=positive_int, default=8, help="passages per question in ART")
     parser.add_argument("--reindex-every", type=int, default=40, help="re-embed the corpus every N steps")
-    parser.add_argument("--lr", type=float, default=2e-5, help="ART learning rate")
+    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate")
+    parser.add_argument(
+        "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
+    )
     parser.add_argument("--report-dataset", help="a labelled data set scored per checkpoint, for the report only")
     parser.add_argument("--report-split", default="test", help="its split")
     parser.add_argument(
@@ -70,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         questions=args.questions,
         model=args.model,
-        teachers=args.teacher or ["smollm2"],
+        method=args.method,
+        teachers=args.teacher or [],
         generator=args.generator,
         num_passages=args.num_passages,
         filter_top_k=args.filter_top_k,
@@ -82,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         reindex_every=args.reindex_every,
         lr=args.lr,
+        passage_max_length=args.passage_max_length,
         report_dataset=args.report_dataset,
         report_split=args.report_split,
         seed=args.seed,
