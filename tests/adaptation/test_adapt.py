@@ -104,6 +104,15 @@ def test_adapt_pairs_fine_tunes_on_the_generated_pairs_without_a_teacher(options
     assert "| train |" in (out / "report.md").read_text()
 
 
+def test_adapt_train_budget_stops_training_and_selects_among_the_steps_reached(options):
+    options.method, options.teachers, options.steps = "pairs", [], 4
+    options.train_budget_minutes = 1e-9  # spent after the first step
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    train = state["stages"]["train"]
+    assert train["steps"] == 4 and train["stopped_at"] == 1 and train["exports"] == [0, 1]
+    assert [p["step"] for p in state["stages"]["select"]["curve"]] == ["base", 1]
+
+
 def test_adapt_rejects_an_unknown_method(options):
     options.method = "magic"
     with pytest.raises(ValueError, match="method"):

@@ -96,6 +96,22 @@ def test_resume_after_crash_is_exact(tmp_path, model_dropout, grad_cache_chunk):
         assert [int(r["step"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4, 5, 6]
 
 
+def test_time_budget_stops_checkpoints_exports_and_resumes_exactly(tmp_path, model_dropout):
+    examples = synthetic_examples(20)
+    full = train(tiny_config(tmp_path / "full", model_dropout), examples)
+    # A budget spent after the first step: the run stops there, with a checkpoint, an export and a final model.
+    config = tiny_config(tmp_path / "budget", model_dropout, time_budget_s=1e-9, checkpoint_every=4)
+    stopped = train(config, examples)
+    assert stopped.stopped_by_budget and stopped.step == 1
+    assert (tmp_path / "budget" / "models" / "step-00000001" / "spart.json").is_file()
+    assert (tmp_path / "budget" / "final" / "spart.json").is_file()
+    # Resumed without a budget, it ends where the uninterrupted run ends.
+    resumed = train(config.model_copy(update={"time_budget_s": None}), examples, resume=True)
+    assert not resumed.stopped_by_budget and resumed.step == 6
+    a, b = weights(full.encoder), weights(resumed.encoder)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path, model_no_dropout):
     config = tiny_config(tmp_path / "r", model_no_dropout, max_steps=2)
     trainer = ContrastiveTrainer(config, spider_encoder(config, torch.device("cpu")), synthetic_examples(16))

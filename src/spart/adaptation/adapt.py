@@ -63,6 +63,9 @@ class AdaptOptions:
     :param depth: candidates reranked in the audit.
     :param steps: training steps (``None``: ``epochs`` passes over the training questions or pairs).
     :param passage_max_length: passage tokens in training (``None``: the base model's own).
+    :param train_budget_minutes: stop training at the first step past this many minutes; the step reached is
+        exported, and selection chooses among the base and the steps reached (the learning rate has not decayed
+        to 0 then: the schedule is that of the planned steps).
     :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
     :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
     """
@@ -92,6 +95,7 @@ class AdaptOptions:
     bm25_negatives: int = 10
     teacher_batch_size: int = 16
     seed: int = 0
+    train_budget_minutes: float | None = None
     report_dataset: str | None = None
     report_split: str = "test"
     train_anyway: bool = False
@@ -253,7 +257,37 @@ class Adaptation:
         return steps, exports
 
     def stage_train(self) -> dict[str, Any]:
-        return self._train_pairs() if self.o.method == "pairs" else self._train_art()
+        result = self._train_pairs() if self.o.method == "pairs" else self._train_art()
+        if not result.get("skipped"):
+            # What was exported (a time budget may have stopped the run early, exporting the step it reached).
+            exported = sorted(int(p.name.split("-")[1]) for p in (self.train_dir / "models").glob("step-*"))
+            planned_end = result["steps"]
+            result["exports"] = [0, *(s for s in exported if 0 < s <= planned_end)]
+            result["stopped_at"] = max(result["exports"])
+            if result["stopped_at"] < planned_end:
+                logger.warning(
+                    "adapt: the time budget stopped training at step %d of %d", result["stopped_at"], planned_end
+                )
+        return result
+
+    def _common_training_options(self, steps: int, exports: list[int]) -> dict[str, Any]:
+        budget = self.o.train_budget_minutes
+        return dict(
+            output_dir=self.train_dir,
+            model=self._base(),
+            shared=True,
+            query_max_length=self.o.query_max_length,
+            batch_size=self.o.batch_size,
+            lr=self.o.lr,
+            warmup_ratio=0.1,
+            max_steps=steps,
+            checkpoint_every=max(1, min(10, steps // 4)),
+            log_every=2,
+            export_steps=exports,
+            seed=self.o.seed,
+            progress=self.o.progress,
+            time_budget_s=None if budget is None else 60.0 * budget,
+        )
 
     def _train_pairs(self) -> dict[str, Any]:
         from spart.training.config import ContrastiveTrainingConfig
@@ -264,23 +298,11 @@ class Adaptation:
         steps, exports = self._steps(n_pairs)
         base = self._base_config()
         config = ContrastiveTrainingConfig(
-            output_dir=self.train_dir,
-            model=self._base(),
-            shared=True,
+            **self._common_training_options(steps, exports),
             pooling=base.pooling,
             normalize=base.normalize,
             temperature=NORMALIZED_TEMPERATURE if base.normalize else 1.0,
-            query_max_length=self.o.query_max_length,
             passage_max_length=self.o.passage_max_length or base.passage_max_length,
-            batch_size=self.o.batch_size,
-            lr=self.o.lr,
-            warmup_ratio=0.1,
-            max_steps=steps,
-            checkpoint_every=max(1, min(10, steps // 4)),
-            log_every=2,
-            export_steps=exports,
-            seed=self.o.seed,
-            progress=self.o.progress,
             data={
                 "kind": "pairs",
                 "beir_dir": self.questions_dir,
@@ -305,24 +327,12 @@ class Adaptation:
         steps, exports = self._steps(n_questions)
         base = self._base()
         config = ARTTrainingConfig(
-            output_dir=self.train_dir,
-            model=base,
-            shared=True,
+            **self._common_training_options(steps, exports),
             questions=questions,
             evidence=Path(self.o.corpus),
             top_k=self.o.top_k,
             reindex_every=self.o.reindex_every,
-            query_max_length=self.o.query_max_length,
             passage_max_length=self.o.passage_max_length or 128,
-            batch_size=self.o.batch_size,
-            lr=self.o.lr,
-            warmup_ratio=0.1,
-            max_steps=steps,
-            checkpoint_every=max(1, min(10, steps // 4)),
-            log_every=2,
-            export_steps=exports,
-            seed=self.o.seed,
-            progress=self.o.progress,
             teacher={
                 "model": spec.model,
                 "gguf_file": spec.gguf_file,

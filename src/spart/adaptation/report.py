@@ -54,7 +54,9 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     lines = [f"# spart adapt: {Path(options['corpus']).name}", ""]
     lines += ["## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
     for name, record in stages.items():
-        summary = {k: v for k, v in record.items() if k in ("method", "teacher", "weight", "call", "steps", "selected", "mode")}
+        summary = {
+            k: v for k, v in record.items() if k in ("method", "teacher", "weight", "call", "steps", "selected", "mode")
+        }
         lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
     gen = stages.get("questions", {}).get("stats", {})
     if gen:

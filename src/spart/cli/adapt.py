@@ -68,6 +68,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
     )
+    parser.add_argument(
+        "--train-budget",
+        type=float,
+        metavar="MINUTES",
+        help="stop training at the first step past this many minutes; selection chooses among the steps reached",
+    )
     parser.add_argument("--report-dataset", help="a labelled data set scored per checkpoint, for the report only")
     parser.add_argument("--report-split", default="test", help="its split")
     parser.add_argument(
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         reindex_every=args.reindex_every,
         lr=args.lr,
         passage_max_length=args.passage_max_length,
+        train_budget_minutes=args.train_budget,
         report_dataset=args.report_dataset,
         report_split=args.report_split,
         seed=args.seed,

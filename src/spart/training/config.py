@@ -50,6 +50,10 @@ class TrainingConfig(StrictModel):
     :param keep_checkpoints: how many recent checkpoints to keep.
     :param log_every: write a metrics row every N steps.
     :param dist_timeout_s: collective-operation timeout of the process group.
+    :param time_budget_s: stop at the first step that ends past this many seconds of training in this process
+        (a resumed run gets the budget afresh); that step is checkpointed and exported, so a budget-stopped run
+        leaves a model to select and can be resumed toward ``max_steps``. The learning-rate schedule stays the
+        one of ``max_steps`` (a stopped run has not decayed to 0). ``None``: no budget.
     """
 
     output_dir: Path
@@ -69,6 +73,7 @@ class TrainingConfig(StrictModel):
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, gt=0)
     dist_timeout_s: float = Field(1800.0, gt=0)
+    time_budget_s: float | None = Field(None, gt=0)
     num_threads: int | None = Field(None, gt=0)
     progress: bool = True
 

@@ -243,8 +243,17 @@ class Trainer:
         """One logged row in words, for the log and the progress bar."""
         return f"loss {row['loss']:.4f} lr {row['lr']:.3g}"
 
+    def over_budget(self, started: float) -> bool:
+        """Whether ``config.time_budget_s`` is spent; every rank gets the same answer (any rank over = all stop)."""
+        budget = self.config.time_budget_s
+        if budget is None:
+            return False
+        over = float(time.perf_counter() - started > budget)
+        return self.mean_over_ranks(over) > 0 if self.ctx.world_size > 1 else over > 0
+
     def train(self, resume: bool = False) -> Path:
-        """Train to ``max_steps``; returns the directory of the final model (``output_dir/final``)."""
+        """Train to ``max_steps`` (or until ``time_budget_s`` is spent); returns the directory of the final model
+        (``output_dir/final``). ``self.stopped_by_budget`` says whether the budget ended the run."""
         config = self.config
         out = Path(config.output_dir)
         if config.num_threads:
@@ -264,6 +273,7 @@ class Trainer:
         progress = step_progress(config.max_steps, self.step, config.progress and self.ctx.is_main, self.progress_desc)
         window: dict[str, float] = {}
         window_steps, window_start, t0 = 0, time.perf_counter(), time.perf_counter()
+        self.stopped_by_budget = False
         try:
             while self.step < config.max_steps:
                 result = self.train_step(self.step)
@@ -296,9 +306,22 @@ class Trainer:
                     self.export(self.step)
                 if self.on_step_end is not None:
                     self.on_step_end(self.step)
+                if self.step < config.max_steps and self.over_budget(t0):
+                    self.stopped_by_budget = True
+                    logger.warning(
+                        "time budget of %.0f s spent: stopping at step %d of %d (resume to continue)",
+                        config.time_budget_s,
+                        self.step,
+                        config.max_steps,
+                    )
+                    if not config.checkpoint_every or self.step % config.checkpoint_every:
+                        self.save_checkpoint()  # before the extra export, which may draw random numbers
+                    if self.step not in config.export_steps:
+                        self.export(self.step)
+                    break
         finally:
             progress.close()
-        if not config.checkpoint_every or self.step % config.checkpoint_every:
+        if not self.stopped_by_budget and (not config.checkpoint_every or self.step % config.checkpoint_every):
             self.save_checkpoint()
         final = out / "final"
         self.save_model(final)
