@@ -82,3 +82,14 @@ def test_cache_root_env(monkeypatch, tmp_path):
 def test_empty_corpus_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="empty corpus"):
         encode_corpus_cached(CountingEncoder(), [], tmp_path, show_progress=False)
+
+
+def test_ensure_store_without_progress_prints_no_bar(tmp_path, beir_dir, tiny_bert_dir, capsys):
+    from spart.evaluation.datasets import load_dataset
+    from spart.evaluation.stores import ensure_store
+
+    dataset = load_dataset(beir_dir, "test")
+    store = ensure_store(dataset, model=str(tiny_bert_dir), cache_dir=tmp_path / "cache", progress=False)
+    assert (store / "spart-build.json").is_file()
+    captured = capsys.readouterr()
+    assert "encoding" not in captured.err + captured.out

@@ -56,6 +56,7 @@ def register(subparsers) -> None:
         "--generator", help="LM that writes the questions (default: the first teacher, else the packaged SmolLM2)"
     )
     parser.add_argument("--num-passages", type=positive_int, default=600, help="passages that get a question")
+    parser.add_argument("--generation-batch-size", type=positive_int, default=16, help="passages per generate call")
     parser.add_argument("--filter-top-k", type=int, default=20, help="round-trip filter depth (0: keep all)")
     parser.add_argument("--weights", type=parse_weights, default=(0.0, 0.25, 0.5, 0.75), help="audit weights")
     parser.add_argument("--depth", type=positive_int, default=20, help="candidates reranked in the audit")
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         generator=args.generator,
         num_passages=args.num_passages,
         filter_top_k=args.filter_top_k,
+        generation_batch_size=args.generation_batch_size,
         weights=args.weights,
         depth=args.depth,
         steps=args.steps,

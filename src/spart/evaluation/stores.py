@@ -60,6 +60,7 @@ class CachedDocumentEmbedder:
                 self.cache_dir,
                 corpus_fp=self.corpus_fp,
                 batch_size=self.embedder.batch_size,
+                show_progress=self.embedder.progress_bar,
             )
             self._row = {p.id: i for i, p in enumerate(self.passages)}
 
