@@ -1,0 +1,45 @@
+"""``spart adapt``'s command line maps onto :class:`AdaptOptions` (the stages are tested in tests/adaptation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spart.cli import main
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    seen = {}
+
+    class FakeAdaptation:
+        def __init__(self, options):
+            seen["options"] = options
+
+        def run(self):
+            return {"stages": {"report": {"seconds": 0.0, "report": "r.md"}}}
+
+    monkeypatch.setattr("spart.adaptation.adapt.Adaptation", FakeAdaptation)
+    return seen
+
+
+def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
+    assert main(["adapt", "--corpus", "c.jsonl", "--out", "run"]) == 0
+    o = captured["options"]
+    assert (o.method, o.teachers, o.generator, o.batch_size) == ("pairs", [], None, 32)
+    assert o.train_budget_minutes is None and o.passage_max_length is None
+    assert "report: r.md" in capsys.readouterr().out
+
+
+def test_art_teachers_budget_and_lengths_are_passed(captured):
+    argv = ["adapt", "--corpus", "c.jsonl", "--out", "run", "--method", "art", "--teacher", "q=lm", "--teacher"]
+    argv += ["smollm2", "--train-budget", "30", "--passage-max-length", "128", "--generation-batch-size", "8"]
+    assert main(argv) == 0
+    o = captured["options"]
+    assert (o.method, o.teachers, o.train_budget_minutes) == ("art", ["q=lm", "smollm2"], 30.0)
+    assert (o.passage_max_length, o.generation_batch_size) == (128, 8)
+
+
+def test_unknown_method_is_refused(captured, capsys):
+    with pytest.raises(SystemExit):
+        main(["adapt", "--corpus", "c.jsonl", "--out", "run", "--method", "magic"])
+    assert "invalid choice" in capsys.readouterr().err
