@@ -33,10 +33,11 @@ def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
 def test_art_teachers_budget_and_lengths_are_passed(captured):
     argv = ["adapt", "--corpus", "c.jsonl", "--out", "run", "--method", "art", "--teacher", "q=lm", "--teacher"]
     argv += ["smollm2", "--train-budget", "30", "--passage-max-length", "128", "--generation-batch-size", "8"]
+    argv += ["--exports", "2"]
     assert main(argv) == 0
     o = captured["options"]
     assert (o.method, o.teachers, o.train_budget_minutes) == ("art", ["q=lm", "smollm2"], 30.0)
-    assert (o.passage_max_length, o.generation_batch_size) == (128, 8)
+    assert (o.passage_max_length, o.generation_batch_size, o.exports) == (128, 8, 2)
 
 
 def test_unknown_method_is_refused(captured, capsys):

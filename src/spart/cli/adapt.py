@@ -70,6 +70,9 @@ def register(subparsers) -> None:
         "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
     )
     parser.add_argument(
+        "--exports", type=positive_int, default=4, help="checkpoints scored for selection (each re-encodes the corpus)"
+    )
+    parser.add_argument(
         "--train-budget",
         type=float,
         metavar="MINUTES",
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         passage_max_length=args.passage_max_length,
         train_budget_minutes=args.train_budget,
+        exports=args.exports,
         report_dataset=args.report_dataset,
         report_split=args.report_split,
         seed=args.seed,
