@@ -55,7 +55,9 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     lines += ["## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
     for name, record in stages.items():
         summary = {
-            k: v for k, v in record.items() if k in ("method", "teacher", "weight", "call", "steps", "selected", "mode")
+            k: v
+            for k, v in record.items()
+            if k in ("method", "teacher", "weight", "call", "steps", "stopped_at", "selected", "mode") and v is not None
         }
         lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
     gen = stages.get("questions", {}).get("stats", {})
