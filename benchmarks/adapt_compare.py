@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", required=True, help="labelled data set (DPR or BEIR directory)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--adapt-dir", required=True, type=Path, help="a finished spart adapt run")
+    parser.add_argument(
+        "--adapted", help="evaluate this checkpoint as 'adapted' instead of the run's selected model (report only)"
+    )
     parser.add_argument("--base", help="the base encoder the run started from (default: the packaged MiniLM)")
     parser.add_argument("--teacher", help="LM for the rerank rows (smollm2 = the packaged one); none: no rerank")
     parser.add_argument("--weight", type=float, default=0.5, help="retriever-score weight of the rerank rows")
@@ -63,9 +66,9 @@ def main(argv=None) -> int:
     from spart.evaluation.tuning import find_fuser
 
     state = json.loads((args.adapt_dir / "adapt-state.json").read_text())
-    adapted = state["stages"]["select"]["model"]
+    adapted = args.adapted or state["stages"]["select"]["model"]
     if adapted is None:
-        print("the run selected the base model: nothing adapted to compare", file=sys.stderr)
+        print("the run selected the base model: pass --adapted CHECKPOINT to compare one anyway", file=sys.stderr)
         return 1
     hybrid = state["stages"]["hybrid"]
     dataset = load_dataset(args.dataset, args.split)
