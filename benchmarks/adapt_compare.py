@@ -24,21 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-
-def cpu_line() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        flags = next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags"))
-        keep = [f for f in flags if f.startswith(("avx", "amx")) or f in ("fma", "f16c")]
-        return f"{model}; {' '.join(keep)}"
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv=None) -> int:
@@ -57,6 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", action="append", default=[], metavar="LABEL=MODEL")
     parser.add_argument("--out", type=Path, help="results JSON")
     args = parser.parse_args(argv)
+
+    from bench_embedding import cpu_description
 
     from spart.evaluation.datasets import load_dataset
     from spart.evaluation.evaluate import evaluate_pipeline
@@ -112,7 +104,9 @@ def main(argv=None) -> int:
         sig = baseline_significance([results[0], result], dataset)
         tests[result.system] = sig["p_values"][result.system]
     table = {r.system: r.summary for r in results}
-    print(f"\n{dataset.name} {args.split}, {len(dataset.queries)} questions; CPU: {cpu_line()}")
+    cpu = cpu_description()
+    flags = " ".join(cpu["key_flags"])
+    print(f"\n{dataset.name} {args.split}, {len(dataset.queries)} questions; CPU: {cpu['model']}, {flags}")
     metrics = ("ndcg@10", "recall@100") if beir else ("top1", "top5", "top20", "top100")
     print("| system | " + " | ".join(metrics) + " | p vs base (" + metrics[0 if beir else 2] + ") |")
     print("|---" * (len(metrics) + 2) + "|")
@@ -129,7 +123,7 @@ def main(argv=None) -> int:
                 {
                     "dataset": dataset.name,
                     "split": args.split,
-                    "cpu": cpu_line(),
+                    "cpu": cpu,
                     "summary": table,
                     "p_values": tests,
                     "notes": notes,

@@ -1,5 +1,6 @@
 """Adapting a retriever to a corpus without labels: the label-free audit (``spart audit``) and the one-command
-recipe (``spart adapt``: generate questions -> audit -> ART -> select -> tune the hybrid -> report).
+recipe (``spart adapt``: generate questions -> audit -> train (pairs or ART) -> select -> tune the hybrid ->
+report).
 
 Names are imported lazily so ``import spart.adaptation`` does not import torch or Haystack.
 """

@@ -33,9 +33,11 @@ import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from spart.adaptation.audit import DEFAULT_WEIGHTS
 from spart.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class AdaptOptions:
     filter_top_k: int = 20
     dev_fraction: float = 0.2
     generation_batch_size: int = 16
-    weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+    weights: tuple[float, ...] = DEFAULT_WEIGHTS
     depth: int = 20
     steps: int | None = None
     epochs: float = 3.0
@@ -171,13 +173,12 @@ class Adaptation:
 
         return self.o.model or str(packaged_minilm_path())
 
+    @cached_property
     def _base_config(self):
         """The base encoder's pooling, normalisation and lengths (loaded once)."""
-        if getattr(self, "_base_encoder_config", None) is None:
-            from spart.encoders import DualEncoder
+        from spart.encoders import DualEncoder
 
-            self._base_encoder_config = DualEncoder.load(self._base(), device="cpu").config
-        return self._base_encoder_config
+        return DualEncoder.load(self._base(), device="cpu").config
 
     def _pseudo_dev(self):
         from spart.evaluation.datasets import load_dataset
@@ -293,10 +294,9 @@ class Adaptation:
         from spart.training.config import ContrastiveTrainingConfig
         from spart.training.registry import run_training
 
-        qrels = self.questions_dir / "qrels" / "pseudo-train.tsv"
-        n_pairs = sum(1 for line in open(qrels, encoding="utf-8") if line.strip()) - 1  # header
+        n_pairs = self.state["stages"]["questions"]["stats"]["pseudo-train"]  # one source passage per question
         steps, exports = self._steps(n_pairs)
-        base = self._base_config()
+        base = self._base_config
         config = ContrastiveTrainingConfig(
             **self._common_training_options(steps, exports),
             pooling=base.pooling,
@@ -359,7 +359,7 @@ class Adaptation:
 
         if (target / "spart.json").exists():
             return target
-        base = self._base_config()
+        base = self._base_config
         encoder = DualEncoder.load(
             step_dir, device="cpu", passage_max_length=base.passage_max_length, query_max_length=base.query_max_length
         )

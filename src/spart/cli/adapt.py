@@ -27,6 +27,10 @@ DESCRIPTION = (
 
 
 def register(subparsers) -> None:
+    from spart.adaptation.adapt import METHODS, AdaptOptions
+
+    # The defaults are AdaptOptions' own: one place to change them.
+    d = AdaptOptions(corpus="", out="")
     parser = subparsers.add_parser(
         "adapt",
         help=DESCRIPTION.split(":")[0],
@@ -40,8 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model", help="base encoder (default: the packaged all-MiniLM-L6-v2)")
     parser.add_argument(
         "--method",
-        choices=("pairs", "art"),
-        default="pairs",
+        choices=METHODS,
+        default=d.method,
         help="pairs: contrastive fine-tuning on the generated (question, passage) pairs (default); art: ART",
     )
     parser.add_argument(
@@ -55,22 +59,31 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--generator", help="LM that writes the questions (default: the first teacher, else the packaged SmolLM2)"
     )
-    parser.add_argument("--num-passages", type=positive_int, default=600, help="passages that get a question")
-    parser.add_argument("--generation-batch-size", type=positive_int, default=16, help="passages per generate call")
-    parser.add_argument("--filter-top-k", type=int, default=20, help="round-trip filter depth (0: keep all)")
-    parser.add_argument("--weights", type=parse_weights, default=(0.0, 0.25, 0.5, 0.75), help="audit weights")
-    parser.add_argument("--depth", type=positive_int, default=20, help="candidates reranked in the audit")
+    parser.add_argument(
+        "--num-passages", type=positive_int, default=d.num_passages, help="passages that get a question"
+    )
+    parser.add_argument(
+        "--generation-batch-size", type=positive_int, default=d.generation_batch_size, help="passages per generate call"
+    )
+    parser.add_argument(
+        "--filter-top-k", type=int, default=d.filter_top_k, help="round-trip filter depth (0: keep all)"
+    )
+    parser.add_argument("--weights", type=parse_weights, default=d.weights, help="audit weights")
+    parser.add_argument("--depth", type=positive_int, default=d.depth, help="candidates reranked in the audit")
     parser.add_argument("--steps", type=positive_int, help="training steps (default: --epochs over the data)")
-    parser.add_argument("--epochs", type=float, default=3.0, help="passes over the training data")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="questions per step")
-    parser.add_argument("--top-k", type=positive_int, default=8, help="passages per question in ART")
-    parser.add_argument("--reindex-every", type=int, default=40, help="re-embed the corpus every N steps")
-    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate")
+    parser.add_argument("--epochs", type=float, default=d.epochs, help="passes over the training data")
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="questions per step")
+    parser.add_argument("--top-k", type=positive_int, default=d.top_k, help="passages per question in ART")
+    parser.add_argument("--reindex-every", type=int, default=d.reindex_every, help="re-embed the corpus every N steps")
+    parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     parser.add_argument(
         "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
     )
     parser.add_argument(
-        "--exports", type=positive_int, default=4, help="checkpoints scored for selection (each re-encodes the corpus)"
+        "--exports",
+        type=positive_int,
+        default=d.exports,
+        help="checkpoints scored for selection (each re-encodes the corpus)",
     )
     parser.add_argument(
         "--train-budget",
@@ -79,11 +92,11 @@ def register(subparsers) -> None:
         help="stop training at the first step past this many minutes; selection chooses among the steps reached",
     )
     parser.add_argument("--report-dataset", help="a labelled data set scored per checkpoint, for the report only")
-    parser.add_argument("--report-split", default="test", help="its split")
+    parser.add_argument("--report-split", default=d.report_split, help="its split")
     parser.add_argument(
         "--train-anyway", action="store_true", help="train even when the audit says no teacher would help"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampling, splits and training")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of sampling, splits and training")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 

@@ -39,6 +39,8 @@ def parse_weights(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers) -> None:
+    from spart.adaptation.audit import DEFAULT_WEIGHTS
+
     parser = subparsers.add_parser(
         "audit",
         help=DESCRIPTION.split(", and")[0],
@@ -56,7 +58,7 @@ def register(subparsers) -> None:
         metavar="[LABEL=]MODEL",
         help="candidate teacher LM directory or .gguf ('smollm2' = the packaged default); repeatable",
     )
-    parser.add_argument("--weights", type=parse_weights, default=(0.0, 0.25, 0.5, 0.75), help="interpolation weights")
+    parser.add_argument("--weights", type=parse_weights, default=DEFAULT_WEIGHTS, help="interpolation weights")
     parser.add_argument("--depth", type=positive_int, default=20, help="candidates each teacher reranks")
     parser.add_argument("--fusion-from", help="an earlier audit JSON whose (pseudo-dev tuned) hybrid weights to use")
     parser.add_argument("--cache", help="teacher score cache (SQLite; share it with ART)")

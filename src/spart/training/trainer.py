@@ -249,7 +249,7 @@ class Trainer:
         if budget is None:
             return False
         over = float(time.perf_counter() - started > budget)
-        return self.mean_over_ranks(over) > 0 if self.ctx.world_size > 1 else over > 0
+        return self.mean_over_ranks(over) > 0  # a plain float in a world of one
 
     def train(self, resume: bool = False) -> Path:
         """Train to ``max_steps`` (or until ``time_budget_s`` is spent); returns the directory of the final model
