@@ -11,10 +11,18 @@ Systems (each measured in its own subprocess, so RSS figures are its own):
 Corpus: ``N`` synthetic passages (Zipf-distributed words from a 50k vocabulary, 40-120 words, a title) with
 random unit ``--dim`` embeddings and ``meta.n = i % 1000``; generated batch by batch, never held whole.
 
-Metrics per (system, N, factory): write docs/s; RSS after writing (steady) and peak; disk size; ``save()``
-time; reopen time (constructor) and first query after reopen; first BM25 query; write-1-then-query latency
-for BM25 and dense (median of 5); filtered query ``filter_documents(meta.n == 7)`` without and with a meta
-index (``current`` only); BM25 and dense queries/s (top 10, one query per call).
+Metrics per (system, N, factory), in two processes for the disk stores (one for the in-memory store):
+
+* write process: write docs/s, ``save()`` time, RSS after writing, peak RSS, disk size;
+* read process (the store reopened as a server would, so its RSS is the store's and not what generating the
+  corpus left on the heap): reopen time, RSS after reopening and after the query runs, peak RSS, first BM25
+  and dense query, BM25 and dense queries/s (top 10, one query per call), ``filter_documents(meta.n == 7)``,
+  write-1-then-query latency for BM25 and dense (median of 5), and (``current`` only) the same filter with a
+  meta index on ``n``, with the index build time.
+
+RSS is measured after ``gc.collect()`` and ``malloc_trim(0)``; after the query runs it is also split into private
+memory (``RssAnon``) and mapped file pages (``RssFile``: the memory-mapped index files, page cache the kernel can
+reclaim and share between processes).
 
 Run (from the repo root; the full run takes hours and ~30 GB of disk at 1M x 768)::
 
@@ -94,9 +102,27 @@ def queries(count: int, dim: int, seed: int = 99) -> tuple[list[str], np.ndarray
 
 # ------------------------------------------------------------------------------------------ measuring
 def rss_mb() -> float:
+    """Resident set size after returning freed heap pages to the OS (so the generated batches do not count)."""
+    import ctypes
+
     import psutil
 
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     return psutil.Process().memory_info().rss / 2**20
+
+
+def rss_split_mb() -> dict:
+    """``RssAnon`` (private heap) and ``RssFile`` (mapped file pages: reclaimable page cache) in MB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
 
 
 def peak_rss_mb() -> float:
@@ -123,11 +149,9 @@ def rate(fn, items, budget_s: float) -> float:
     return n / (time.perf_counter() - start)
 
 
-def worker(args) -> dict:
-    """Measure one system in this process; returns the metrics."""
-    n, dim, factory, system = args.n, args.dim, args.factory, args.system
-    directory = Path(args.dir)
-    result: dict = {"system": system, "n": n, "dim": dim, "factory": factory}
+def open_store(system: str, directory: Path, dim: int, factory: str, create: bool):
+    """``(store, bm25, dense)`` for ``system``: a new in-memory store, or the disk store at ``directory`` (new
+    with ``create``, else reopened)."""
     if system == "inmemory":
         from haystack.document_stores.in_memory import InMemoryDocumentStore
 
@@ -138,37 +162,54 @@ def worker(args) -> dict:
 
         def dense(v, k=10):
             return store.embedding_retrieval(v.tolist(), top_k=k)
-    else:
-        from spart.components.document_stores import FaissDocumentStore
 
+        return store, bm25, dense
+    from spart.components.document_stores import FaissDocumentStore
+
+    if create:
         store = FaissDocumentStore(path=str(directory), embedding_dim=dim, factory=factory, nprobe=16)
+    else:
+        store = FaissDocumentStore.load(directory)
 
-        def bm25(q, k=10):
-            return store.bm25_retrieval(q, top_k=k)
+    def bm25(q, k=10):
+        return store.bm25_retrieval(q, top_k=k)
 
-        def dense(v, k=10):
-            return store.embedding_retrieval(v, top_k=k)
+    def dense(v, k=10):
+        return store.embedding_retrieval(v, top_k=k)
 
-    trains = factory != "Flat"
+    return store, bm25, dense
+
+
+def write_phase(args, store, result: dict) -> None:
+    trains = args.factory != "Flat"
     written, write_s = 0, 0.0
-    for docs in batches(n, dim, first=TRAIN_BATCH if trains else BATCH):
+    for docs in batches(args.n, args.dim, first=TRAIN_BATCH if trains else BATCH):
         seconds, _ = timed(lambda docs=docs: store.write_documents(docs))
         write_s += seconds
         written += len(docs)
+        del docs
     result["write_docs_per_s"] = written / write_s
-    if system != "inmemory":
+    if args.system != "inmemory":
         result["save_s"], _ = timed(store.save)
-    gc.collect()
     result["rss_after_write_mb"] = rss_mb()
-    result["disk_mb"] = disk_mb(directory)
+    result["disk_mb"] = disk_mb(Path(args.dir))
 
+
+def read_phase(args, store, bm25, dense, result: dict) -> None:
+    n, dim = args.n, args.dim
     texts, vectors = queries(200, dim)
     result["first_bm25_query_s"], _ = timed(lambda: bm25(texts[0]))
+    result["first_dense_query_s"], _ = timed(lambda: dense(vectors[0]))
     result["bm25_qps"] = rate(bm25, texts, args.budget)
     result["dense_qps"] = rate(dense, vectors, args.budget)
+    result["rss_after_queries_mb"] = rss_mb()
+    split = rss_split_mb()
+    result["anon_after_queries_mb"], result["file_after_queries_mb"] = split.get("RssAnon"), split.get("RssFile")
     flt = {"field": "meta.n", "operator": "==", "value": 7}
     result["filter_s"], found = timed(lambda: store.filter_documents(flt))
-    assert len(found) == len([i for i in range(n) if i % 1000 == 7]), "filtered query returned the wrong documents"
+    expected = len(range(7, n, 1000))
+    assert len(found) == expected, f"filtered query returned {len(found)} documents, expected {expected}"
+    del found
 
     from haystack import Document
 
@@ -180,25 +221,44 @@ def worker(args) -> dict:
         dense_lat.append(timed(lambda doc2=doc2, i=i: (store.write_documents([doc2]), dense(vectors[i])))[0])
     result["write1_then_bm25_ms"] = 1000 * statistics.median(bm25_lat)
     result["write1_then_dense_ms"] = 1000 * statistics.median(dense_lat)
+    if args.system == "current":
+        from spart.components.document_stores import FaissDocumentStore
 
-    if system != "inmemory":
-        if hasattr(store, "close"):
-            store.close()
+        store.close()
         del store
         gc.collect()
-        result["reopen_s"], store = timed(lambda: FaissDocumentStore.load(directory))
-        result["first_query_after_reopen_s"], _ = timed(
-            lambda: (store.bm25_retrieval(texts[1], top_k=10), store.embedding_retrieval(vectors[1], top_k=10))
-        )
-        gc.collect()
-        result["rss_after_reopen_mb"] = rss_mb()
-        if system == "current":
+        result["meta_index_build_s"], store = timed(lambda: FaissDocumentStore.load(args.dir, meta_index=["n"]))
+        result["filter_indexed_s"], _ = timed(lambda: store.filter_documents(flt))
+        result["filter_indexed_count_s"], _ = timed(lambda: store.count_documents_by_filter(flt))
+        store.close()
+
+
+def worker(args) -> dict:
+    """One phase of one system in this process; returns its metrics.
+
+    ``write``: write the corpus (and ``save()``); ``read``: reopen the store in a fresh process (as a server
+    would) and query it, so its RSS is the store's, not what generating the corpus left on the heap. The
+    in-memory store has no persistence: both phases run in one process (``all``)."""
+    directory = Path(args.dir)
+    result: dict = {"system": args.system, "n": args.n, "dim": args.dim, "factory": args.factory}
+    if args.phase in ("write", "all"):
+        store, bm25, dense = open_store(args.system, directory, args.dim, args.factory, create=True)
+        write_phase(args, store, result)
+        if args.phase == "all":
+            read_phase(args, store, bm25, dense, result)
+        elif hasattr(store, "close"):
             store.close()
-            del store
-            result["meta_index_build_s"], store = timed(lambda: FaissDocumentStore.load(directory, meta_index=["n"]))
-            result["filter_indexed_s"], _ = timed(lambda: store.filter_documents(flt))
-            result["filter_indexed_count_s"], _ = timed(lambda: store.count_documents_by_filter(flt))
-    result["peak_rss_mb"] = peak_rss_mb()
+        result["peak_rss_write_mb"] = peak_rss_mb()
+        return result
+    from spart.components.document_stores import FaissDocumentStore  # noqa: F401  (imports are not reopen time)
+
+    result["rss_before_open_mb"] = rss_mb()
+    result["reopen_s"], (store, bm25, dense) = timed(
+        lambda: open_store(args.system, directory, args.dim, args.factory, create=False)
+    )
+    result["rss_after_reopen_mb"] = rss_mb()
+    read_phase(args, store, bm25, dense, result)
+    result["peak_rss_read_mb"] = peak_rss_mb()
     return result
 
 
@@ -229,6 +289,14 @@ def cpu_description() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs, flags: {' '.join(flags) or 'n/a'}"
 
 
+def save(output: str | None, results: list[dict]) -> None:
+    """Rewrite the JSON report (atomically), so a long run that dies keeps what it measured."""
+    if output:
+        tmp = Path(output + ".tmp")
+        tmp.write_text(json.dumps({"cpu": cpu_description(), "results": results}, indent=1))
+        os.replace(tmp, output)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -239,13 +307,17 @@ def main() -> int:
     parser.add_argument("--inmemory-max", type=int, default=100_000)
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per throughput measurement")
     parser.add_argument("--workdir", default=None, help="where stores are written (default: a temp directory)")
-    parser.add_argument("--output", default=None, help="also write the results as JSON here")
+    parser.add_argument(
+        "--output", default=None, help="also write the results as JSON here (rewritten after every measurement)"
+    )
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per measurement subprocess")
     # internal: one measurement in a subprocess
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--system", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--factory", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["write", "read", "all"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print("RESULT " + json.dumps(worker(args)), flush=True)
@@ -264,44 +336,37 @@ def main() -> int:
                     src = baseline_src if system == "previous" else REPO / "src"
                     env = {**os.environ, "PYTHONPATH": str(src), "HAYSTACK_TELEMETRY_ENABLED": "False"}
                     store_dir = tmp / f"{system}-{n}-{factory.replace(',', '_')}"
-                    cmd = [
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        "--system",
-                        system,
-                        "--n",
-                        str(n),
-                        "--dim",
-                        str(args.dim),
-                        "--factory",
-                        factory,
-                        "--dir",
-                        str(store_dir),
-                        "--budget",
-                        str(args.budget),
-                    ]
                     print(f"== {system} N={n} {factory}", flush=True)
-                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-                    if proc.returncode != 0 or line is None:
-                        print(f"   failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
-                        results.append({"system": system, "n": n, "factory": factory, "error": proc.stderr[-2000:]})
-                        continue
-                    result = json.loads(line[len("RESULT ") :])
+                    result = {}
+                    for phase in ["all"] if system == "inmemory" else ["write", "read"]:
+                        cmd = [sys.executable, __file__, "--worker", "--phase", phase, "--system", system]
+                        cmd += ["--n", str(n), "--dim", str(args.dim), "--factory", factory]
+                        cmd += ["--dir", str(store_dir), "--budget", str(args.budget)]
+                        error = None
+                        try:
+                            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+                            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+                            if proc.returncode != 0 or line is None:
+                                error = proc.stderr[-2000:] or f"exit code {proc.returncode}"
+                        except subprocess.TimeoutExpired:
+                            error = f"{phase}: no result within {args.timeout:g} s"
+                        if error is not None:
+                            print(f"   {phase} failed: {error.strip().splitlines()[-1:]}", flush=True)
+                            result = {**result, "system": system, "n": n, "factory": factory, "error": error}
+                            break
+                        result.update(json.loads(line[len("RESULT ") :]))
                     results.append(result)
+                    save(args.output, results)
                     print(
                         "   "
                         + ", ".join(
                             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in result.items()
-                            if k not in ("system", "n", "factory")
+                            if k not in ("system", "n", "factory", "error")
                         ),
                         flush=True,
                     )
                     shutil.rmtree(store_dir, ignore_errors=True)
-    if args.output:
-        Path(args.output).write_text(json.dumps({"cpu": cpu_description(), "results": results}, indent=1))
     return 0 if all("error" not in r for r in results) else 1
 
 

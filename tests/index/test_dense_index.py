@@ -226,6 +226,24 @@ def test_write_file_read_file_maps_and_copies_on_first_change(tmp_path, factory)
         DenseIndex.read_file(tmp_path / "bad.faiss", header)
 
 
+@pytest.mark.parametrize("factory", ["Flat", "HNSW8"])
+def test_first_change_copies_the_mapped_file_even_after_the_path_was_replaced(tmp_path, factory):
+    # A newer checkpoint may replace the file (os.replace) while an older store still maps it: the in-memory
+    # copy made on the first change must be the mapped index, not whatever the path holds now.
+    x = _unit(np.random.default_rng(1), 500, 8)
+    old, new = DenseIndex(8, factory), DenseIndex(8, factory)
+    old.add(x[:300])
+    new.add(x[300:])
+    header = old.write_file(tmp_path / "i.faiss")
+    mapped = DenseIndex.read_file(tmp_path / "i.faiss", header)
+    assert mapped._mapped and mapped._source is not None
+    new.write_file(tmp_path / "i.faiss")  # atomic replace of the path
+    mapped.add(x[:1], np.asarray([9999]))
+    assert not mapped._mapped and mapped._source is None  # the kept file handle is released
+    assert len(mapped) == 301
+    np.testing.assert_array_equal(mapped.search(x[:5], 1)[1][:, 0], np.arange(5))
+
+
 def test_search_params_change_on_a_built_index():
     vectors = _unit(np.random.default_rng(3), 600, 8)
     ivf = DenseIndex(8, "IVF16,Flat")

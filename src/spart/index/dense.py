@@ -136,6 +136,7 @@ class DenseIndex:
         self._next_id = 0
         self._deleted = np.zeros(0, dtype=np.int64)  # sorted tombstoned ids (HNSW only)
         self._mapped = False  # the FAISS index is a read-only memory map of a file (see read_file)
+        self._source = None  # with _mapped: the mapped file, kept open (its inode outlives a newer checkpoint)
 
     # ---------------------------------------------------------------- construction
     def _new_index(self):
@@ -370,6 +371,7 @@ class DenseIndex:
 
     def reset(self) -> None:
         """Remove every vector and forget training (a fresh index of the same factory)."""
+        self._release_source()
         self._index = self._new_index()
         self._mapped = False
         self._next_id = 0
@@ -400,8 +402,9 @@ class DenseIndex:
         return cls._from_header(header, index, mapped=False)
 
     @classmethod
-    def _from_header(cls, header: dict, index, mapped: bool) -> DenseIndex:
+    def _from_header(cls, header: dict, index, mapped: bool, source=None) -> DenseIndex:
         self = cls.__new__(cls)
+        self._source = source
         self.dim, self.factory = int(header["dim"]), header["factory"]
         self.nprobe, self.ef_search = header.get("nprobe"), header.get("ef_search")
         self._next_id = int(header.get("next_id", 0))
@@ -445,21 +448,43 @@ class DenseIndex:
         # its codes are small.
         mmap = mmap and not str(header["factory"]).strip().upper().startswith("IVF")
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
+        # Opened before FAISS maps it: the copy made on the first change is read from this very file even
+        # if a newer checkpoint has replaced the path since.
+        source = open(path, "rb") if mmap and Path(path).is_file() else None  # noqa: SIM115 (kept open)
         try:
             index = faiss.read_index(str(path), flags)
         except RuntimeError as exc:
+            if source is not None:
+                source.close()
             raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
         if index.d != header["dim"]:
+            if source is not None:
+                source.close()
             raise ValueError(f"{path} is corrupt: header says dim {header['dim']}, index has {index.d}")
-        return cls._from_header(header, index, mapped=bool(mmap))
+        return cls._from_header(header, index, mapped=bool(mmap), source=source)
 
     def _materialize(self) -> None:
-        """Replace a memory-mapped FAISS index by an in-memory copy before it is modified."""
-        if self._mapped:
-            faiss = _faiss()
-            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
-            self._mapped = False
-            self._apply_search_params(self._index)
+        """Replace a memory-mapped FAISS index by an in-memory copy before it is modified.
+
+        The copy is streamed from the file the index was mapped from (one copy in memory; serialising the
+        mapped index and deserialising that would hold two more copies of its size at the peak)."""
+        if not self._mapped:
+            return
+        faiss = _faiss()
+        if self._source is not None:
+            self._source.seek(0)
+            index = faiss.read_index(faiss.PyCallbackIOReader(self._source.read, 1 << 24))
+        else:
+            index = faiss.deserialize_index(faiss.serialize_index(self._index))
+        self._index = index
+        self._mapped = False
+        self._release_source()
+        self._apply_search_params(self._index)
+
+    def _release_source(self) -> None:
+        if getattr(self, "_source", None) is not None:
+            self._source.close()
+            self._source = None
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` atomically (temp file in the same directory, then ``os.replace``)."""
