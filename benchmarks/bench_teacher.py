@@ -13,7 +13,9 @@ and reports how closely bf16 agrees with fp32 (max |diff|, Spearman per query, t
 ``backends``: today's path vs the ONNX Runtime backends on the same pairs (``--queries`` x ``--k``, default
   10 x 20 = 200), per teacher (the packaged SmolLM2, plus each ``--extra-model``, e.g. a Qwen2.5-0.5B GGUF):
   torch fp32 (the baseline all ratios refer to), torch with ``precision="auto"`` (bf16 where native; today's
-  default), ``backend="onnx"`` (fp32) and ``backend="onnx-int8"``; each scores every pair with no cache,
+  default), ``backend="onnx"`` (fp32), ``backend="onnx-int8"`` and, where ``llama-cpp-python`` is installed,
+  llama.cpp's batch API on the GGUF's own weights (``teacher_llamacpp.py``, a benchmark configuration, not a
+  spart backend); each scores every pair with no cache,
   alternating ``--repeats`` times (best time kept). Reports pairs/s, the ratio to torch fp32, agreement with
   the fp32 scores (Spearman per question, mean and min; top-1), the one-off export time, and what
   ``backend="auto"`` resolves to. Exports are cached under $SPART_CACHE/teacher-onnx.
@@ -168,6 +170,7 @@ def cmd_throughput(args) -> dict:
 def cmd_backends(args) -> dict:
     """Today's torch path vs the ONNX Runtime backends, per teacher, on the same pairs."""
     from bench_embedding import cpu_description
+    from teacher_llamacpp import llamacpp_available, llamacpp_scorer
 
     cpu = cpu_description()
     print(f"# CPU: {cpu['model']}; key flags: {' '.join(cpu['key_flags'])}\n# flags: {cpu['flags']}")
@@ -182,14 +185,28 @@ def cmd_backends(args) -> dict:
             "torch auto precision (today's default)": ("auto", "torch"),
             "onnx fp32": ("fp32", "onnx"),
             "onnx-int8": ("auto", "onnx-int8"),
+            "llama.cpp (benchmark only)": ("fp32", "llama.cpp"),
         }
+        if not llamacpp_available():
+            print("# llama.cpp: skipped (pip install 'spart[llamacpp]' builds it)")
+            del configs["llama.cpp (benchmark only)"]
+        if args.only:
+            wanted = ["torch fp32 (baseline)"] + [c.strip() for c in args.only.split(",")]
+            unknown = [c for c in wanted if c not in configs]
+            if unknown:
+                raise SystemExit(f"--only: unknown or unavailable configuration(s) {unknown}; have {list(configs)}")
+            configs = {name: configs[name] for name in wanted}
         scorers, loaded = {}, {}
         for name, (precision, backend) in configs.items():
             t0 = time.perf_counter()
-            scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend=backend, model=model)
+            if backend == "llama.cpp":
+                scorers[name] = llamacpp_scorer(model, batch_size=args.batch_size)
+            else:
+                scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend=backend, model=model)
             scorers[name].progress_bar = False
             loaded[name] = time.perf_counter() - t0
-        if scorers["torch auto precision (today's default)"].resolved_precision == "fp32":
+        default = scorers.get("torch auto precision (today's default)")
+        if default is not None and default.resolved_precision == "fp32":
             del scorers["torch auto precision (today's default)"]  # the same as the baseline on this CPU
         probe = make_scorer("auto", batch_size=args.batch_size, backend="auto", model=model)
         auto = f"{probe.resolved_backend} ({probe.resolved_precision})"
@@ -308,6 +325,11 @@ def main(argv=None) -> int:
                 action="append",
                 default=[],
                 help="another teacher (a .gguf file or HF directory), e.g. Qwen2.5-0.5B; repeatable",
+            )
+            p.add_argument(
+                "--only",
+                default=None,
+                help="comma-separated configurations besides the torch fp32 baseline (default: all available)",
             )
         if name == "rerank":
             p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "bf16-weights"])
