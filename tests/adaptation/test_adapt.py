@@ -77,6 +77,25 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     again = Adaptation(options, generator=Exploding()).run()  # everything done: nothing runs
     assert again["stages"] == state["stages"]
 
+    # rerank: a pipeline only where the audit expects the teacher's rerank to help (forced both ways here)
+    assert ("skipped" in state["stages"]["rerank"]) != (out / "rerank_qa.yaml").exists()
+    adaptation = Adaptation(options, generator=Exploding())
+    audit = adaptation.state["stages"]["audit"]
+    audit["call"] = "no"
+    assert "does not expect tiny's rerank to help" in adaptation.stage_rerank()["skipped"]
+    audit["call"], audit["weight"] = "help", 0.5
+    result = adaptation.stage_rerank()
+    assert (result["teacher"], result["weight"], result["depth"]) == ("tiny", 0.5, options.depth)
+    from spart.evaluation.loading import load_any_pipeline
+
+    pipeline = load_any_pipeline(str(out / "rerank_qa.yaml"))
+    ranker = pipeline.get_component("ranker")
+    assert ranker.model == options.teachers[0].split("=", 1)[1] and ranker.retriever_weight == 0.5
+    assert pipeline.get_component("dense_retriever").top_k == options.depth
+    query = "what about apple?"
+    docs = pipeline.run({"text_embedder": {"text": query}, "ranker": {"query": query}})["ranker"]["documents"]
+    assert 0 < len(docs) <= options.depth
+
 
 def test_adapt_pairs_fine_tunes_on_the_generated_pairs_without_a_teacher(options, tmp_path):
     import torch
@@ -92,6 +111,7 @@ def test_adapt_pairs_fine_tunes_on_the_generated_pairs_without_a_teacher(options
     audit = json.loads((out / "audit-pseudo-dev.json").read_text())
     assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid"]  # no teacher: no LM scored anything
     assert state["stages"]["audit"]["teacher"] is None
+    assert state["stages"]["rerank"]["skipped"].startswith("no teacher was audited")
     assert not (out / "teacher-scores.sqlite").exists()
     assert [p["step"] for p in state["stages"]["select"]["curve"]] == ["base", 1, 2]
     # the exported checkpoint keeps the base model's pooling, normalisation and lengths, with new weights

@@ -17,13 +17,17 @@ done; generation and training also resume *inside* the stage):
    - ``art``: ART on the real questions plus pseudo-train (one shared tower, the evidence re-embedded every
      ``reindex_every`` steps, teacher scores cached in ``teacher-scores.sqlite``).
 
-   ``pairs`` is the default because it is the one that has gained on real labels (docs/adaptation.md): ART's
-   target is only as good as the teacher's rerank, and the offline teachers rerank worse than MiniLM on
-   pydocs' real questions;
+   ``pairs`` is the default because ART lost on real labels with both offline teachers (docs/adaptation.md):
+   toward SmolLM2, which reranks worse than MiniLM on pydocs' real questions, and toward Qwen2.5-0.5B, which
+   reranks better but was not learnt from a few hundred questions;
 4. ``select``: every exported checkpoint, re-saved with the base model's lengths, scored on pseudo-dev
    (and, for the report only, on ``report_dataset``); the best on pseudo-dev becomes ``model/``;
 5. ``hybrid``: the hybrid's fusion tuned on pseudo-dev for the selected model -> ``hybrid_qa.yaml``;
-6. ``report``: ``report.md`` + ``learning-curve.png``.
+6. ``rerank``: when the audit found a teacher whose rerank of the base's top ``depth`` beats the base on
+   pseudo-dev significantly (its call is "help"), ``rerank_qa.yaml``: the selected model's dense retrieval
+   reranked by that teacher at the audit's best base-score weight (the LM reads every candidate at query time:
+   a pipeline for when accuracy matters more than latency); otherwise the stage records why it wrote none;
+7. ``report``: ``report.md`` + ``learning-curve.png``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from spart.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("questions", "audit", "train", "select", "hybrid", "report")
+STAGES = ("questions", "audit", "train", "select", "hybrid", "rerank", "report")
 STATE = "adapt-state.json"
 METHODS = ("pairs", "art")
 NORMALIZED_TEMPERATURE = 0.05  # the scale 20 sentence-transformers' MultipleNegativesRankingLoss uses
@@ -438,6 +442,32 @@ class Adaptation:
             "pseudo_dev": tuned.best.summary,
             "store": str(store),
         }
+
+    def stage_rerank(self) -> dict[str, Any]:
+        from spart.evaluation.loading import load_any_pipeline
+
+        audit = self.state["stages"]["audit"]
+        if audit.get("teacher") is None:
+            return {"skipped": "no teacher was audited (pass --teacher)"}
+        if audit.get("call") != "help":
+            return {"skipped": f"the audit does not expect {audit['teacher']}'s rerank to help: {audit['verdict']}"}
+        spec = next(t for t in self._teacher_specs() if t.label == audit["teacher"])
+        model = self.state["stages"]["select"]["model"] or self.o.model
+        store = self.state["stages"]["hybrid"]["store"]
+        ranker = {
+            "model": spec.model,
+            "gguf_file": spec.gguf_file,
+            "retriever_weight": float(audit["weight"]),
+            "batch_size": self.o.teacher_batch_size,
+            "cache_path": str(self.out / "teacher-scores.sqlite"),
+        }
+        components = {"ranker": ranker, "dense_retriever": {"top_k": self.o.depth}}
+        kwargs = {"store": store, "model": model} if model else {"store": store}
+        pipeline = load_any_pipeline("dense_rerank_qa", components=components, **kwargs)
+        with atomic_write(self.out / "rerank_qa.yaml", "w", encoding="utf-8") as f:
+            f.write(pipeline.dumps())
+        weight = float(audit["weight"])
+        return {"teacher": spec.label, "weight": weight, "depth": self.o.depth, "verdict": audit["verdict"]}
 
     def stage_report(self) -> dict[str, Any]:
         from spart.adaptation.report import write_report

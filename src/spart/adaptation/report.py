@@ -98,6 +98,17 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
             f"Fusion tuned on pseudo-dev: {hybrid['mode']} {hybrid['weights']} "
             f"(pseudo-dev nDCG@10 {_fmt(hybrid['pseudo_dev'].get('ndcg@10'))}); pipeline `hybrid_qa.yaml`.",
         ]
+    rerank = stages.get("rerank")
+    if rerank:
+        lines += ["", "## Rerank", ""]
+        if rerank.get("skipped"):
+            lines.append(f"No rerank pipeline: {rerank['skipped']}")
+        else:
+            lines.append(
+                f"`rerank_qa.yaml`: the dense retriever's top {rerank['depth']} reranked by {rerank['teacher']} "
+                f"(base-score weight {rerank['weight']:g}), chosen by the audit on pseudo-dev: {rerank['verdict']} "
+                "The LM reads every candidate at query time: use it where accuracy matters more than latency."
+            )
     lines += [
         "",
         "## Use it",

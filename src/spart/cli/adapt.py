@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from spart.cli.audit import parse_weights
 from spart.cli.index import positive_int
@@ -22,7 +23,7 @@ from spart.cli.index import positive_int
 DESCRIPTION = (
     "Adapt a dense retriever to a corpus without labels: generate questions, audit the base, BM25 and any teachers "
     "on them, fine-tune the base encoder on the generated pairs (or train ART), select a checkpoint and tune the "
-    "hybrid on pseudo-dev, and write a report."
+    "hybrid on pseudo-dev, write a rerank pipeline when the audit finds a teacher that helps, and write a report."
 )
 
 
@@ -135,4 +136,8 @@ def run(args: argparse.Namespace) -> int:
     state = Adaptation(options).run()
     print(json.dumps({k: v.get("seconds") for k, v in state["stages"].items()}), file=sys.stderr)
     print(f"report: {state['stages']['report']['report']}")
+    rerank = state["stages"].get("rerank", {})
+    if rerank and not rerank.get("skipped"):
+        path = Path(args.out) / "rerank_qa.yaml"
+        print(f"rerank pipeline ({rerank['teacher']}, base-score weight {rerank['weight']:g}): {path}")
     return 0
