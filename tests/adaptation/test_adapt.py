@@ -8,6 +8,7 @@ import pytest
 from _fake_generation import FakeGenerator
 
 from spart.adaptation.adapt import STAGES, Adaptation, AdaptOptions
+from spart.adaptation.audit import TEACHER_PASSAGE_TOKENS
 
 
 def write_corpus(path, n_docs=8, per_doc=4):
@@ -91,6 +92,7 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     pipeline = load_any_pipeline(str(out / "rerank_qa.yaml"))
     ranker = pipeline.get_component("ranker")
     assert ranker.model == options.teachers[0].split("=", 1)[1] and ranker.retriever_weight == 0.5
+    assert ranker.max_passage_tokens == TEACHER_PASSAGE_TOKENS  # as audited, so the audit's cached scores serve it
     assert pipeline.get_component("dense_retriever").top_k == options.depth
     query = "what about apple?"
     docs = pipeline.run({"text_embedder": {"text": query}, "ranker": {"query": query}})["ranker"]["documents"]

@@ -41,7 +41,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from spart.adaptation.audit import DEFAULT_WEIGHTS
+from spart.adaptation.audit import DEFAULT_WEIGHTS, TEACHER_PASSAGE_TOKENS
 from spart.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ class Adaptation:
                 "model": spec.model,
                 "gguf_file": spec.gguf_file,
                 "batch_size": self.o.teacher_batch_size,
-                "max_passage_tokens": 256,
+                "max_passage_tokens": TEACHER_PASSAGE_TOKENS,
                 "cache": self.out / "teacher-scores.sqlite",
                 "base_weight": audit["weight"],
                 "base_model": base,
@@ -459,6 +459,7 @@ class Adaptation:
             "gguf_file": spec.gguf_file,
             "retriever_weight": float(audit["weight"]),
             "batch_size": self.o.teacher_batch_size,
+            "max_passage_tokens": TEACHER_PASSAGE_TOKENS,  # as audited: the same scores, from the same cache
             "cache_path": str(self.out / "teacher-scores.sqlite"),
         }
         components = {"ranker": ranker, "dense_retriever": {"top_k": self.o.depth}}

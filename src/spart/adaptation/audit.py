@@ -22,6 +22,9 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+# Teacher passage budget of the audit, and of everything that reuses its scores (ART's teacher, the rerank
+# pipeline `spart adapt` writes): the same budget gives the same teacher fingerprint, so the score cache is shared.
+TEACHER_PASSAGE_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def run_audit(
     depth: int = 20,
     fusion: dict[str, Any] | None = None,
     cache_path: str | None = None,
-    max_passage_tokens: int = 256,
+    max_passage_tokens: int = TEACHER_PASSAGE_TOKENS,
     teacher_batch_size: int = 16,
     store: str | None = None,
     progress: bool = True,

@@ -39,7 +39,7 @@ def parse_weights(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers) -> None:
-    from spart.adaptation.audit import DEFAULT_WEIGHTS
+    from spart.adaptation.audit import DEFAULT_WEIGHTS, TEACHER_PASSAGE_TOKENS
 
     parser = subparsers.add_parser(
         "audit",
@@ -62,7 +62,9 @@ def register(subparsers) -> None:
     parser.add_argument("--depth", type=positive_int, default=20, help="candidates each teacher reranks")
     parser.add_argument("--fusion-from", help="an earlier audit JSON whose (pseudo-dev tuned) hybrid weights to use")
     parser.add_argument("--cache", help="teacher score cache (SQLite; share it with ART)")
-    parser.add_argument("--max-passage-tokens", type=positive_int, default=256, help="teacher passage budget")
+    parser.add_argument(
+        "--max-passage-tokens", type=positive_int, default=TEACHER_PASSAGE_TOKENS, help="teacher passage budget"
+    )
     parser.add_argument("--out", help="audit JSON (a Markdown table is written beside it)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
