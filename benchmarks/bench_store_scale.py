@@ -151,31 +151,26 @@ def rate(fn, items, budget_s: float) -> float:
 
 def open_store(system: str, directory: Path, dim: int, factory: str, create: bool):
     """``(store, bm25, dense)`` for ``system``: a new in-memory store, or the disk store at ``directory`` (new
-    with ``create``, else reopened)."""
+    with ``create``, else reopened); ``bm25(text)`` and ``dense(vector)`` return the top 10."""
     if system == "inmemory":
         from haystack.document_stores.in_memory import InMemoryDocumentStore
 
         store = InMemoryDocumentStore(embedding_similarity_function="dot_product")
-
-        def bm25(q, k=10):
-            return store.bm25_retrieval(q, top_k=k)
-
-        def dense(v, k=10):
-            return store.embedding_retrieval(v.tolist(), top_k=k)
-
-        return store, bm25, dense
-    from spart.components.document_stores import FaissDocumentStore
-
-    if create:
-        store = FaissDocumentStore(path=str(directory), embedding_dim=dim, factory=factory, nprobe=16)
+        as_query = np.ndarray.tolist  # it takes embeddings as lists only
     else:
-        store = FaissDocumentStore.load(directory)
+        from spart.components.document_stores import FaissDocumentStore
+
+        if create:
+            store = FaissDocumentStore(path=str(directory), embedding_dim=dim, factory=factory, nprobe=16)
+        else:
+            store = FaissDocumentStore.load(directory)
+        as_query = np.asarray
 
     def bm25(q, k=10):
         return store.bm25_retrieval(q, top_k=k)
 
     def dense(v, k=10):
-        return store.embedding_retrieval(v, top_k=k)
+        return store.embedding_retrieval(as_query(v), top_k=k)
 
     return store, bm25, dense
 

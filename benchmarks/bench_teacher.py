@@ -188,7 +188,7 @@ def cmd_backends(args) -> dict:
             "llama.cpp (benchmark only)": ("fp32", "llama.cpp"),
         }
         if not llamacpp_available():
-            print("# llama.cpp: skipped (pip install 'spart[llamacpp]' builds it)")
+            print("# llama.cpp: skipped (llama-cpp-python is not installed; docs/teacher.md has the build command)")
             del configs["llama.cpp (benchmark only)"]
         if args.only:
             wanted = ["torch fp32 (baseline)"] + [c.strip() for c in args.only.split(",")]

@@ -20,13 +20,10 @@ longest pair seen, grown when a longer one comes, and cleared after every batch.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 
 def llamacpp_available() -> bool:

@@ -375,10 +375,9 @@ class Adaptation:
         from spart.evaluation.stores import ensure_store
 
         store = ensure_store(dataset, model=model, progress=self.o.progress)
-        kwargs = {"store": str(store), "model": model} if model else {"store": str(store)}
         ks = (1, 5, 20, 100)
         result = evaluate_pipeline(
-            load_any_pipeline("dense_qa", **kwargs),
+            load_any_pipeline("dense_qa", **_dense_overrides(store, model)),
             dataset,
             system=str(model),
             top_k=100,
@@ -431,8 +430,7 @@ class Adaptation:
         dev = self._pseudo_dev()
         model = self.state["stages"]["select"]["model"] or self.o.model
         store = ensure_store(dev, model=model, progress=self.o.progress)
-        kwargs = {"store": str(store), "model": model} if model else {"store": str(store)}
-        pipeline = load_any_pipeline("hybrid_qa", **kwargs)
+        pipeline = load_any_pipeline("hybrid_qa", **_dense_overrides(store, model))
         tuned = tune_fusion(pipeline, dev, show_progress=self.o.progress)
         with atomic_write(self.out / "hybrid_qa.yaml", "w", encoding="utf-8") as f:
             f.write(pipeline.dumps())
@@ -453,21 +451,20 @@ class Adaptation:
             return {"skipped": f"the audit does not expect {audit['teacher']}'s rerank to help: {audit['verdict']}"}
         spec = next(t for t in self._teacher_specs() if t.label == audit["teacher"])
         model = self.state["stages"]["select"]["model"] or self.o.model
-        store = self.state["stages"]["hybrid"]["store"]
+        weight = float(audit["weight"])
         ranker = {
             "model": spec.model,
             "gguf_file": spec.gguf_file,
-            "retriever_weight": float(audit["weight"]),
+            "retriever_weight": weight,
             "batch_size": self.o.teacher_batch_size,
             "max_passage_tokens": TEACHER_PASSAGE_TOKENS,  # as audited: the same scores, from the same cache
             "cache_path": str(self.out / "teacher-scores.sqlite"),
         }
         components = {"ranker": ranker, "dense_retriever": {"top_k": self.o.depth}}
-        kwargs = {"store": store, "model": model} if model else {"store": store}
-        pipeline = load_any_pipeline("dense_rerank_qa", components=components, **kwargs)
+        overrides = _dense_overrides(self.state["stages"]["hybrid"]["store"], model)
+        pipeline = load_any_pipeline("dense_rerank_qa", components=components, **overrides)
         with atomic_write(self.out / "rerank_qa.yaml", "w", encoding="utf-8") as f:
             f.write(pipeline.dumps())
-        weight = float(audit["weight"])
         return {"teacher": spec.label, "weight": weight, "depth": self.o.depth, "verdict": audit["verdict"]}
 
     def stage_report(self) -> dict[str, Any]:
@@ -475,3 +472,8 @@ class Adaptation:
 
         path = write_report(self.out, self.state)
         return {"report": str(path)}
+
+
+def _dense_overrides(store, model: str | None) -> dict[str, str]:
+    """``load_pipeline`` overrides for a pipeline over ``store`` with ``model`` (``None``: the packaged default)."""
+    return {"store": str(store), "model": model} if model else {"store": str(store)}

@@ -450,17 +450,21 @@ class DenseIndex:
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
         # Opened before FAISS maps it: the copy made on the first change is read from this very file even
         # if a newer checkpoint has replaced the path since.
-        source = open(path, "rb") if mmap and Path(path).is_file() else None  # noqa: SIM115 (kept open)
         try:
-            index = faiss.read_index(str(path), flags)
-        except RuntimeError as exc:
-            if source is not None:
-                source.close()
+            source = open(path, "rb") if mmap else None  # noqa: SIM115 (kept open until the first change)
+        except OSError as exc:
             raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
-        if index.d != header["dim"]:
+        try:
+            try:
+                index = faiss.read_index(str(path), flags)
+            except RuntimeError as exc:
+                raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
+            if index.d != header["dim"]:
+                raise ValueError(f"{path} is corrupt: header says dim {header['dim']}, index has {index.d}")
+        except BaseException:
             if source is not None:
                 source.close()
-            raise ValueError(f"{path} is corrupt: header says dim {header['dim']}, index has {index.d}")
+            raise
         return cls._from_header(header, index, mapped=bool(mmap), source=source)
 
     def _materialize(self) -> None:
@@ -471,18 +475,14 @@ class DenseIndex:
         if not self._mapped:
             return
         faiss = _faiss()
-        if self._source is not None:
-            self._source.seek(0)
-            index = faiss.read_index(faiss.PyCallbackIOReader(self._source.read, 1 << 24))
-        else:
-            index = faiss.deserialize_index(faiss.serialize_index(self._index))
-        self._index = index
+        self._source.seek(0)
+        self._index = faiss.read_index(faiss.PyCallbackIOReader(self._source.read, 1 << 24))
         self._mapped = False
         self._release_source()
         self._apply_search_params(self._index)
 
     def _release_source(self) -> None:
-        if getattr(self, "_source", None) is not None:
+        if self._source is not None:
             self._source.close()
             self._source = None
 
