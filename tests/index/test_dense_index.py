@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from spart.index import DenseIndex, merge_topk
+from spart.index import dense as dense_module
 
 
 def _unit(rng, n, d):
@@ -204,7 +207,7 @@ def test_hnsw_removal_uses_tombstones_until_purge(tmp_path):
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW8", "IVF8,Flat", "IVF8,PQ4", "PQ4"])
-def test_write_file_read_file_maps_and_copies_on_first_change(tmp_path, factory):
+def test_write_file_read_file_maps_and_changes_without_touching_the_file(tmp_path, factory):
     x = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
     index = DenseIndex(16, factory, nprobe=8)
     index.add(x)
@@ -212,24 +215,101 @@ def test_write_file_read_file_maps_and_copies_on_first_change(tmp_path, factory)
     mapped = DenseIndex.read_file(tmp_path / "i.faiss", header)
     assert mapped._mapped == (not factory.startswith("IVF"))
     np.testing.assert_array_equal(mapped.search(x[:4], 5)[1], index.search(x[:4], 5)[1])
-    # changing a mapped index copies it first (FAISS would abort on a mapped array)
-    assert mapped.remove(np.arange(3)) == 3 and not mapped._mapped
+    # Flat / HNSW take changes into a delta and tombstones; PQ is copied first (FAISS aborts on a mapped array)
+    assert mapped.remove(np.arange(3)) == 3
+    assert mapped._mapped == (factory in ("Flat", "HNSW8"))
     mapped.add(x[:2], np.asarray([5000, 5001]))
     assert len(mapped) == 1999
     assert len(DenseIndex.read_file(tmp_path / "i.faiss", header)) == 2000  # the file is unchanged
     for change in ("clear", "reset"):
         fresh = DenseIndex.read_file(tmp_path / "i.faiss", header)
         getattr(fresh, change)()
-        assert len(fresh) == 0
+        assert len(fresh) == 0 and fresh.search(x[:1], 3)[1].tolist() == [[-1, -1, -1]]
     with pytest.raises(ValueError, match="not a readable FAISS index"):
         (tmp_path / "bad.faiss").write_bytes(b"junk")
         DenseIndex.read_file(tmp_path / "bad.faiss", header)
 
 
+@pytest.mark.parametrize("factory", ["Flat", "HNSW8", "IVF8,Flat", "PQ4"])
+def test_write_file_with_remap_maps_flat_and_hnsw_vectors(tmp_path, factory):
+    x = np.random.default_rng(2).standard_normal((600, 16)).astype(np.float32)
+    index = DenseIndex(16, factory, nprobe=8)
+    index.add(x)
+    want = index.search(x[:5], 4)
+    index.write_file(tmp_path / "i.faiss", remap=True)
+    assert index._mapped == (factory in ("Flat", "HNSW8"))
+    (tmp_path / "i.faiss").unlink()  # the mapping (and any later copy) is kept alive by the open handle
+    for got, expected in zip(index.search(x[:5], 4), want):
+        np.testing.assert_array_equal(got, expected)
+    index.add(x[:1], np.asarray([7000]))
+    index.to_bytes()
+    assert len(index) == 601
+
+
+def _reference_search(live: dict, q: np.ndarray, k: int) -> np.ndarray:
+    ids = np.asarray(sorted(live), dtype=np.int64)
+    return _brute_force(np.stack([live[i] for i in ids]), ids, q, k)[1]
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16"])
+def test_mapped_index_with_delta_and_tombstones_equals_exact_search(tmp_path, factory, monkeypatch):
+    # Random adds, removes and re-adds (of removed ids, with new vectors) on a mapped index, written and read
+    # back in between: every search equals brute force over the live vectors; nothing is copied into memory
+    # until the delta passes its threshold, and then the merged index still equals brute force.
+    monkeypatch.setattr(dense_module, "_DELTA_MIN", 40)
+    rng = np.random.default_rng(7)
+    x = _unit(rng, 400, 8)
+    index = DenseIndex(8, factory, ef_search=400)
+    index.add(x, np.arange(400))
+    live = {i: x[i] for i in range(400)}
+    index = DenseIndex.read_file(tmp_path / "a.faiss", index.write_file(tmp_path / "a.faiss"))
+    queries = _unit(rng, 12, 8)
+    next_id, path_no = 400, 0
+    for round_no in range(6):
+        for _ in range(5):
+            if rng.random() < 0.5:
+                drop = rng.choice(sorted(live), size=4, replace=False)
+                assert index.remove(np.append(drop, 10_000)) == 4
+                for i in drop:
+                    del live[int(i)]
+            else:
+                ids = np.asarray([next_id, int(rng.integers(0, 400))])  # a new id, maybe a removed one re-added
+                if ids[1] in live:
+                    ids = ids[:1]
+                v = _unit(rng, len(ids), 8)
+                index.add(v, ids)
+                live.update({int(i): row for i, row in zip(ids, v)})
+                next_id += 1
+        assert index._mapped and len(index) == len(live)
+        np.testing.assert_array_equal(index.search(queries, 10)[1], _reference_search(live, queries, 10))
+        path_no += 1
+        path = tmp_path / f"{path_no}.faiss"
+        header = index.write_file(path)
+        assert os.stat(path).st_ino == os.stat(tmp_path / "a.faiss").st_ino  # linked, not copied
+        assert header.get("delta") == path.name + ".delta" and len(header["deleted"]) == len(index._deleted)
+        in_memory = DenseIndex.read_file(path, header, mmap=False)  # delta and tombstones folded in
+        assert not in_memory._mapped and in_memory._delta is None and len(in_memory) == len(live)
+        index = DenseIndex.read_file(path, header)
+        for each in (index, in_memory):
+            np.testing.assert_array_equal(each.search(queries, 10)[1], _reference_search(live, queries, 10))
+        assert round_no < 5 or index._delta_size > 0
+    # past the threshold the delta is merged into an in-memory index, which searches the same
+    v = _unit(rng, 50, 8)
+    index.add(v, np.arange(20_000, 20_050))
+    live.update({20_000 + i: row for i, row in enumerate(v)})
+    assert not index._mapped and index._delta is None and len(index) == len(live)
+    np.testing.assert_array_equal(index.search(queries, 10)[1], _reference_search(live, queries, 10))
+    # an unmapped write folds nothing: one file, no delta
+    header = index.write_file(tmp_path / "merged.faiss")
+    assert "delta" not in header and not (tmp_path / "merged.faiss.delta").exists()
+    loaded = DenseIndex.read_file(tmp_path / "merged.faiss", header, mmap=False)
+    np.testing.assert_array_equal(loaded.search(queries, 10)[1], _reference_search(live, queries, 10))
+
+
 @pytest.mark.parametrize("factory", ["Flat", "HNSW8"])
-def test_first_change_copies_the_mapped_file_even_after_the_path_was_replaced(tmp_path, factory):
-    # A newer checkpoint may replace the file (os.replace) while an older store still maps it: the in-memory
-    # copy made on the first change must be the mapped index, not whatever the path holds now.
+def test_mapped_file_is_used_even_after_the_path_was_replaced(tmp_path, factory):
+    # A newer checkpoint may replace the file (os.replace) while an older store still maps it: what this index
+    # writes or copies into memory later must be the mapped index, not whatever the path holds now.
     x = _unit(np.random.default_rng(1), 500, 8)
     old, new = DenseIndex(8, factory), DenseIndex(8, factory)
     old.add(x[:300])
@@ -239,9 +319,14 @@ def test_first_change_copies_the_mapped_file_even_after_the_path_was_replaced(tm
     assert mapped._mapped and mapped._source is not None
     new.write_file(tmp_path / "i.faiss")  # atomic replace of the path
     mapped.add(x[:1], np.asarray([9999]))
+    written = mapped.write_file(tmp_path / "copy.faiss")  # not a link to the replaced path: a copy of the mapped file
+    assert os.stat(tmp_path / "copy.faiss").st_ino != os.stat(tmp_path / "i.faiss").st_ino
+    reread = DenseIndex.read_file(tmp_path / "copy.faiss", written)
+    mapped.to_bytes()  # merges into memory, from the kept handle
     assert not mapped._mapped and mapped._source is None  # the kept file handle is released
-    assert len(mapped) == 301
-    np.testing.assert_array_equal(mapped.search(x[:5], 1)[1][:, 0], np.arange(5))
+    for index in (mapped, reread):
+        assert len(index) == 301
+        np.testing.assert_array_equal(index.search(x[:5], 1)[1][:, 0], np.arange(5))
 
 
 def test_search_params_change_on_a_built_index():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,11 @@ PAD_ID = -1
 PAD_SCORE = float("-inf")
 _SINGLE_THREAD_MAX_QUERIES = 8  # query batches up to this size are searched on the calling thread only
 _TOMBSTONE_MAX_FRACTION = 0.2  # HNSW: rebuild once this share of the stored vectors is deleted
+# A memory-mapped Flat / HNSW index takes changes into an in-memory exact delta (and tombstones) until the delta
+# holds more than this share of the mapped vectors (at least _DELTA_MIN); then the two are merged in memory.
+_DELTA_MAX_FRACTION = 0.1
+_DELTA_MIN = 4096
+DELTA_SUFFIX = ".delta"  # write_file: the delta's file is the index file's name plus this suffix
 
 
 def _faiss():
@@ -108,6 +114,12 @@ class DenseIndex:
     rebuilt from the remaining vectors reconstructed from the index (exact for HNSW's flat storage; PQ's
     decoded vectors re-encode to the same codes), keeping the trained quantizer.
 
+    Memory-mapped indexes (:meth:`read_file`) are read-only to FAISS. A mapped ``Flat`` or HNSW index takes
+    additions into a small in-memory exact (``Flat``) *delta* and removals as tombstones on the mapped part;
+    search merges the two. :meth:`write_file` then writes only the delta (the unchanged mapped file is
+    hard-linked), and the two are merged in memory once the delta exceeds 10% of the mapped vectors (at least
+    4,096) or the tombstones 20%. Other mapped indexes (PQ) are copied into memory on their first change.
+
     :param dim: Vector dimension (> 0).
     :param factory: FAISS index factory string.
     :param nprobe: IVF only: lists probed per query (FAISS default 1 when None).
@@ -137,6 +149,9 @@ class DenseIndex:
         self._deleted = np.zeros(0, dtype=np.int64)  # sorted tombstoned ids (HNSW only)
         self._mapped = False  # the FAISS index is a read-only memory map of a file (see read_file)
         self._source = None  # with _mapped: the mapped file, kept open (its inode outlives a newer checkpoint)
+        self._source_path = None  # with _mapped: the newest path known to name the mapped file
+        self._delta = None  # with _mapped (Flat / HNSW): vectors added since, IndexIDMap2(IndexFlatIP)
+        self._mapped_ids = None  # with _mapped: the sorted ids stored in the mapped index (read lazily)
 
     # ---------------------------------------------------------------- construction
     def _new_index(self):
@@ -186,7 +201,19 @@ class DenseIndex:
         return bool(self._index.is_trained)
 
     def __len__(self) -> int:
-        return int(self._index.ntotal) - len(self._deleted)
+        return int(self._index.ntotal) - len(self._deleted) + self._delta_size
+
+    @property
+    def _delta_size(self) -> int:
+        return 0 if self._delta is None else int(self._delta.ntotal)
+
+    @property
+    def _takes_delta(self) -> bool:
+        """Whether changes go to the delta (a mapped Flat / HNSW index) instead of a copy in memory."""
+        if not self._mapped or not isinstance(self._index, _faiss().IndexIDMap2):
+            return False
+        base = self._base
+        return isinstance(base, _faiss().IndexFlat) or hasattr(base, "hnsw")
 
     def __repr__(self) -> str:
         return f"DenseIndex(dim={self.dim}, factory={self.factory!r}, size={len(self)})"
@@ -240,6 +267,16 @@ class DenseIndex:
             return ids
         if (ids < 0).any():
             raise ValueError("ids must be >= 0 (-1 is reserved for padding)")
+        if self._takes_delta:
+            faiss = _faiss()
+            if self._delta is None:
+                self._delta = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            # A tombstoned id of the mapped part stays tombstoned there: its new vector lives in the delta.
+            self._delta.add_with_ids(x, ids)
+            self._next_id = max(self._next_id, int(ids.max()) + 1)
+            if self._delta_size > max(_DELTA_MIN, _DELTA_MAX_FRACTION * self._index.ntotal):
+                self._materialize()
+            return ids
         self._materialize()
         if not self._index.is_trained:
             self.train(x)
@@ -286,9 +323,16 @@ class DenseIndex:
             k_search = min(2 * k_search, n)
 
     def _faiss_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        params = self._search_params()
+        scores, ids = self._search_one(self._index, q, k, self._search_params())
+        if not self._delta_size:
+            return scores, ids
+        d_scores, d_ids = self._search_one(self._delta, q, min(k, self._delta_size), None)
+        return _sort_rows(np.concatenate([scores, d_scores], 1), np.concatenate([ids, d_ids], 1).astype(np.int64), k)
+
+    @staticmethod
+    def _search_one(index, q: np.ndarray, k: int, params) -> tuple[np.ndarray, np.ndarray]:
         if len(q) > _SINGLE_THREAD_MAX_QUERIES:
-            return self._index.search(q, k, params=params)
+            return index.search(q, k, params=params)
         # A few queries gain little from OpenMP fan-out, and on a shared machine its spinning threads collapse
         # throughput (measured: 15 q/s with 2 threads vs 137 q/s with 1 on 15.5k x 384 Flat, loaded 2-core
         # box). omp_set_num_threads only changes the calling thread's setting, so other threads are unaffected.
@@ -296,7 +340,7 @@ class DenseIndex:
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            return self._index.search(q, k, params=params)
+            return index.search(q, k, params=params)
         finally:
             faiss.omp_set_num_threads(before)
 
@@ -304,8 +348,11 @@ class DenseIndex:
         if not len(self._deleted):
             return None
         faiss = _faiss()
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = self._base.hnsw.efSearch
+        if hasattr(self._base, "hnsw"):
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = self._base.hnsw.efSearch
+        else:  # a mapped Flat index with tombstones
+            params = faiss.SearchParameters()
         batch = faiss.IDSelectorBatch(self._deleted)
         params.sel = faiss.IDSelectorNot(batch)
         params._keep_alive = (batch, params.sel)  # the C++ objects only hold raw pointers
@@ -322,6 +369,8 @@ class DenseIndex:
         ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
         if len(ids) == 0 or len(self) == 0:
             return 0
+        if self._takes_delta:
+            return self._remove_from_mapped(ids)
         self._materialize()
         try:
             return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
@@ -329,6 +378,17 @@ class DenseIndex:
             if hasattr(self._base, "hnsw"):
                 return self._remove_by_tombstone(ids)
             return self._remove_by_rebuild(ids)
+
+    def _remove_from_mapped(self, ids: np.ndarray) -> int:
+        faiss = _faiss()
+        removed = int(self._delta.remove_ids(faiss.IDSelectorBatch(ids))) if self._delta_size else 0
+        if self._mapped_ids is None:
+            self._mapped_ids = np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+        new = np.setdiff1d(np.intersect1d(self._mapped_ids, ids), self._deleted)
+        self._deleted = np.union1d(self._deleted, new)
+        if len(self._deleted) > _TOMBSTONE_MAX_FRACTION * self._index.ntotal:
+            self._materialize()
+        return removed + len(new)
 
     def _remove_by_tombstone(self, ids: np.ndarray) -> int:
         faiss = _faiss()
@@ -362,6 +422,9 @@ class DenseIndex:
     def clear(self) -> None:
         """Remove every vector but keep the training (IVF / PQ quantizers)."""
         faiss = _faiss()
+        if self._takes_delta:  # nothing to keep: start from an empty index rather than copy the mapped one
+            self.reset()
+            return
         self._materialize()
         base = faiss.clone_index(self._base)
         base.reset()
@@ -373,7 +436,7 @@ class DenseIndex:
         """Remove every vector and forget training (a fresh index of the same factory)."""
         self._release_source()
         self._index = self._new_index()
-        self._mapped = False
+        self._mapped, self._delta = False, None
         self._next_id = 0
         self._deleted = np.zeros(0, dtype=np.int64)
 
@@ -381,6 +444,7 @@ class DenseIndex:
     def to_bytes(self) -> bytes:
         """Serialise to bytes (header + FAISS index)."""
         faiss = _faiss()
+        self._materialize()  # one FAISS index holds everything
         header = self.header()
         body = faiss.serialize_index(self._index).tobytes()
         return _MAGIC + json.dumps(header).encode() + b"\n" + body
@@ -404,7 +468,8 @@ class DenseIndex:
     @classmethod
     def _from_header(cls, header: dict, index, mapped: bool, source=None) -> DenseIndex:
         self = cls.__new__(cls)
-        self._source = source
+        self._source, self._source_path = source, None
+        self._delta, self._mapped_ids = None, None
         self.dim, self.factory = int(header["dim"]), header["factory"]
         self.nprobe, self.ef_search = header.get("nprobe"), header.get("ef_search")
         self._next_id = int(header.get("next_id", 0))
@@ -424,51 +489,112 @@ class DenseIndex:
             "deleted": self._deleted.tolist(),
         }
 
-    def write_file(self, path: str | os.PathLike) -> dict:
-        """Write the bare FAISS index to ``path`` atomically (for :meth:`read_file`); returns :meth:`header`."""
+    def write_file(self, path: str | os.PathLike, remap: bool = False) -> dict:
+        """Write the bare FAISS index to ``path`` atomically (for :meth:`read_file`); returns :meth:`header`.
+
+        A memory-mapped index with a delta writes only what changed: ``path`` becomes a hard link to the
+        mapped file (a streamed copy of it when no path names it any more or links are not possible), the
+        delta goes to ``path`` + ``.delta`` and the header names it; the tombstones are in the header.
+
+        :param remap: an in-memory ``Flat`` / HNSW index then maps the written file instead of keeping its
+            vectors in private memory (``path`` must stay readable or be replaced atomically, as a checkpoint is).
+        """
         from spart.atomic import atomic_path
 
+        path = Path(path)
+        delta_path = path.with_name(path.name + DELTA_SUFFIX)
+        if not self._mapped:
+            faiss = _faiss()
+            with atomic_path(path) as tmp:
+                faiss.write_index(self._index, str(tmp))
+            delta_path.unlink(missing_ok=True)  # a stale delta of an earlier write to this path
+            header = self.header()
+            base = self._base
+            if (
+                remap
+                and isinstance(self._index, faiss.IndexIDMap2)
+                and (isinstance(base, faiss.IndexFlat) or hasattr(base, "hnsw"))
+            ):
+                mapped = DenseIndex.read_file(path, header)
+                self._index, self._mapped, self._source, self._source_path = (
+                    mapped._index,
+                    True,
+                    mapped._source,
+                    path,
+                )
+                self._mapped_ids = None
+            return header
         with atomic_path(path) as tmp:
-            _faiss().write_index(self._index, str(tmp))
-        return self.header()
+            self._link_or_copy_source(tmp)
+        header = self.header()
+        if self._delta_size:
+            with atomic_path(delta_path) as tmp:
+                _faiss().write_index(self._delta, str(tmp))
+            header["delta"] = delta_path.name
+        else:
+            delta_path.unlink(missing_ok=True)
+        self._source_path = path
+        return header
+
+    def _link_or_copy_source(self, target: Path) -> None:
+        """Make ``target`` (an existing empty file) hold the mapped file: a hard link when a path still names
+        that very file, else a copy streamed from the kept handle."""
+        source = os.fstat(self._source.fileno())
+        try:
+            known = os.stat(self._source_path) if self._source_path is not None else None
+            if known is None or (known.st_dev, known.st_ino) != (source.st_dev, source.st_ino):
+                raise FileNotFoundError("the mapped file has no known path any more")
+            target.unlink()
+            os.link(self._source_path, target)
+        except OSError:
+            self._source.seek(0)
+            with open(target, "wb") as out:
+                shutil.copyfileobj(self._source, out, 1 << 24)
 
     @classmethod
     def read_file(cls, path: str | os.PathLike, header: dict, mmap: bool = True) -> DenseIndex:
         """Load a file written by :meth:`write_file`, memory-mapped where FAISS allows it.
 
         With ``mmap``, the vectors / codes of ``Flat``, HNSW and PQ indexes stay in the page cache (shared
-        between processes; IVF indexes are read into memory); the first change (add, remove, clear, train)
-        copies the index into memory, because FAISS cannot modify a mapped index.
+        between processes; IVF indexes are read into memory). Changes to a mapped ``Flat`` / HNSW index go to an
+        in-memory delta (see the class docstring); other mapped indexes are copied into memory on their first
+        change, because FAISS cannot modify a mapped index.
 
-        :raises ValueError: If the file is missing, not a FAISS index, or does not match ``header``.
+        :raises ValueError: If the file (or its delta) is missing, not a FAISS index, or does not match ``header``.
         """
         faiss = _faiss()
+        path = Path(path)
         # Flat / HNSW / PQ code arrays map with IO_FLAG_MMAP_IFC. FAISS maps IVF lists only as files it
         # later reopens by name (which a newer checkpoint may delete), so IVF is read into memory: with PQ
         # its codes are small.
         mmap = mmap and not str(header["factory"]).strip().upper().startswith("IVF")
         flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
-        # Opened before FAISS maps it: the copy made on the first change is read from this very file even
-        # if a newer checkpoint has replaced the path since.
+        # Opened before FAISS maps it: a copy made later (first change, write_file) is read from this very file
+        # even if a newer checkpoint has replaced the path since.
         try:
-            source = open(path, "rb") if mmap else None  # noqa: SIM115 (kept open until the first change)
+            source = open(path, "rb") if mmap else None  # noqa: SIM115 (kept open while the index is mapped)
         except OSError as exc:
             raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
         try:
-            try:
-                index = faiss.read_index(str(path), flags)
-            except RuntimeError as exc:
-                raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
-            if index.d != header["dim"]:
-                raise ValueError(f"{path} is corrupt: header says dim {header['dim']}, index has {index.d}")
+            index = _read_index(path, flags, header["dim"])
+            delta = _read_index(path.with_name(header["delta"]), 0, header["dim"]) if header.get("delta") else None
         except BaseException:
             if source is not None:
                 source.close()
             raise
-        return cls._from_header(header, index, mapped=bool(mmap), source=source)
+        self = cls._from_header(header, index, mapped=bool(mmap), source=source)
+        self._source_path = path if mmap else None
+        if self._takes_delta:
+            self._delta = delta
+        elif delta is not None or (len(self._deleted) and not hasattr(self._base, "hnsw")):
+            # read into memory (mmap=False): the delta and the mapped part's tombstones are folded in
+            deleted, self._deleted = self._deleted, np.zeros(0, dtype=np.int64)
+            self._fold_in(deleted, delta)
+        return self
 
     def _materialize(self) -> None:
-        """Replace a memory-mapped FAISS index by an in-memory copy before it is modified.
+        """Replace a memory-mapped FAISS index by an in-memory copy before it is modified, folding in the
+        tombstones and the delta.
 
         The copy is streamed from the file the index was mapped from (one copy in memory; serialising the
         mapped index and deserialising that would hold two more copies of its size at the peak)."""
@@ -477,14 +603,27 @@ class DenseIndex:
         faiss = _faiss()
         self._source.seek(0)
         self._index = faiss.read_index(faiss.PyCallbackIOReader(self._source.read, 1 << 24))
-        self._mapped = False
+        self._mapped, self._mapped_ids = False, None
         self._release_source()
         self._apply_search_params(self._index)
+        deleted, self._deleted = self._deleted, np.zeros(0, dtype=np.int64)
+        delta, self._delta = self._delta, None
+        self._fold_in(deleted, delta)
+
+    def _fold_in(self, deleted: np.ndarray, delta) -> None:
+        """Apply removals of ``deleted`` and then the additions in ``delta`` to the in-memory index."""
+        if len(deleted):
+            self.remove(deleted)
+        if delta is not None and delta.ntotal:
+            faiss = _faiss()
+            ids = faiss.vector_to_array(delta.id_map).astype(np.int64)
+            self.add(faiss.downcast_index(delta.index).reconstruct_n(0, delta.ntotal), ids)
 
     def _release_source(self) -> None:
         if self._source is not None:
             self._source.close()
             self._source = None
+        self._source_path = None
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to ``path`` atomically (temp file in the same directory, then ``os.replace``)."""
@@ -503,3 +642,13 @@ class DenseIndex:
         if not path.is_file():
             raise FileNotFoundError(f"dense index file not found: {path}")
         return cls.from_bytes(path.read_bytes(), source=str(path))
+
+
+def _read_index(path: Path, flags: int, dim: int):
+    try:
+        index = _faiss().read_index(str(path), flags)
+    except RuntimeError as exc:
+        raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
+    if index.d != dim:
+        raise ValueError(f"{path} is corrupt: header says dim {dim}, index has {index.d}")
+    return index

@@ -220,6 +220,37 @@ def test_save_and_reopen_round_trip(tmp_path):
         FaissDocumentStore(path=str(path), embedding_dim=8, factory="HNSW8")
 
 
+@pytest.mark.parametrize("factory", ["Flat", "HNSW8"])
+def test_reopened_store_keeps_its_vectors_mapped_and_checkpoints_only_the_change(tmp_path, factory):
+    # A reopened store maps its checkpointed vectors; writes and deletes go to the dense index's delta, and the
+    # next checkpoint hard-links the unchanged vector file instead of rewriting it.
+    path = tmp_path / "store"
+    opts = {"embedding_dim": 4, "factory": factory, "ef_search": 64}  # HNSW searches exhaustively at this size
+    store = FaissDocumentStore(path=str(path), **opts)
+    store.write_documents(_docs(40))
+    store.save()
+    assert store._dense._mapped  # the writer maps what it checkpointed too
+    first_dir, first = persistence.read_checkpoint(path)
+    inode = (first_dir / first["dense"]["file"]).stat().st_ino
+    again = FaissDocumentStore(path=str(path), **opts)
+    again.write_documents(_docs(45, seed=1)[40:])
+    again.delete_documents(["d3", "d41"])
+    again.write_documents([Document(id="d3", content="back again", embedding=[5.0, 5.0, 5.0, 5.0])])
+    assert again._dense._mapped and again._dense._delta_size == 5
+    again.save()
+    ckpt_dir, manifest = persistence.read_checkpoint(path)
+    assert ckpt_dir != first_dir and not first_dir.exists()
+    assert (ckpt_dir / manifest["dense"]["file"]).stat().st_ino == inode
+    assert manifest["dense"]["header"]["delta"] and manifest["vectors"] == 44
+    q = np.array([1.0, 0.5, -0.3, 2.0])
+    rebuilt = FaissDocumentStore(embedding_dim=4)
+    rebuilt.write_documents(again.filter_documents())
+    want = [(d.id, round(d.score, 5)) for d in rebuilt.embedding_retrieval(q, 44)]
+    for store_ in (again, FaissDocumentStore(path=str(path), **opts)):
+        assert [(d.id, round(d.score, 5)) for d in store_.embedding_retrieval(q, 44)] == want
+    assert again.embedding_retrieval(np.ones(4), 1)[0].id == "d3"
+
+
 def test_writes_are_durable_without_save(tmp_path):
     path = tmp_path / "store"
     store = FaissDocumentStore(path=str(path), embedding_dim=4, bm25_method="okapi")

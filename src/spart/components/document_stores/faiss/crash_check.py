@@ -1,7 +1,8 @@
 """Kill-9 check of the store's durability, shared by the unit suite and ``benchmarks/bench_store_crash.py``.
 
 A writer subprocess (``python -m spart.components.document_stores.faiss.crash_check DIR SEED``) applies a
-seeded random sequence of writes, overwrites, deletes, title updates and checkpoints to a store, printing
+seeded random sequence of writes, overwrites, deletes, title updates, checkpoints and reopens (after which
+the dense vectors are memory-mapped and changes go to the index's delta) to a store, printing
 ``BEGIN <n>`` before and ``DONE <n>`` after each operation. :func:`run_trial` kills it with SIGKILL at a
 random moment, then checks the reopened store:
 
@@ -33,7 +34,7 @@ def _operations(seed: int, count: int = 400) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     ops, next_id = [], 0
     for n in range(count):
-        kind = rng.choices(["write", "overwrite", "delete", "title", "save"], weights=[6, 2, 2, 1, 1])[0]
+        kind = rng.choices(["write", "overwrite", "delete", "title", "save", "reopen"], weights=[6, 2, 2, 1, 1, 1])[0]
         if kind == "write" or next_id == 0:
             size = rng.randint(1, 30)
             ops.append({"n": n, "kind": "write", "docs": [_doc(rng, f"d{next_id + i}") for i in range(size)]})
@@ -53,7 +54,7 @@ def _operations(seed: int, count: int = 400) -> list[dict[str, Any]]:
                 }
             )
         else:
-            ops.append({"n": n, "kind": "save"})
+            ops.append({"n": n, "kind": kind})
     return ops
 
 
@@ -98,6 +99,9 @@ def writer(directory: str, seed: int) -> None:
             store.delete_documents(op["ids"])
         elif op["kind"] == "title":
             store.update_by_filter({"field": "id", "operator": "in", "value": op["ids"]}, {"title": op["title"]})
+        elif op["kind"] == "reopen":
+            store.close()
+            store = FaissDocumentStore(path=directory, embedding_dim=DIM, bm25_method="okapi")
         else:
             store.save()
         print(f"DONE {op['n']}", flush=True)

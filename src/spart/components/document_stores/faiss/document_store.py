@@ -72,7 +72,10 @@ class FaissDocumentStore:
     The BM25 index is memory-mapped from its checkpoint files (postings, document lengths, the sorted
     vocabulary, document frequencies); between checkpoints, large new BM25 segments and vocabularies are
     spilled to a scratch directory under ``index/`` and mapped too, so its private memory is a bit per
-    document plus bounded buffers (see :mod:`spart.bm25.segments`).
+    document plus bounded buffers (see :mod:`spart.bm25.segments`). ``Flat`` and HNSW vectors are likewise
+    memory-mapped from the checkpoint, on open and once a checkpoint is written; changes since go to a small
+    in-memory delta and tombstones, and the next checkpoint hard-links the unchanged vector file and writes only
+    the delta (see :class:`~spart.index.DenseIndex`).
 
     **Filters** (Haystack syntax) are compiled to SQL over the JSON metadata (see :mod:`.filters`);
     ``meta_index`` creates SQLite expression indexes for chosen meta fields. Filtered dense retrieval is exact
@@ -681,7 +684,7 @@ class FaissDocumentStore:
             self._sync()
             ckpt = persistence.new_checkpoint_dir(directory)
             try:
-                header = self._dense.write_file(ckpt / persistence.DENSE_FILE)
+                header = self._dense.write_file(ckpt / persistence.DENSE_FILE, remap=adopt)
                 bm25 = self._bm25.save(ckpt)
                 manifest = {
                     "dense": {"seq": self._dense_seq, "file": persistence.DENSE_FILE, "header": header},
