@@ -17,8 +17,9 @@ Metrics per (system, N, factory), in two processes for the disk stores (one for 
 * read process (the store reopened as a server would, so its RSS is the store's and not what generating the
   corpus left on the heap): reopen time, RSS after reopening and after the query runs, peak RSS, first BM25
   and dense query, BM25 and dense queries/s (top 10, one query per call), ``filter_documents(meta.n == 7)``,
-  write-1-then-query latency for BM25 and dense (median of 5), and (``current`` only) the same filter with a
-  meta index on ``n``, with the index build time.
+  write-1-then-query latency for BM25 and dense (median of 5), RSS after those 10 writes and the ``save()``
+  that checkpoints them, and (``current`` only) the same filter with a meta index on ``n``, with the index build
+  time.
 
 RSS is measured after ``gc.collect()`` and ``malloc_trim(0)``; after the query runs it is also split into private
 memory (``RssAnon``) and mapped file pages (``RssFile``: the memory-mapped index files, page cache the kernel can
@@ -216,6 +217,10 @@ def read_phase(args, store, bm25, dense, result: dict) -> None:
         dense_lat.append(timed(lambda doc2=doc2, i=i: (store.write_documents([doc2]), dense(vectors[i])))[0])
     result["write1_then_bm25_ms"] = 1000 * statistics.median(bm25_lat)
     result["write1_then_dense_ms"] = 1000 * statistics.median(dense_lat)
+    split = rss_split_mb()
+    result["anon_after_writes_mb"], result["file_after_writes_mb"] = split.get("RssAnon"), split.get("RssFile")
+    if hasattr(store, "save"):
+        result["save_after_writes_s"], _ = timed(store.save)  # a checkpoint of the 10 writes above
     if args.system == "current":
         from spart.components.document_stores import FaissDocumentStore
 
