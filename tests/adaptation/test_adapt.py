@@ -56,6 +56,9 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     assert state["stages"]["questions"]["stats"]["pseudo-dev"] == 16
     assert state["stages"]["audit"]["teacher"] == "tiny"
     assert state["stages"]["train"]["steps"] == 2 and state["stages"]["train"]["questions"] == 18  # 2 real + 16
+    # ART's target mixes in the base score at the fixed default weight, whatever the audit's pseudo-dev pick was
+    assert state["stages"]["train"]["base_weight"] == 0.5
+    assert "base_weight: 0.5" in (out / "art" / "config.yaml").read_text()
     curve = state["stages"]["select"]["curve"]
     assert [p["step"] for p in curve] == ["base", 1, 2]
     assert all("ndcg@10" in p["pseudo_dev"] for p in curve)
@@ -133,6 +136,25 @@ def test_adapt_train_budget_stops_training_and_selects_among_the_steps_reached(o
     train = state["stages"]["train"]
     assert train["steps"] == 4 and train["stopped_at"] == 1 and train["exports"] == [0, 1]
     assert [p["step"] for p in state["stages"]["select"]["curve"]] == ["base", 1]
+
+
+def test_adapt_method_defaults_and_the_art_base_weight_option(options):
+    import argparse
+
+    from spart.cli.adapt import parse_base_weight
+
+    options.epochs = options.batch_size = options.steps = None
+    adaptation = Adaptation(options, generator=FakeGenerator())
+    assert (adaptation.epochs, adaptation.batch_size) == (2.0, 16)  # ART
+    assert adaptation._steps(40)[0] == 5  # 2 epochs of 40 questions, 16 per step
+    options.method, options.out = "pairs", options.out + "-pairs"
+    assert (Adaptation(options).epochs, Adaptation(options).batch_size) == (3.0, 32)
+    options.art_base_weight = 1.5
+    with pytest.raises(ValueError, match="art_base_weight"):
+        Adaptation(options)
+    assert parse_base_weight("audit") is None and parse_base_weight("0.25") == 0.25
+    with pytest.raises(argparse.ArgumentTypeError, match="art-base-weight"):
+        parse_base_weight("2")
 
 
 def test_adapt_rejects_an_unknown_method(options):

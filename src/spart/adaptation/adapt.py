@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 STAGES = ("questions", "audit", "train", "select", "hybrid", "rerank", "report")
 STATE = "adapt-state.json"
 METHODS = ("pairs", "art")
+METHOD_DEFAULTS = {"pairs": {"epochs": 3.0, "batch_size": 32}, "art": {"epochs": 2.0, "batch_size": 16}}
 NORMALIZED_TEMPERATURE = 0.05  # the scale 20 sentence-transformers' MultipleNegativesRankingLoss uses
 
 
@@ -68,6 +69,13 @@ class AdaptOptions:
     :param weights: base-score interpolation weights the audit tries.
     :param depth: candidates reranked in the audit.
     :param steps: training steps (``None``: ``epochs`` passes over the training questions or pairs).
+    :param epochs / batch_size: ``None``: the method's default (:data:`METHOD_DEFAULTS`: pairs 3 epochs of 32,
+        ART 2 epochs of 16 questions, the settings measured in ``docs/adaptation.md``).
+    :param reindex_every: ART re-embeds the corpus every this many steps; ``0`` (default): the corpus is embedded
+        once by the base encoder and the student's questions search that static index (cheaper than ART's
+        schedule; the measured runs use it).
+    :param art_base_weight: ART's target is ``(1 - w) z(teacher) + w z(base)``; ``w`` is this fixed weight (0.5) or,
+        with ``None``, the audit's best pseudo-dev weight (which overfits the pseudo-labels: see the docs).
     :param passage_max_length: passage tokens in training (``None``: the base model's own).
     :param train_budget_minutes: stop training at the first step past this many minutes; the step reached is
         exported, and selection chooses among the base and the steps reached (the learning rate has not decayed
@@ -90,10 +98,11 @@ class AdaptOptions:
     weights: tuple[float, ...] = DEFAULT_WEIGHTS
     depth: int = 20
     steps: int | None = None
-    epochs: float = 3.0
-    batch_size: int = 32
+    epochs: float | None = None
+    batch_size: int | None = None
     top_k: int = 8
-    reindex_every: int = 40
+    reindex_every: int = 0
+    art_base_weight: float | None = 0.5
     lr: float = 2e-5
     exports: int = 4
     query_max_length: int = 32
@@ -116,6 +125,8 @@ class Adaptation:
         ``options.generator`` or the first teacher)."""
         if options.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {options.method!r}")
+        if options.art_base_weight is not None and not 0.0 <= options.art_base_weight <= 1.0:
+            raise ValueError(f"art_base_weight must be in [0, 1] (or None: the audit's), got {options.art_base_weight}")
         self.o = options
         self._generator = generator
         self.out = Path(options.out)
@@ -133,6 +144,14 @@ class Adaptation:
                 )
         self.state["options"] = current
         self._save()
+
+    @property
+    def epochs(self) -> float:
+        return self.o.epochs if self.o.epochs is not None else METHOD_DEFAULTS[self.o.method]["epochs"]
+
+    @property
+    def batch_size(self) -> int:
+        return self.o.batch_size if self.o.batch_size is not None else METHOD_DEFAULTS[self.o.method]["batch_size"]
 
     # ------------------------------------------------------------------ state
     def _save(self) -> None:
@@ -257,7 +276,7 @@ class Adaptation:
         """Training steps for ``items`` examples, and the steps exported for selection."""
         import math
 
-        steps = self.o.steps or max(1, math.ceil(self.o.epochs * items / self.o.batch_size))
+        steps = self.o.steps or max(1, math.ceil(self.epochs * items / self.batch_size))
         exports = sorted({0, steps, *(round(steps * i / self.o.exports) for i in range(1, self.o.exports))})
         return steps, exports
 
@@ -282,7 +301,7 @@ class Adaptation:
             model=self._base(),
             shared=True,
             query_max_length=self.o.query_max_length,
-            batch_size=self.o.batch_size,
+            batch_size=self.batch_size,
             lr=self.o.lr,
             warmup_ratio=0.1,
             max_steps=steps,
@@ -330,6 +349,7 @@ class Adaptation:
         n_questions = sum(1 for _ in open(questions, encoding="utf-8"))
         steps, exports = self._steps(n_questions)
         base = self._base()
+        weight = audit["weight"] if self.o.art_base_weight is None else self.o.art_base_weight
         config = ARTTrainingConfig(
             **self._common_training_options(steps, exports),
             questions=questions,
@@ -343,7 +363,7 @@ class Adaptation:
                 "batch_size": self.o.teacher_batch_size,
                 "max_passage_tokens": TEACHER_PASSAGE_TOKENS,
                 "cache": self.out / "teacher-scores.sqlite",
-                "base_weight": audit["weight"],
+                "base_weight": weight,
                 "base_model": base,
             },
         )
@@ -354,7 +374,7 @@ class Adaptation:
             "questions": n_questions,
             "exports": exports,
             "teacher": spec.label,
-            "base_weight": audit["weight"],
+            "base_weight": weight,
         }
 
     def _deployable(self, step_dir: Path, target: Path) -> Path:

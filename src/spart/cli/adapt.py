@@ -27,6 +27,19 @@ DESCRIPTION = (
 )
 
 
+def parse_base_weight(text: str) -> float | None:
+    """``--art-base-weight``: a weight in [0, 1], or ``audit`` (``None``: the audit's pseudo-dev pick)."""
+    if text.strip().lower() == "audit":
+        return None
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not 0 <= weight <= 1:
+        raise argparse.ArgumentTypeError(f"--art-base-weight takes one number in [0, 1] or 'audit', got {text!r}")
+    return weight
+
+
 def register(subparsers) -> None:
     from spart.adaptation.adapt import METHODS, AdaptOptions
 
@@ -72,10 +85,21 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", type=parse_weights, default=d.weights, help="audit weights")
     parser.add_argument("--depth", type=positive_int, default=d.depth, help="candidates reranked in the audit")
     parser.add_argument("--steps", type=positive_int, help="training steps (default: --epochs over the data)")
-    parser.add_argument("--epochs", type=float, default=d.epochs, help="passes over the training data")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="questions per step")
+    parser.add_argument("--epochs", type=float, help="passes over the training data (default: pairs 3, art 2)")
+    parser.add_argument("--batch-size", type=positive_int, help="questions per step (default: pairs 32, art 16)")
     parser.add_argument("--top-k", type=positive_int, default=d.top_k, help="passages per question in ART")
-    parser.add_argument("--reindex-every", type=int, default=d.reindex_every, help="re-embed the corpus every N steps")
+    parser.add_argument(
+        "--reindex-every",
+        type=int,
+        default=d.reindex_every,
+        help="ART: re-embed the corpus every N steps (default 0: embedded once by the base encoder)",
+    )
+    parser.add_argument(
+        "--art-base-weight",
+        type=parse_base_weight,
+        default=d.art_base_weight,
+        help="ART target = (1-w) z(teacher) + w z(base): w (default 0.5), or 'audit' for the audit's pseudo-dev pick",
+    )
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     parser.add_argument(
         "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
@@ -123,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         top_k=args.top_k,
         reindex_every=args.reindex_every,
+        art_base_weight=args.art_base_weight,
         lr=args.lr,
         passage_max_length=args.passage_max_length,
         train_budget_minutes=args.train_budget,
