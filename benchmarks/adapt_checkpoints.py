@@ -1,0 +1,98 @@
+"""Learning curve of a training run's exported checkpoints: pseudo-dev and a labelled test split per checkpoint.
+
+Each checkpoint is loaded with the base encoder's own lengths (as ``spart adapt``'s selection re-saves it), the
+corpus is encoded once, and both question sets are ranked by exact inner product over those embeddings (numpy),
+so one checkpoint costs one corpus encode (``spart adapt``'s select stage builds a store per data set instead).
+Pseudo-dev (nDCG@10, the selection objective) is what a label-free run may use; the test split is for the report
+only. BEIR test sets give nDCG@10 / R@100, DPR sets top-k accuracy (DPR's answer matching). Results are saved
+to ``--out`` after every checkpoint, and a rerun skips checkpoints already there.
+
+Run (from the repo root)::
+
+    python benchmarks/adapt_checkpoints.py --pseudo-dev $RUNS/pydocs/questions --dataset ../shared/data/pydocs \\
+        --out curve.json base $RUNS/pydocs-art/art/models/step-00000031
+
+``base`` names the packaged MiniLM (default base encoder); ``--base`` names another base encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def rank(queries: np.ndarray, passages: np.ndarray, depth: int = 100) -> np.ndarray:
+    """Row indices of the ``depth`` best passages per query, best first (exact inner product)."""
+    scores = queries @ passages.T
+    top = np.argpartition(-scores, min(depth, scores.shape[1] - 1), axis=1)[:, :depth]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="checkpoint directories ('base': the base encoder)")
+    parser.add_argument("--pseudo-dev", required=True, help="the run's questions/ directory (BEIR, split pseudo-dev)")
+    parser.add_argument("--dataset", required=True, help="labelled data set (DPR or BEIR) on the same corpus")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--base", help="the base encoder (default: the packaged MiniLM)")
+    parser.add_argument("--out", type=Path, required=True, help="results JSON (resumed)")
+    args = parser.parse_args(argv)
+
+    from bench_embedding import cpu_description
+
+    from spart.data import read_passages
+    from spart.encoders import DualEncoder
+    from spart.encoders.loading import packaged_minilm_path
+    from spart.evaluation.answers import hits_for_ranking
+    from spart.evaluation.datasets import load_dataset
+    from spart.evaluation.metrics import beir_metrics, top_k_accuracy
+
+    base_model = args.base or packaged_minilm_path()
+    dev = load_dataset(args.pseudo_dev, "pseudo-dev")
+    test = load_dataset(args.dataset, args.split)
+    passages = list(read_passages(test.corpus_path))
+    ids, texts, titles = [p.id for p in passages], [p.text for p in passages], [p.title for p in passages]
+    base = DualEncoder.load(base_model, device="cpu").config
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"cpu": cpu_description(), "models": {}}
+    for model in args.models:
+        if model in results["models"]:
+            continue
+        start = time.perf_counter()
+        encoder = DualEncoder.load(
+            base_model if model == "base" else model,
+            device="cpu",
+            passage_max_length=base.passage_max_length,
+            query_max_length=base.query_max_length,
+        )
+        embedded = encoder.encode_passages(texts, titles, batch_size=64, show_progress=True)
+        row: dict = {}
+        for name, data in (("pseudo_dev", dev), ("test", test)):
+            top = rank(encoder.encode_queries([q.text for q in data.queries], batch_size=64), embedded)
+            if data.qrels is not None:
+                ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
+                means, per_query = beir_metrics(data.qrels, ranked, ["ndcg@10", "recall@100"])
+                row[name] = means
+                row[f"{name}_per_query"] = {qid: values["ndcg@10"] for qid, values in per_query.items()}
+            else:
+                hits = [hits_for_ranking(q.answers, [texts[j] for j in top[i]]) for i, q in enumerate(data.queries)]
+                row[name] = {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20, 100)).items()}
+                row[f"{name}_first_hit"] = {
+                    q.id: next((r for r, h in enumerate(h_, 1) if h), None) for q, h_ in zip(data.queries, hits)
+                }
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        results["models"][model] = row
+        args.out.write_text(json.dumps(results, indent=1))
+        print(model, json.dumps(row["pseudo_dev"]), json.dumps(row["test"]), f"{row['seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
