@@ -1,7 +1,8 @@
 """Learning curve of a training run's exported checkpoints: pseudo-dev and a labelled test split per checkpoint.
 
 Each checkpoint is loaded with the base encoder's own lengths (as ``spart adapt``'s selection re-saves it), the
-corpus is encoded once, and both question sets are ranked by exact inner product over those embeddings (numpy),
+corpus is encoded once, and both question sets are ranked by exact inner product over those embeddings (a ``Flat``
+:class:`~spart.index.DenseIndex`),
 so one checkpoint costs one corpus encode (``spart adapt``'s select stage builds a store per data set instead).
 Pseudo-dev (nDCG@10, the selection objective) is what a label-free run may use; the test split is for the report
 only. BEIR test sets give nDCG@10 / R@100, DPR sets top-k accuracy (DPR's answer matching). Results are saved
@@ -23,17 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def rank(queries: np.ndarray, passages: np.ndarray, depth: int = 100) -> np.ndarray:
-    """Row indices of the ``depth`` best passages per query, best first (exact inner product)."""
-    scores = queries @ passages.T
-    top = np.argpartition(-scores, min(depth, scores.shape[1] - 1), axis=1)[:, :depth]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
 
 
 def main(argv=None) -> int:
@@ -54,6 +45,7 @@ def main(argv=None) -> int:
     from spart.evaluation.answers import hits_for_ranking
     from spart.evaluation.datasets import load_dataset
     from spart.evaluation.metrics import beir_metrics, top_k_accuracy
+    from spart.index import DenseIndex
 
     base_model = args.base or packaged_minilm_path()
     dev = load_dataset(args.pseudo_dev, "pseudo-dev")
@@ -72,10 +64,11 @@ def main(argv=None) -> int:
             passage_max_length=base.passage_max_length,
             query_max_length=base.query_max_length,
         )
-        embedded = encoder.encode_passages(texts, titles, batch_size=64, show_progress=True)
+        index = DenseIndex(encoder.embedding_dim, "Flat")
+        index.add(encoder.encode_passages(texts, titles, batch_size=64, show_progress=True))  # ids = row numbers
         row: dict = {}
         for name, data in (("pseudo_dev", dev), ("test", test)):
-            top = rank(encoder.encode_queries([q.text for q in data.queries], batch_size=64), embedded)
+            _, top = index.search(encoder.encode_queries([q.text for q in data.queries], batch_size=64), 100)
             if data.qrels is not None:
                 ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
                 means, per_query = beir_metrics(data.qrels, ranked, ["ndcg@10", "recall@100"])

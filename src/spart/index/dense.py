@@ -208,12 +208,18 @@ class DenseIndex:
         return 0 if self._delta is None else int(self._delta.ntotal)
 
     @property
-    def _takes_delta(self) -> bool:
-        """Whether changes go to the delta (a mapped Flat / HNSW index) instead of a copy in memory."""
-        if not self._mapped or not isinstance(self._index, _faiss().IndexIDMap2):
+    def _flat_storage(self) -> bool:
+        """Whether the index is ``Flat`` or HNSW (full vectors, worth mapping and extending by a delta)."""
+        faiss = _faiss()
+        if not isinstance(self._index, faiss.IndexIDMap2):
             return False
         base = self._base
-        return isinstance(base, _faiss().IndexFlat) or hasattr(base, "hnsw")
+        return isinstance(base, faiss.IndexFlat) or hasattr(base, "hnsw")
+
+    @property
+    def _takes_delta(self) -> bool:
+        """Whether changes go to the delta (a mapped Flat / HNSW index) instead of a copy in memory."""
+        return self._mapped and self._flat_storage
 
     def __repr__(self) -> str:
         return f"DenseIndex(dim={self.dim}, factory={self.factory!r}, size={len(self)})"
@@ -382,22 +388,28 @@ class DenseIndex:
     def _remove_from_mapped(self, ids: np.ndarray) -> int:
         faiss = _faiss()
         removed = int(self._delta.remove_ids(faiss.IDSelectorBatch(ids))) if self._delta_size else 0
-        if self._mapped_ids is None:
-            self._mapped_ids = np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
-        new = np.setdiff1d(np.intersect1d(self._mapped_ids, ids), self._deleted)
-        self._deleted = np.union1d(self._deleted, new)
-        if len(self._deleted) > _TOMBSTONE_MAX_FRACTION * self._index.ntotal:
+        if self._mapped_ids is None:  # the mapped part never changes: its ids are read once
+            self._mapped_ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        removed += self._tombstone(self._mapped_ids, ids)
+        if self._too_many_tombstones:
             self._materialize()
-        return removed + len(new)
+        return removed
 
     def _remove_by_tombstone(self, ids: np.ndarray) -> int:
-        faiss = _faiss()
-        stored = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        removed = self._tombstone(_faiss().vector_to_array(self._index.id_map).astype(np.int64), ids)
+        if self._too_many_tombstones:
+            self._purge_tombstones()
+        return removed
+
+    def _tombstone(self, stored: np.ndarray, ids: np.ndarray) -> int:
+        """Hide the ``ids`` that are ``stored`` in the FAISS index and not hidden yet; returns how many."""
         new = np.setdiff1d(np.intersect1d(stored, ids), self._deleted)
         self._deleted = np.union1d(self._deleted, new)
-        if len(self._deleted) > _TOMBSTONE_MAX_FRACTION * self._index.ntotal:
-            self._purge_tombstones()
         return len(new)
+
+    @property
+    def _too_many_tombstones(self) -> bool:
+        return len(self._deleted) > _TOMBSTONE_MAX_FRACTION * self._index.ntotal
 
     def _purge_tombstones(self) -> None:
         deleted, self._deleted = self._deleted, np.zeros(0, dtype=np.int64)
@@ -508,22 +520,11 @@ class DenseIndex:
             with atomic_path(path) as tmp:
                 faiss.write_index(self._index, str(tmp))
             delta_path.unlink(missing_ok=True)  # a stale delta of an earlier write to this path
-            header = self.header()
-            base = self._base
-            if (
-                remap
-                and isinstance(self._index, faiss.IndexIDMap2)
-                and (isinstance(base, faiss.IndexFlat) or hasattr(base, "hnsw"))
-            ):
-                mapped = DenseIndex.read_file(path, header)
-                self._index, self._mapped, self._source, self._source_path = (
-                    mapped._index,
-                    True,
-                    mapped._source,
-                    path,
-                )
-                self._mapped_ids = None
-            return header
+            if remap and self._flat_storage:
+                self._source, self._index = _map_index(path, self.dim)
+                self._mapped, self._source_path, self._mapped_ids = True, path, None
+                self._apply_search_params(self._index)
+            return self.header()
         with atomic_path(path) as tmp:
             self._link_or_copy_source(tmp)
         header = self.header()
@@ -562,22 +563,15 @@ class DenseIndex:
 
         :raises ValueError: If the file (or its delta) is missing, not a FAISS index, or does not match ``header``.
         """
-        faiss = _faiss()
         path = Path(path)
         # Flat / HNSW / PQ code arrays map with IO_FLAG_MMAP_IFC. FAISS maps IVF lists only as files it
         # later reopens by name (which a newer checkpoint may delete), so IVF is read into memory: with PQ
         # its codes are small.
         mmap = mmap and not str(header["factory"]).strip().upper().startswith("IVF")
-        flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
-        # Opened before FAISS maps it: a copy made later (first change, write_file) is read from this very file
-        # even if a newer checkpoint has replaced the path since.
+        dim = header["dim"]
+        source, index = _map_index(path, dim) if mmap else (None, _read_index(path, 0, dim))
         try:
-            source = open(path, "rb") if mmap else None  # noqa: SIM115 (kept open while the index is mapped)
-        except OSError as exc:
-            raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
-        try:
-            index = _read_index(path, flags, header["dim"])
-            delta = _read_index(path.with_name(header["delta"]), 0, header["dim"]) if header.get("delta") else None
+            delta = _read_index(path.with_name(header["delta"]), 0, dim) if header.get("delta") else None
         except BaseException:
             if source is not None:
                 source.close()
@@ -642,6 +636,21 @@ class DenseIndex:
         if not path.is_file():
             raise FileNotFoundError(f"dense index file not found: {path}")
         return cls.from_bytes(path.read_bytes(), source=str(path))
+
+
+def _map_index(path: Path, dim: int):
+    """``(open file, FAISS index memory-mapped from it)``. The file is opened before FAISS maps it and kept open:
+    a copy made later (first change, write_file) is read from this very file even if a newer checkpoint has
+    replaced the path since."""
+    try:
+        source = open(path, "rb")  # noqa: SIM115 (kept open while the index is mapped)
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable FAISS index: {exc}") from exc
+    try:
+        return source, _read_index(path, _faiss().IO_FLAG_MMAP_IFC, dim)
+    except BaseException:
+        source.close()
+        raise
 
 
 def _read_index(path: Path, flags: int, dim: int):
