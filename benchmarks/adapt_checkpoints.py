@@ -30,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="checkpoint directories ('base': the base encoder)")
-    parser.add_argument("--pseudo-dev", required=True, help="the run's questions/ directory (BEIR, split pseudo-dev)")
+    parser.add_argument(
+        "--pseudo-dev", help="the run's questions/ directory (BEIR, split pseudo-dev); omitted: the test split only"
+    )
     parser.add_argument("--dataset", required=True, help="labelled data set (DPR or BEIR) on the same corpus")
     parser.add_argument("--split", default="test")
     parser.add_argument("--base", help="the base encoder (default: the packaged MiniLM)")
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
     from spart.index import DenseIndex
 
     base_model = args.base or packaged_minilm_path()
-    dev = load_dataset(args.pseudo_dev, "pseudo-dev")
+    dev = load_dataset(args.pseudo_dev, "pseudo-dev") if args.pseudo_dev else None
     test = load_dataset(args.dataset, args.split)
     passages = list(read_passages(test.corpus_path))
     ids, texts, titles = [p.id for p in passages], [p.text for p in passages], [p.title for p in passages]
@@ -68,6 +70,8 @@ def main(argv=None) -> int:
         index.add(encoder.encode_passages(texts, titles, batch_size=64, show_progress=True))  # ids = row numbers
         row: dict = {}
         for name, data in (("pseudo_dev", dev), ("test", test)):
+            if data is None:
+                continue
             _, top = index.search(encoder.encode_queries([q.text for q in data.queries], batch_size=64), 100)
             if data.qrels is not None:
                 ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
@@ -83,7 +87,7 @@ def main(argv=None) -> int:
         row["seconds"] = round(time.perf_counter() - start, 1)
         results["models"][model] = row
         args.out.write_text(json.dumps(results, indent=1))
-        print(model, json.dumps(row["pseudo_dev"]), json.dumps(row["test"]), f"{row['seconds']:.0f} s", flush=True)
+        print(model, json.dumps(row.get("pseudo_dev")), json.dumps(row["test"]), f"{row['seconds']:.0f} s", flush=True)
     return 0
 
 

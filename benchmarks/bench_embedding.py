@@ -9,6 +9,7 @@ characters). Systems:
 - ``spart torch fp32``: ``SpiderDocumentEmbedder(backend="torch", precision="fp32")``;
 - ``spart torch bf16``: the same with bf16 weights + autocast (only where the CPU runs bf16 natively);
 - ``spart onnx``: ``backend="onnx"`` (ONNX Runtime, fused graph exported once and cached under $SPART_CACHE);
+- ``spart openvino``: ``backend="openvino"`` (OpenVINO, converted once by its PyTorch frontend, compiled f32);
 - ``spart onnx int8 (check only)``: with ``--int8-check``, the same graph after ONNX Runtime's int8 dynamic
   quantisation, to show its cosine (spart does not offer it: it misses cosine 0.999);
 - ``ST fp32``: ``SentenceTransformer.encode``;
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from spart.components.embedders import SpiderDocumentEmbedder
+    from spart.encoders.backends import runtime_available
     from spart.encoders.precision import bf16_supported
     from spart.onnx_runtime import onnx_session, onnxruntime_available
 
@@ -206,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             systems["spart onnx int8 (check only)"] = _int8_run(model_dir, max_len, rows, args.batch_size, onnx_session)
     else:
         print("# spart onnx: skipped (pip install 'spart[onnx]')")
+    if runtime_available("openvino"):
+        systems["spart openvino"] = spart_run(embedder(backend="openvino"))
+    else:
+        print("# spart openvino: skipped (pip install 'spart[openvino]')")
     auto = embedder(backend="auto")
     resolved = f"{auto.encoder.inference_backend} {auto.encoder.precision}"
     print(f"# spart backend='auto' resolves to: {resolved} on this machine")

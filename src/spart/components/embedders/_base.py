@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from spart.encoders.backends import check_backend
 from spart.encoders.config import POOLING_MODES, DualEncoderConfig
-from spart.encoders.onnx_backend import check_backend
 from spart.validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -108,10 +108,11 @@ class DualEncoderEmbedderBase:
         :param passage_max_length: token budget of ``title [SEP] text`` (``None``: default, 240).
         :param pooling: ``"cls"`` or ``"mean"`` to override the model's pooling; ``None`` keeps it.
         :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
-        :param backend: ``"auto"`` (default: torch where bf16 is native or on a GPU, else the faster of torch fp32
-            and ONNX Runtime on this machine, measured once and cached), ``"torch"``, or ``"onnx"`` (ONNX Runtime,
-            fp32 on the CPU; needs ``pip install 'spart[onnx]'``). The towers are exported to ONNX once per model
-            under ``$SPART_CACHE/onnx``.
+        :param backend: ``"auto"`` (default: torch where bf16 is native or on a GPU, else the fastest of torch
+            fp32 and the installed runtimes on this machine, measured once and cached), ``"torch"``, ``"onnx"``
+            (ONNX Runtime, fp32 on the CPU; needs ``pip install 'spart[onnx]'``) or ``"openvino"`` (OpenVINO,
+            fp32 on the CPU; needs ``pip install 'spart[openvino]'``). A runtime's towers are exported once per
+            model under ``$SPART_CACHE/onnx`` or ``$SPART_CACHE/openvino``.
         :raises ValueError: for a setting of the wrong type or out of range.
         """
         self.model = _check_location(model, "model")
@@ -177,7 +178,7 @@ class DualEncoderEmbedderBase:
         """Load the dual encoder (once; embedders asking for the same model in one process share it).
 
         The encoder is inference-only here: its weights are frozen and its backend is resolved now (with
-        ``backend="auto"`` or ``"onnx"`` this may export the towers to ONNX once, or reuse the cached export).
+        ``backend="auto"``, ``"onnx"`` or ``"openvino"`` this may export the towers once, or reuse the cached export).
         """
         if self._encoder is not None:
             return
@@ -214,7 +215,7 @@ class DualEncoderEmbedderBase:
                 encoder.requires_grad_(False)
                 if encoder.precision == "bf16":
                     _cast_weights_to_bf16(encoder)
-                encoder.inference_backend  # noqa: B018 - resolves the backend (may export to ONNX) at warm-up
+                encoder.inference_backend  # noqa: B018 - resolves the backend (may export the towers) at warm-up
                 _ENCODERS[key] = encoder
         self._encoder = encoder
 

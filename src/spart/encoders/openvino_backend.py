@@ -1,0 +1,169 @@
+"""OpenVINO inference for the dual encoder's towers (fp32, CPU).
+
+A tower, with the encoder's pooling and normalisation, is converted once per encoder fingerprint by
+OpenVINO's PyTorch frontend (``openvino.convert_model`` on the torch module itself, not on the ONNX export:
+one conversion fewer, and no dependency on the ``onnx`` extra), checked against the torch tower on a padded
+batch, and saved as OpenVINO IR under ``$SPART_CACHE/openvino/v1/<fingerprint>/<tower>/`` (written in a
+staging directory and swapped in whole, so a crash never leaves a half-written model under a final name).
+It is compiled for the CPU with ``INFERENCE_PRECISION_HINT=f32``: OpenVINO would otherwise run bf16 where the
+CPU has it, and this backend promises the fp32 embeddings (bf16, where native, is torch's job under
+``precision="auto"``). Threads: torch's thread count, so every backend uses the same.
+
+Selected with ``backend="openvino"`` (needs the ``openvino`` extra: ``pip install 'spart[openvino]'``), or by
+``"auto"`` where it measures fastest; see :mod:`spart.encoders.backends`.
+
+Example::
+
+    from spart.encoders import DualEncoder
+    from spart.encoders.loading import packaged_minilm_path
+
+    encoder = DualEncoder.load(packaged_minilm_path(), device="cpu", backend="openvino")
+    vectors = encoder.encode_passages(["Paris is the capital of France."], ["Paris"])  # float32, unit length
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from spart._extras import require
+from spart.atomic import replace_directory
+from spart.encoders.export import CHECK_ATOL, PooledTower, check_batch, fp32_tower, weights_stamp
+from spart.onnx_runtime import quiet_export
+
+if TYPE_CHECKING:
+    from spart.encoders.dual_encoder import DualEncoder
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "v1"  # bump when the converted model changes (inputs, pooling in the graph...)
+MODEL_FILE = "tower.xml"  # its weights sit next to it in tower.bin
+
+
+def require_openvino():
+    """The ``openvino`` module; :class:`spart._extras.MissingExtraError` naming the ``openvino`` extra."""
+    return require("openvino", "openvino")
+
+
+def openvino_root() -> Path:
+    """``$SPART_CACHE/openvino`` (``~/.cache/spart/openvino`` without ``$SPART_CACHE``)."""
+    from spart.evaluation.cache import cache_root
+
+    return cache_root() / "openvino"
+
+
+def compile_tower(path: str | Path, threads: int | None = None) -> Any:
+    """``path`` (IR or an in-memory model) compiled for the CPU in fp32 with ``threads`` (default: torch's)."""
+    ov = require_openvino()
+    config = {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    model = path if not isinstance(path, (str, Path)) else str(path)
+    return ov.Core().compile_model(model, "CPU", config)
+
+
+def export_tower(encoder: DualEncoder, role: str, folder: str | Path) -> Path:
+    """Convert ``encoder``'s ``role`` tower (with pooling and normalisation) to OpenVINO IR in ``folder``.
+
+    :param encoder: an fp32 encoder on the CPU.
+    :param role: ``"query"`` or ``"passage"``.
+    :param folder: the IR's directory (replaced whole); its parent is created.
+    :returns: the ``tower.xml`` path.
+    :raises ValueError: if the encoder is not fp32, or the converted model does not reproduce the torch tower.
+    """
+    ov = require_openvino()
+    folder = Path(folder)
+    tower = fp32_tower(encoder, role, "OpenVINO")
+    wrapper = PooledTower(encoder, role).eval()
+    ids, mask = check_batch(encoder.tokenizer, int(tower.config.vocab_size))
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            expected = wrapper(ids, mask).numpy()
+        with torch.no_grad(), quiet_export():
+            model = ov.convert_model(wrapper, example_input=(ids, mask))
+        for port, name in zip(model.inputs, ("input_ids", "attention_mask")):
+            port.get_tensor().set_names({name})
+        model.reshape({name: ov.PartialShape([-1, -1]) for name in ("input_ids", "attention_mask")})
+        got = compile_tower(model, threads=1)([ids.numpy(), mask.numpy()])[0]
+        error = float(np.abs(got - expected).max())
+        if error > CHECK_ATOL:
+            raise ValueError(f"the OpenVINO conversion of the {role} tower differs from torch by {error:.3g}")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            ov.save_model(model, str(staging / MODEL_FILE), compress_to_fp16=False)
+            replace_directory(staging, folder)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    finally:
+        encoder.train(was_training)
+    logger.info("converted the %s tower to OpenVINO IR in %s (max |diff| %.2g)", role, folder, error)
+    return folder / MODEL_FILE
+
+
+class OpenVinoTowers:
+    """Compiled OpenVINO towers of one encoder (one model when the tower is shared).
+
+    Built by :func:`load_openvino_towers`; ``embed(role, input_ids, attention_mask)`` returns the same float32
+    embeddings as ``DualEncoder.embed`` on those inputs. Each thread gets its own infer requests (an infer
+    request is not thread-safe; the compiled model is).
+    """
+
+    def __init__(self, compiled: dict[str, Any], paths: dict[str, Path], stamp: tuple) -> None:
+        self.compiled = compiled
+        self.paths = paths
+        self.stamp = stamp
+        self._local = threading.local()
+
+    def embed(self, role: str, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        requests = self._local.__dict__.setdefault("requests", {})
+        request = requests.get(role)
+        if request is None:
+            request = requests[role] = self.compiled[role].create_infer_request()
+        feed = [np.asarray(input_ids, dtype=np.int64), np.asarray(attention_mask, dtype=np.int64)]
+        return np.array(request.infer(feed)[0], dtype=np.float32)  # a copy: the request reuses its buffer
+
+
+def tower_dirs(encoder: DualEncoder, root: Path | None = None) -> dict[str, Path]:
+    """Where the towers of ``encoder`` are (or will be) converted: ``{role: folder}`` (one if shared)."""
+    base = (root or openvino_root()) / EXPORT_FORMAT / encoder.fingerprint
+    if encoder.config.shared:
+        return {"query": base / "shared", "passage": base / "shared"}
+    return {role: base / role for role in ("query", "passage")}
+
+
+def load_openvino_towers(encoder: DualEncoder, root: Path | None = None) -> OpenVinoTowers:
+    """Compiled OpenVINO towers for ``encoder``, converting the ones not yet in the cache.
+
+    :param encoder: an fp32 encoder on the CPU.
+    :param root: the IR cache (default ``$SPART_CACHE/openvino``).
+    :returns: the compiled towers.
+    """
+    require_openvino()
+    stamp = weights_stamp(encoder)
+    folders = tower_dirs(encoder, root)
+    compiled: dict[Path, Any] = {}
+    for role, folder in folders.items():
+        if folder in compiled:
+            continue
+        path = folder / MODEL_FILE
+        if not path.is_file():
+            export_tower(encoder, role, folder)
+        compiled[folder] = compile_tower(path)
+    return OpenVinoTowers(
+        {role: compiled[folder] for role, folder in folders.items()},
+        {role: folder / MODEL_FILE for role, folder in folders.items()},
+        stamp,
+    )
