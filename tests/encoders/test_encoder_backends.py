@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from spart.encoders import DualEncoder, backends
+from spart.encoders import ART_DEFAULTS, DualEncoder, backends
 
-TEXTS = ["Hamlet is a tragedy written by William Shakespeare.", "Paris", "A gyroscope measures orientation."]
+TEXTS = [
+    "Hamlet is a tragedy written by William Shakespeare.",
+    "Paris",
+    "The mitochondrion is the powerhouse of the cell, producing most of its chemical energy supply.",
+    "A gyroscope is a device used for measuring or maintaining orientation and angular velocity.",
+]
+TITLES = ["Hamlet", "", "Mitochondrion", None]
 
 pytestmark = pytest.mark.usefixtures("spart_cache")
 
@@ -25,6 +31,40 @@ def both_runtimes() -> None:
     missing = [r for r in backends.RUNTIMES if not backends.runtime_available(r)]
     if missing:
         pytest.skip(f"extras not installed: {missing} (pip install 'spart[onnx,openvino]')")
+
+
+def needs(runtime: str) -> None:
+    if not backends.runtime_available(runtime):
+        pytest.skip(f"the {runtime} extra is not installed (pip install 'spart[{runtime}]')")
+
+
+@pytest.mark.parametrize("runtime", backends.RUNTIMES)
+@pytest.mark.parametrize("overrides", [{"pooling": "cls"}, {"pooling": "mean", "normalize": True}])
+def test_runtime_matches_torch(tiny_bert_dir, runtime, overrides):
+    needs(runtime)
+    reference, encoder = load(tiny_bert_dir, "torch", **overrides), load(tiny_bert_dir, runtime, **overrides)
+    assert encoder.inference_backend == runtime and reference.inference_backend == "torch"
+    for method in ("encode_queries", "encode_passages"):
+        args = (TEXTS,) if method == "encode_queries" else (TEXTS, TITLES)
+        expected = getattr(reference, method)(*args, batch_size=3)  # batches of 3 and 1 rows, several widths
+        got = getattr(encoder, method)(*args, batch_size=3)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("runtime", backends.RUNTIMES)
+def test_separate_towers_stay_separate(tiny_bert_dir, runtime):
+    needs(runtime)
+    reference = load(tiny_bert_dir, "torch", defaults=ART_DEFAULTS)
+    encoder = load(tiny_bert_dir, runtime, defaults=ART_DEFAULTS)
+    with torch.no_grad():  # make the towers differ, so a mix-up would show
+        encoder.passage_model.embeddings.word_embeddings.weight.mul_(0.5)
+        reference.passage_model.embeddings.word_embeddings.weight.mul_(0.5)
+    assert encoder.inference_backend == runtime
+    np.testing.assert_allclose(encoder.encode_queries(TEXTS), reference.encode_queries(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.encode_passages(TEXTS, TITLES), reference.encode_passages(TEXTS, TITLES), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("runtime", backends.RUNTIMES)

@@ -8,6 +8,8 @@ export the same :class:`PooledTower` and check it against torch on :func:`check_
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -77,3 +79,30 @@ def fp32_tower(encoder: DualEncoder, role: str, runtime: str) -> nn.Module:
     if dtypes != {torch.float32}:
         raise ValueError(f"the {runtime} export needs fp32 weights, the {role} tower has {sorted(map(str, dtypes))}")
     return tower
+
+
+def tower_paths(folder: Path, encoder: DualEncoder, suffix: str = "") -> dict[str, Path]:
+    """``{role: folder / (name + suffix)}`` for the towers of ``encoder``: one ``shared`` entry for both roles when
+    the tower is shared, ``query`` and ``passage`` otherwise."""
+    if encoder.config.shared:
+        shared = folder / f"shared{suffix}"
+        return {"query": shared, "passage": shared}
+    return {role: folder / f"{role}{suffix}" for role in ("query", "passage")}
+
+
+def open_towers(
+    encoder: DualEncoder,
+    locations: dict[str, Path],
+    artifact: Callable[[Path], Path],
+    export: Callable[[DualEncoder, str, Path], Any],
+    open_: Callable[[Path], Any],
+) -> dict[str, Any]:
+    """``{role: open_(artifact(location))}``, each distinct location opened once (a shared tower is one export),
+    exported first with ``export(encoder, role, location)`` where its ``artifact`` file is missing."""
+    opened: dict[Path, Any] = {}
+    for role, location in locations.items():
+        if location not in opened:
+            if not artifact(location).is_file():
+                export(encoder, role, location)
+            opened[location] = open_(artifact(location))
+    return {role: opened[location] for role, location in locations.items()}

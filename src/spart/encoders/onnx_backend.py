@@ -28,7 +28,15 @@ import numpy as np
 import torch
 
 from spart.atomic import atomic_path
-from spart.encoders.export import CHECK_ATOL, PooledTower, check_batch, fp32_tower, weights_stamp
+from spart.encoders.export import (
+    CHECK_ATOL,
+    PooledTower,
+    check_batch,
+    fp32_tower,
+    open_towers,
+    tower_paths,
+    weights_stamp,
+)
 from spart.onnx_runtime import (
     eager_attention,
     export_traced,
@@ -152,11 +160,7 @@ class OnnxTowers:
 
 def tower_files(encoder: DualEncoder, root: Path | None = None) -> dict[str, Path]:
     """Where the towers of ``encoder`` are (or will be) exported: ``{role: path}`` (one file if shared)."""
-    folder = (root or onnx_root()) / EXPORT_FORMAT / encoder.fingerprint
-    if encoder.config.shared:
-        shared = folder / "shared.onnx"
-        return {"query": shared, "passage": shared}
-    return {role: folder / f"{role}.onnx" for role in ("query", "passage")}
+    return tower_paths((root or onnx_root()) / EXPORT_FORMAT / encoder.fingerprint, encoder, ".onnx")
 
 
 def load_onnx_towers(encoder: DualEncoder, root: Path | None = None) -> OnnxTowers:
@@ -169,11 +173,5 @@ def load_onnx_towers(encoder: DualEncoder, root: Path | None = None) -> OnnxTowe
     require_onnxruntime()
     stamp = weights_stamp(encoder)
     paths = tower_files(encoder, root)
-    sessions: dict[Path, Any] = {}
-    for role, path in paths.items():
-        if path in sessions:
-            continue
-        if not path.is_file():
-            export_tower(encoder, role, path)
-        sessions[path] = onnx_session(path)
-    return OnnxTowers({role: sessions[path] for role, path in paths.items()}, paths, stamp)
+    sessions = open_towers(encoder, paths, lambda path: path, export_tower, onnx_session)
+    return OnnxTowers(sessions, paths, stamp)

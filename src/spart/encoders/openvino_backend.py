@@ -35,7 +35,15 @@ import torch
 
 from spart._extras import require
 from spart.atomic import replace_directory
-from spart.encoders.export import CHECK_ATOL, PooledTower, check_batch, fp32_tower, weights_stamp
+from spart.encoders.export import (
+    CHECK_ATOL,
+    PooledTower,
+    check_batch,
+    fp32_tower,
+    open_towers,
+    tower_paths,
+    weights_stamp,
+)
 from spart.onnx_runtime import quiet_export
 
 if TYPE_CHECKING:
@@ -138,10 +146,7 @@ class OpenVinoTowers:
 
 def tower_dirs(encoder: DualEncoder, root: Path | None = None) -> dict[str, Path]:
     """Where the towers of ``encoder`` are (or will be) converted: ``{role: folder}`` (one if shared)."""
-    base = (root or openvino_root()) / EXPORT_FORMAT / encoder.fingerprint
-    if encoder.config.shared:
-        return {"query": base / "shared", "passage": base / "shared"}
-    return {role: base / role for role in ("query", "passage")}
+    return tower_paths((root or openvino_root()) / EXPORT_FORMAT / encoder.fingerprint, encoder)
 
 
 def load_openvino_towers(encoder: DualEncoder, root: Path | None = None) -> OpenVinoTowers:
@@ -154,16 +159,9 @@ def load_openvino_towers(encoder: DualEncoder, root: Path | None = None) -> Open
     require_openvino()
     stamp = weights_stamp(encoder)
     folders = tower_dirs(encoder, root)
-    compiled: dict[Path, Any] = {}
-    for role, folder in folders.items():
-        if folder in compiled:
-            continue
-        path = folder / MODEL_FILE
-        if not path.is_file():
-            export_tower(encoder, role, folder)
-        compiled[folder] = compile_tower(path)
+    compiled = open_towers(encoder, folders, lambda folder: folder / MODEL_FILE, export_tower, compile_tower)
     return OpenVinoTowers(
-        {role: compiled[folder] for role, folder in folders.items()},
+        compiled,
         {role: folder / MODEL_FILE for role, folder in folders.items()},
         stamp,
     )
