@@ -6,7 +6,9 @@ corpus is encoded once, and both question sets are ranked by exact inner product
 so one checkpoint costs one corpus encode (``spart adapt``'s select stage builds a store per data set instead).
 Pseudo-dev (nDCG@10, the selection objective) is what a label-free run may use; the test split is for the report
 only. BEIR test sets give nDCG@10 / R@100, DPR sets top-k accuracy (DPR's answer matching). Results are saved
-to ``--out`` after every checkpoint, and a rerun skips checkpoints already there.
+to ``--out`` after every checkpoint, and a rerun skips checkpoints already there. Without ``--pseudo-dev`` only the
+test split is scored. At the end each checkpoint is compared with ``base`` on the test split (paired t-test on
+nDCG@10 per query, or on the per-question top-5 / top-20 hits).
 
 Run (from the repo root)::
 
@@ -88,7 +90,36 @@ def main(argv=None) -> int:
         results["models"][model] = row
         args.out.write_text(json.dumps(results, indent=1))
         print(model, json.dumps(row.get("pseudo_dev")), json.dumps(row["test"]), f"{row['seconds']:.0f} s", flush=True)
+    print_p_values(results["models"])
     return 0
+
+
+def print_p_values(models: dict) -> None:
+    """Paired t-test of each model against ``base`` on the test split: nDCG@10 per query (BEIR) or the per-question
+    top-5 / top-20 hits (DPR)."""
+    from scipy.stats import ttest_rel
+
+    base = models.get("base")
+    if base is None:
+        return
+    for name, row in models.items():
+        if name == "base":
+            continue
+        if "test_per_query" in row:
+            qids = sorted(base["test_per_query"])
+            a, b = [base["test_per_query"][q] for q in qids], [row["test_per_query"].get(q, 0.0) for q in qids]
+            print(f"{name}: p vs base (test nDCG@10) {ttest_rel(b, a).pvalue:.3g}")
+        elif "test_first_hit" in row:
+            qids = sorted(base["test_first_hit"])
+            for k in (5, 20):
+                a, b = [_hit(base, q, k) for q in qids], [_hit(row, q, k) for q in qids]
+                p = ttest_rel(b, a).pvalue if a != b else 1.0
+                print(f"{name}: p vs base (test top-{k}) {p:.3g}")
+
+
+def _hit(row: dict, qid: str, k: int) -> float:
+    first = row["test_first_hit"].get(qid)
+    return float(first is not None and first <= k)
 
 
 if __name__ == "__main__":
