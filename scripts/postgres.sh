@@ -52,9 +52,10 @@ apt_install() {
 has_pgvector() { [ -f "$("$PG_BIN/pg_config" --sharedir)/extension/vector.control" ]; }
 
 build_pgvector() (  # a subshell: its EXIT trap removes the work directory
-  local pgxs work lists
-  pgxs=$("$PG_BIN/pg_config" --pgxs)
-  [ -f "$pgxs" ] || apt_install "postgresql-server-dev-$PG_MAJOR"
+  local work lists
+  # The server headers: pgxs.mk alone is not enough (Debian ships it in postgresql-client, without postgres.h).
+  [ -f "$("$PG_BIN/pg_config" --pgxs)" ] && [ -f "$("$PG_BIN/pg_config" --includedir-server)/postgres.h" ] \
+    || apt_install "postgresql-server-dev-$PG_MAJOR"
   command -v gcc >/dev/null && command -v make >/dev/null || apt_install build-essential
   command -v dpkg-source >/dev/null || apt_install dpkg-dev
   is_root || die "pgvector must be installed into PostgreSQL's directories: run this script as root once"
