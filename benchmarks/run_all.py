@@ -23,6 +23,7 @@ BENCHMARKS = {
     "embedding": (["bench_embedding.py"], True),
     "span-mining": (["bench_span_mining.py"], True),
     "grad-cache-memory": (["bench_grad_cache_memory.py"], False),
+    "art-memory": (["bench_art_memory.py"], False),
     "teacher": (["bench_teacher.py", "throughput"], True),
 }
 

@@ -58,7 +58,8 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     assert state["stages"]["train"]["steps"] == 2 and state["stages"]["train"]["questions"] == 18  # 2 real + 16
     # ART's target mixes in the base score at the fixed default weight, whatever the audit's pseudo-dev pick was
     assert state["stages"]["train"]["base_weight"] == 0.5
-    assert "base_weight: 0.5" in (out / "art" / "config.yaml").read_text()
+    config = (out / "art" / "config.yaml").read_text()
+    assert "base_weight: 0.5" in config and "grad_cache_chunk: 64" in config
     curve = state["stages"]["select"]["curve"]
     assert [p["step"] for p in curve] == ["base", 1, 2]
     assert all("ndcg@10" in p["pseudo_dev"] for p in curve)

@@ -152,6 +152,17 @@ def first_step_gradients(trainer):
     return float(loss), grads
 
 
+def test_grad_cache_matches_plain_training(tmp_path, model_no_dropout):
+    # Dropout off: chunked encoding draws masks in another order than one big batch (the replay itself is tested
+    # in test_grad_cache.py). 4 questions x top 5 = 20 passages in chunks of 3: an uneven last chunk.
+    plain = first_step_gradients(make_trainer(art_config(tmp_path / "plain", model_no_dropout)))
+    cached = first_step_gradients(make_trainer(art_config(tmp_path / "gc", model_no_dropout, grad_cache_chunk=3)))
+    assert plain[0] == pytest.approx(cached[0], abs=1e-6)
+    assert set(plain[1]) == set(cached[1]) and any(n.startswith("query_model") for n in plain[1])
+    for name, grad in plain[1].items():
+        assert torch.allclose(cached[1][name], grad, rtol=1e-4, atol=1e-6), (name, (cached[1][name] - grad).abs().max())
+
+
 def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir):
     init_gloo(rank, world, rendezvous)
     ctx = DistributedContext(rank=rank, world_size=world)

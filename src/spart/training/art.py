@@ -57,6 +57,7 @@ from spart.training.art_data import (
 )
 from spart.training.config import ARTTrainingConfig
 from spart.training.distributed import DistributedContext, average_gradients, guarded
+from spart.training.grad_cache import grad_cache_step, split_inputs
 from spart.training.losses.kl_distillation_loss import KLDistillationLoss
 from spart.training.trainer import Trainer
 
@@ -187,7 +188,7 @@ class ARTTrainer(Trainer):
     def compute_loss_and_backward(self, questions: list[str]) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward + backward of one rank's questions; returns the local loss and timings (seconds)."""
         enc, k, b = self.encoder, self.config.top_k, len(questions)
-        with self.autocast():
+        with self.autocast():  # with its graph either way: b queries are cheap next to the b x k passages
             q = enc.embed(enc.tokenize_queries(questions), "query")
         t0 = time.perf_counter()
         _, rows = self.index.search(q.detach().float().cpu(), k)
@@ -199,12 +200,24 @@ class ARTTrainer(Trainer):
         teacher_scores = self._teacher_scores(questions, ids, titles, texts, b, k)
         teacher_s = time.perf_counter() - t0
 
-        with self.autocast():
-            p = enc.embed(enc.tokenize_passages(texts, titles), "passage")
-        student = torch.einsum("bd,bkd->bk", q.float(), p.float().view(b, k, -1)) / self.temperature
-        loss = self.loss_fn(student, teacher_scores.to(student.device))
-        self.scale(loss).backward()
-        return loss.detach(), {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
+        p_inputs = enc.tokenize_passages(texts, titles)
+
+        def loss_of(p: torch.Tensor) -> torch.Tensor:
+            student = torch.einsum("bd,bkd->bk", q.float(), p.float().view(b, k, -1)) / self.temperature
+            return self.loss_fn(student, teacher_scores.to(student.device))
+
+        chunk = self.config.grad_cache_chunk
+        if chunk is None:
+            with self.autocast():
+                p = enc.embed(p_inputs, "passage")
+            loss = loss_of(p)
+            self.scale(loss).backward()
+            return loss.detach(), {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
+        # GradCache over the passages only: the loss's backward also reaches the queries through q's graph.
+        loss = grad_cache_step(
+            [(self.embed_fn("passage"), split_inputs(p_inputs, chunk))], loss_of, loss_scale=self.scale
+        )
+        return loss, {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
 
     def _teacher_scores(self, questions, ids, titles, texts, b: int, k: int) -> torch.Tensor:
         passages = [Passage(id=i, text=x, title=t) for i, t, x in zip(ids, titles, texts)]

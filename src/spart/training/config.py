@@ -100,6 +100,9 @@ class EncoderTrainingConfig(TrainingConfig):
         own (sentence-transformers settings, spart.json, else the method's defaults).
     :param query_max_length / passage_max_length: token budgets (SPIDER/DPR/ART: 64 / 240).
     :param export_steps: also save a loadable model (``models/step-N``) at these steps, for learning curves.
+    :param grad_cache_chunk: GradCache chunk size (per rank, in texts): the passages (and, in the contrastive
+        trainer, the queries) are encoded in chunks of this many with the exact full-batch gradient, so activation
+        memory is that of one chunk; ``None`` encodes the batch at once.
     """
 
     model: str
@@ -113,6 +116,7 @@ class EncoderTrainingConfig(TrainingConfig):
     query_max_length: int = Field(64, ge=4)
     passage_max_length: int = Field(240, ge=4)
     export_steps: list[int] = Field(default_factory=list)
+    grad_cache_chunk: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _passage_tower(self) -> EncoderTrainingConfig:
@@ -184,14 +188,12 @@ class ContrastiveTrainingConfig(EncoderTrainingConfig):
     DPR-style fine-tuning), ``cls`` pooling (SPIDER/DPR) and no normalisation by default.
 
     :param temperature: scores are divided by it; 1.0 is SPIDER/DPR's plain dot product.
-    :param grad_cache_chunk: GradCache chunk size (per rank, in texts); ``None`` encodes the batch at once.
     :param data: span examples (``kind: spider``) or labelled pairs (``kind: pairs``).
     """
 
     pooling: Literal["cls", "mean"] = "cls"
     normalize: bool = False
     temperature: float = Field(1.0, gt=0)
-    grad_cache_chunk: int | None = Field(None, gt=0)
     data: SpiderDataConfig | PairsDataConfig = Field(discriminator="kind")
 
 

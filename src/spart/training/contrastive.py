@@ -157,20 +157,13 @@ class ContrastiveTrainer(Trainer):
             self.scale(loss).backward()
             return loss.detach()
 
-        def encoder_for(role: str):
-            def encode(inputs):
-                with self.autocast():
-                    return enc.embed(inputs, role)
-
-            return encode
-
         return grad_cache_step(
             [
-                (encoder_for("query"), split_inputs(q_inputs, chunk)),
-                (encoder_for("passage"), split_inputs(p_inputs, chunk)),
+                (self.embed_fn("query"), split_inputs(q_inputs, chunk)),
+                (self.embed_fn("passage"), split_inputs(p_inputs, chunk)),
             ],
             loss_of,
-            loss_scale=self.scaler.scale if self.scaler is not None else None,
+            loss_scale=self.scale,
         )
 
     def accumulate_gradients(self, step: int) -> torch.Tensor:

@@ -105,6 +105,16 @@ class Trainer:
         """The loss to call ``backward`` on (scaled under fp16)."""
         return self.scaler.scale(loss) if self.scaler is not None else loss
 
+    def embed_fn(self, role: str):
+        """``inputs -> embeddings`` of the encoder's ``role`` tower under this run's autocast (GradCache's
+        per-chunk encode function)."""
+
+        def embed(inputs):
+            with self.autocast():
+                return self.encoder.embed(inputs, role)
+
+        return embed
+
     # ------------------------------------------------------------------ data
     def position(self, step: int) -> tuple[int, int]:
         """``(epoch, batch index within the epoch)`` of global step ``step``."""
