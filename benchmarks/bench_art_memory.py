@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_grad_cache_memory import _status_kib  # noqa: E402 - the sibling benchmark's /proc reader
+from bench_grad_cache_memory import status_kib  # noqa: E402 - the /proc reader of the GradCache benchmark
 
 
 class RandomTeacher:
@@ -89,12 +89,12 @@ def worker(args) -> None:
         trainer = ARTTrainer(config, encoder, questions, evidence, RandomTeacher())
         trainer.reindex(0)
         trainer.encoder.train()
-        before = _status_kib("VmRSS")
+        before = status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
         start = time.perf_counter()
         loss, _ = trainer.compute_loss_and_backward(trainer.local_questions(0))
         seconds = time.perf_counter() - start
-        peak = _status_kib("VmHWM")
+        peak = status_kib("VmHWM")
         grads = torch.cat([p.grad.flatten() for p in trainer.encoder.parameters() if p.grad is not None])
         torch.save(grads, args.grads)
     print(json.dumps({"loss": float(loss), "seconds": seconds, "rss_before_mb": before / 1024, "peak_mb": peak / 1024}))

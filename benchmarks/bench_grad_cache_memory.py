@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 
-def _status_kib(field: str) -> int:
+def status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
@@ -77,12 +77,12 @@ def child(batch: int, chunk: int | None, seq: int) -> dict:
         for i in range(batch)
     ]
     trainer = ContrastiveTrainer(train_config, spider_encoder(train_config, torch.device("cpu")), examples)
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
     start = time.perf_counter()
     trainer.accumulate_gradients(0)
     seconds = time.perf_counter() - start
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     return {"batch": batch, "chunk": chunk, "extra_mib": (peak - before) / 1024, "seconds": seconds}
 
 

@@ -46,6 +46,15 @@ def onnx_extra() -> None:
         pytest.skip("the onnx extra is not installed (pip install 'spart[onnx]')")
 
 
+@pytest.fixture
+def openvino_extra() -> None:
+    """Skips the test when the ``openvino`` extra is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("the openvino extra is not installed (pip install 'spart[openvino]')")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The ../shared/data directory; tests that need it are skipped when it is absent."""

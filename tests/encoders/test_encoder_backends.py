@@ -8,40 +8,23 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _backend_helpers import TEXTS, TITLES, load, skip_without
 
 from spart.encoders import ART_DEFAULTS, DualEncoder, backends
-
-TEXTS = [
-    "Hamlet is a tragedy written by William Shakespeare.",
-    "Paris",
-    "The mitochondrion is the powerhouse of the cell, producing most of its chemical energy supply.",
-    "A gyroscope is a device used for measuring or maintaining orientation and angular velocity.",
-]
-TITLES = ["Hamlet", "", "Mitochondrion", None]
 
 pytestmark = pytest.mark.usefixtures("spart_cache")
 
 
-def load(location, backend, **kwargs) -> DualEncoder:
-    return DualEncoder.load(location, device="cpu", precision="fp32", backend=backend, **kwargs)
-
-
 @pytest.fixture
 def both_runtimes() -> None:
-    missing = [r for r in backends.RUNTIMES if not backends.runtime_available(r)]
-    if missing:
-        pytest.skip(f"extras not installed: {missing} (pip install 'spart[onnx,openvino]')")
-
-
-def needs(runtime: str) -> None:
-    if not backends.runtime_available(runtime):
-        pytest.skip(f"the {runtime} extra is not installed (pip install 'spart[{runtime}]')")
+    for runtime in backends.RUNTIMES:
+        skip_without(runtime)
 
 
 @pytest.mark.parametrize("runtime", backends.RUNTIMES)
 @pytest.mark.parametrize("overrides", [{"pooling": "cls"}, {"pooling": "mean", "normalize": True}])
 def test_runtime_matches_torch(tiny_bert_dir, runtime, overrides):
-    needs(runtime)
+    skip_without(runtime)
     reference, encoder = load(tiny_bert_dir, "torch", **overrides), load(tiny_bert_dir, runtime, **overrides)
     assert encoder.inference_backend == runtime and reference.inference_backend == "torch"
     for method in ("encode_queries", "encode_passages"):
@@ -54,7 +37,7 @@ def test_runtime_matches_torch(tiny_bert_dir, runtime, overrides):
 
 @pytest.mark.parametrize("runtime", backends.RUNTIMES)
 def test_separate_towers_stay_separate(tiny_bert_dir, runtime):
-    needs(runtime)
+    skip_without(runtime)
     reference = load(tiny_bert_dir, "torch", defaults=ART_DEFAULTS)
     encoder = load(tiny_bert_dir, runtime, defaults=ART_DEFAULTS)
     with torch.no_grad():  # make the towers differ, so a mix-up would show

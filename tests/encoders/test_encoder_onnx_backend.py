@@ -7,23 +7,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _backend_helpers import TEXTS, load
 
-from spart.encoders import ART_DEFAULTS, DualEncoder
+from spart.encoders import ART_DEFAULTS
 from spart.encoders import onnx_backend as ob
-
-TEXTS = [
-    "Hamlet is a tragedy written by William Shakespeare.",
-    "Paris",
-    "The mitochondrion is the powerhouse of the cell, producing most of its chemical energy supply.",
-    "A gyroscope is a device used for measuring or maintaining orientation and angular velocity.",
-]
 
 needs_onnxruntime = pytest.mark.usefixtures("onnx_extra")
 pytestmark = pytest.mark.usefixtures("spart_cache")
-
-
-def load(location, backend, **kwargs) -> DualEncoder:
-    return DualEncoder.load(location, device="cpu", precision="fp32", backend=backend, **kwargs)
 
 
 @needs_onnxruntime

@@ -9,32 +9,13 @@ import threading
 import numpy as np
 import pytest
 import torch
+from _backend_helpers import TEXTS, load
 
-from spart.encoders import ART_DEFAULTS, DualEncoder
+from spart.encoders import ART_DEFAULTS
 from spart.encoders import openvino_backend as vb
-
-TEXTS = [
-    "Hamlet is a tragedy written by William Shakespeare.",
-    "Paris",
-    "The mitochondrion is the powerhouse of the cell, producing most of its chemical energy supply.",
-    "A gyroscope is a device used for measuring or maintaining orientation and angular velocity.",
-]
-
-
-@pytest.fixture
-def openvino_extra() -> None:
-    from spart.encoders.backends import runtime_available
-
-    if not runtime_available("openvino"):
-        pytest.skip("the openvino extra is not installed (pip install 'spart[openvino]')")
-
 
 needs_openvino = pytest.mark.usefixtures("openvino_extra")
 pytestmark = pytest.mark.usefixtures("spart_cache")
-
-
-def load(location, backend, **kwargs) -> DualEncoder:
-    return DualEncoder.load(location, device="cpu", precision="fp32", backend=backend, **kwargs)
 
 
 @needs_openvino

@@ -210,13 +210,11 @@ class ARTTrainer(Trainer):
         if chunk is None:
             with self.autocast():
                 p = enc.embed(p_inputs, "passage")
-            loss = loss_of(p)
+            loss = loss_of(p)  # outside autocast: the scores and the KL in fp32
             self.scale(loss).backward()
-            return loss.detach(), {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
-        # GradCache over the passages only: the loss's backward also reaches the queries through q's graph.
-        loss = grad_cache_step(
-            [(self.embed_fn("passage"), split_inputs(p_inputs, chunk))], loss_of, loss_scale=self.scale
-        )
+            loss = loss.detach()
+        else:  # GradCache over the passages only: the loss's backward reaches the queries through q's graph
+            loss = grad_cache_step([(self.embed_fn("passage"), split_inputs(p_inputs, chunk))], loss_of, self.scale)
         return loss, {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
 
     def _teacher_scores(self, questions, ids, titles, texts, b: int, k: int) -> torch.Tensor:

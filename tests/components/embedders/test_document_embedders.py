@@ -148,11 +148,8 @@ def test_bf16_keeps_weights_in_bf16_and_stays_close_to_fp32(tiny_bert_dir):
 
 @pytest.mark.parametrize("runtime", ["onnx", "openvino"])
 @pytest.mark.parametrize(("cls", "_d"), CLASSES, ids=IDS)
-def test_runtime_backend_matches_torch_and_round_trips(cls, _d, runtime, tiny_bert_dir, tmp_path, monkeypatch):
-    from spart.encoders.backends import runtime_available
-
-    if not runtime_available(runtime):
-        pytest.skip(f"the {runtime} extra is not installed")
+def test_runtime_backend_matches_torch_and_round_trips(cls, _d, runtime, tiny_bert_dir, tmp_path, monkeypatch, request):
+    request.getfixturevalue(f"{runtime}_extra")  # skips without the runtime's extra
     monkeypatch.setenv("SPART_CACHE", str(tmp_path))
     kwargs = {"model": str(tiny_bert_dir), "device": "cpu", "progress_bar": False}
     embedder = cls(**kwargs, backend=runtime)
