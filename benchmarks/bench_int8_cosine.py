@@ -37,10 +37,16 @@ TARGET_COSINE = 0.999
 
 def variants(matmuls: list[str]) -> dict[str, dict]:
     """``quantize_dynamic`` keyword arguments per row, from the graph's MatMul node names."""
+
+    def module(name: str) -> tuple[str, ...]:
+        """The BERT module a MatMul belongs to, from its exported name's components (``layer.0``, ``intermediate``,
+        ``dense``, ...)."""
+        return tuple(part for part in name.split("/") if part and not part.startswith(("layer.", "tower", "encoder")))
+
     family = {
-        "intermediate": [n for n in matmuls if "/intermediate/" in n],
-        "output": [n for n in matmuls if "/output/dense" in n and "/attention/" not in n],
-        "attention output": [n for n in matmuls if "/attention/output/" in n],
+        "intermediate": [n for n in matmuls if module(n)[:1] == ("intermediate",)],
+        "output": [n for n in matmuls if module(n)[:2] == ("output", "dense")],
+        "attention output": [n for n in matmuls if module(n)[:2] == ("attention", "output")],
     }
     rows: dict[str, dict] = {
         "all (ORT default)": {},

@@ -208,9 +208,7 @@ class ARTTrainer(Trainer):
 
         chunk = self.config.grad_cache_chunk
         if chunk is None:
-            with self.autocast():
-                p = enc.embed(p_inputs, "passage")
-            loss = loss_of(p)  # outside autocast: the scores and the KL in fp32
+            loss = loss_of(self.embed_fn("passage")(p_inputs))  # outside autocast: the scores and the KL in fp32
             self.scale(loss).backward()
             loss = loss.detach()
         else:  # GradCache over the passages only: the loss's backward reaches the queries through q's graph
