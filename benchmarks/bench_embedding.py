@@ -10,6 +10,9 @@ characters). Systems:
 - ``spart torch bf16``: the same with bf16 weights + autocast (only where the CPU runs bf16 natively);
 - ``spart onnx``: ``backend="onnx"`` (ONNX Runtime, fused graph exported once and cached under $SPART_CACHE);
 - ``spart openvino``: ``backend="openvino"`` (OpenVINO, converted once by its PyTorch frontend, compiled f32);
+- ``spart openvino int8``: ``backend="openvino-int8"`` (opt-in: int8 weights in groups of 64 for every linear
+  layer but the value projections, 8-bit activations per token and group of 64 at run time; not exact, so its
+  cosine is the column to read, and its "% of the fp32 peak" below is not a bound);
 - ``spart onnx int8 (check only)``: with ``--int8-check``, the same graph after ONNX Runtime's int8 dynamic
   quantisation, to show its cosine (spart does not offer it: it misses cosine 0.999);
 - ``ST fp32``: ``SentenceTransformer.encode``;
@@ -48,7 +51,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import load_passages  # noqa: E402
 
 BASELINE = "ST fp32"
-CPU_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+CPU_FLAGS_OF_INTEREST = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+)
 
 
 def cpu_description() -> dict:
@@ -213,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print("# spart onnx: skipped (pip install 'spart[onnx]')")
     if runtime_available("openvino"):
         systems["spart openvino"] = spart_run(embedder(backend="openvino"))
+        systems["spart openvino int8"] = spart_run(embedder(backend="openvino-int8"))
     else:
         print("# spart openvino: skipped (pip install 'spart[openvino]')")
     auto = embedder(backend="auto")

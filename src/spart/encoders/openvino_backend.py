@@ -10,7 +10,9 @@ CPU has it, and this backend promises the fp32 embeddings (bf16, where native, i
 ``precision="auto"``). Threads: torch's thread count, so every backend uses the same.
 
 Selected with ``backend="openvino"`` (needs the ``openvino`` extra: ``pip install 'spart[openvino]'``), or by
-``"auto"`` where it measures fastest; see :mod:`spart.encoders.backends`.
+``"auto"`` where it measures fastest; see :mod:`spart.encoders.backends`. ``backend="openvino-int8"`` (opt-in)
+runs the same IR with 8-bit weights and activations, cached next to it under ``<tower>-int8-...``
+(:mod:`spart.encoders.openvino_int8`).
 
 Example::
 
@@ -67,14 +69,19 @@ def openvino_root() -> Path:
     return cache_root() / "openvino"
 
 
-def compile_tower(path: str | Path, threads: int | None = None) -> Any:
-    """``path`` (IR or an in-memory model) compiled for the CPU in fp32 with ``threads`` (default: torch's)."""
+def compile_tower(path: str | Path, threads: int | None = None, *, int8: bool = False) -> Any:
+    """``path`` (IR or an in-memory model) compiled for the CPU in fp32 with ``threads`` (default: torch's); with
+    ``int8``, 8-bit activations per token and group for its int8 weights (:mod:`spart.encoders.openvino_int8`)."""
     ov = require_openvino()
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
         "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
         "PERFORMANCE_HINT": "LATENCY",
     }
+    if int8:
+        from spart.encoders.openvino_int8 import compile_config
+
+        config.update(compile_config())
     model = path if not isinstance(path, (str, Path)) else str(path)
     return ov.Core().compile_model(model, "CPU", config)
 
@@ -121,6 +128,53 @@ def export_tower(encoder: DualEncoder, role: str, folder: str | Path) -> Path:
     return folder / MODEL_FILE
 
 
+def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_folder: str | Path) -> Path:
+    """Write the 8-bit IR of ``encoder``'s ``role`` tower in ``folder``, from its fp32 IR in ``fp32_folder``
+    (converted first when missing).
+
+    :param encoder: an fp32 encoder on the CPU.
+    :param role: ``"query"`` or ``"passage"``.
+    :param folder: the 8-bit IR's directory (replaced whole); its parent is created.
+    :param fp32_folder: the fp32 IR's directory (:func:`export_tower`'s).
+    :returns: the ``tower.xml`` path.
+    :raises ValueError: if an embedding of :data:`~spart.encoders.openvino_int8.CHECK_SENTENCES` falls below
+        :data:`~spart.encoders.openvino_int8.MIN_COSINE` to the torch fp32 one.
+    """
+    from spart.encoders.openvino_int8 import CHECK_SENTENCES, MIN_COSINE, compress_weights, min_cosine
+
+    ov = require_openvino()
+    folder, fp32_folder = Path(folder), Path(fp32_folder)
+    if not (fp32_folder / MODEL_FILE).is_file():
+        export_tower(encoder, role, fp32_folder)
+    model = ov.Core().read_model(str(fp32_folder / MODEL_FILE))
+    layers = compress_weights(model)
+    if not layers:
+        raise ValueError(f"the {role} tower has no linear layer to hold in int8")
+    batch = encoder.tokenizer(list(CHECK_SENTENCES), padding=True, truncation=True, max_length=128, return_tensors="pt")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            expected = PooledTower(encoder, role).eval()(ids, mask).numpy()
+    finally:
+        encoder.train(was_training)
+    got = compile_tower(model, threads=1, int8=True)([ids.numpy(), mask.numpy()])[0]
+    cosine = min_cosine(got, expected)
+    if cosine < MIN_COSINE:
+        raise ValueError(f"the 8-bit {role} tower keeps a cosine of only {cosine:.5f} to fp32 (< {MIN_COSINE})")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        ov.save_model(model, str(staging / MODEL_FILE), compress_to_fp16=False)
+        replace_directory(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("wrote the 8-bit %s tower (%d layers) in %s (min cosine %.5f)", role, layers, folder, cosine)
+    return folder / MODEL_FILE
+
+
 class OpenVinoTowers:
     """Compiled OpenVINO towers of one encoder (one model when the tower is shared).
 
@@ -144,22 +198,36 @@ class OpenVinoTowers:
         return np.array(request.infer(feed)[0], dtype=np.float32)  # a copy: the request reuses its buffer
 
 
-def tower_dirs(encoder: DualEncoder, root: Path | None = None) -> dict[str, Path]:
-    """Where the towers of ``encoder`` are (or will be) converted: ``{role: folder}`` (one if shared)."""
-    return tower_paths((root or openvino_root()) / EXPORT_FORMAT / encoder.fingerprint, encoder)
+def tower_dirs(encoder: DualEncoder, root: Path | None = None, *, int8: bool = False) -> dict[str, Path]:
+    """Where the towers of ``encoder`` are (or will be) converted: ``{role: folder}`` (one if shared); with
+    ``int8``, the 8-bit IRs' folders (``<tower>-int8-w..a..``)."""
+    from spart.encoders.openvino_int8 import VARIANT
+
+    return tower_paths((root or openvino_root()) / EXPORT_FORMAT / encoder.fingerprint, encoder, f"-{VARIANT}" * int8)
 
 
-def load_openvino_towers(encoder: DualEncoder, root: Path | None = None) -> OpenVinoTowers:
+def load_openvino_towers(encoder: DualEncoder, root: Path | None = None, *, int8: bool = False) -> OpenVinoTowers:
     """Compiled OpenVINO towers for ``encoder``, converting the ones not yet in the cache.
 
     :param encoder: an fp32 encoder on the CPU.
     :param root: the IR cache (default ``$SPART_CACHE/openvino``).
+    :param int8: the 8-bit towers (``backend="openvino-int8"``) instead of fp32.
     :returns: the compiled towers.
     """
     require_openvino()
     stamp = weights_stamp(encoder)
-    folders = tower_dirs(encoder, root)
-    compiled = open_towers(encoder, folders, lambda folder: folder / MODEL_FILE, export_tower, compile_tower)
+    folders = tower_dirs(encoder, root, int8=int8)
+    if int8:
+        fp32 = tower_dirs(encoder, root)
+
+        def export(encoder: DualEncoder, role: str, folder: Path) -> Path:
+            return export_int8_tower(encoder, role, folder, fp32[role])
+
+        compiled = open_towers(
+            encoder, folders, lambda folder: folder / MODEL_FILE, export, lambda path: compile_tower(path, int8=True)
+        )
+    else:
+        compiled = open_towers(encoder, folders, lambda folder: folder / MODEL_FILE, export_tower, compile_tower)
     return OpenVinoTowers(
         compiled,
         {role: folder / MODEL_FILE for role, folder in folders.items()},

@@ -110,9 +110,10 @@ class DualEncoderEmbedderBase:
         :param normalize: ``True``/``False`` to override L2 normalisation; ``None`` keeps the model's setting.
         :param backend: ``"auto"`` (default: torch where bf16 is native or on a GPU, else the fastest of torch
             fp32 and the installed runtimes on this machine, measured once and cached), ``"torch"``, ``"onnx"``
-            (ONNX Runtime, fp32 on the CPU; needs ``pip install 'spart[onnx]'``) or ``"openvino"`` (OpenVINO,
-            fp32 on the CPU; needs ``pip install 'spart[openvino]'``). A runtime's towers are exported once per
-            model under ``$SPART_CACHE/onnx`` or ``$SPART_CACHE/openvino``.
+            (ONNX Runtime, fp32 on the CPU; needs ``pip install 'spart[onnx]'``), ``"openvino"`` (OpenVINO,
+            fp32 on the CPU; needs ``pip install 'spart[openvino]'``) or ``"openvino-int8"`` (OpenVINO with 8-bit
+            weights and activations; opt-in, checked at export to keep cosine >= 0.999 to fp32). A runtime's
+            towers are exported once per model under ``$SPART_CACHE/onnx`` or ``$SPART_CACHE/openvino``.
         :raises ValueError: for a setting of the wrong type or out of range.
         """
         self.model = _check_location(model, "model")
