@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spart.adaptation.audit import AuditReport, TeacherSpec, verdict
+from spart.adaptation.audit import AuditReport, TeacherSpec, objective_for, verdict
 
 
 def test_teacher_spec_parse():
@@ -36,3 +36,9 @@ def test_report_markdown_formats_dpr_as_percentages():
     )
     table = report.to_markdown()
     assert "| base | 16.5 | 28.6 | 44.4 |" in table and "expected to help" in table
+
+
+def test_objective_follows_the_rerank_depth_on_dpr_sets():
+    assert objective_for("beir", 20) == objective_for("beir", 100) == "ndcg@10"
+    assert objective_for("dpr", 20) == "top5"  # a rerank of the top 20 leaves top-20 as it was
+    assert objective_for("dpr", 40) == "top20"

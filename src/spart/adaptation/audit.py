@@ -88,9 +88,12 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _objective(kind: str) -> str:
-    # a rerank of the top `depth` cannot change top-`depth` accuracy, so DPR sets are judged at top 5
-    return "ndcg@10" if kind == "beir" else "top5"
+def objective_for(kind: str, depth: int) -> str:
+    """The metric an audit judges by: nDCG@10 on BEIR sets; on DPR sets top-20 accuracy (what a reader reads)
+    when the rerank depth is deeper than 20, else top-5 (a rerank of the top 20 cannot change top-20)."""
+    if kind == "beir":
+        return "ndcg@10"
+    return "top20" if depth > 20 else "top5"
 
 
 def verdict(base: float, best: float, p: float | None, label: str, system: str, objective: str) -> dict[str, Any]:
@@ -153,7 +156,7 @@ def run_audit(
             raise ValueError(f"interpolation weights must be in [0, 1], got {w}")
     store = store or str(ensure_store(dataset, model=model, method=method, progress=progress))
     dense_args = {"store": store, "model": model, "method": method} if model else {"store": store}
-    objective = _objective(dataset.kind)
+    objective = objective_for(dataset.kind, depth)
     ks_full, ks_rerank = (1, 5, 20, 100), tuple(k for k in (1, 5, 20, 100) if k <= depth)
     results, rows = [], []
 
