@@ -86,6 +86,20 @@ def compile_tower(path: str | Path, threads: int | None = None, *, int8: bool = 
     return ov.Core().compile_model(model, "CPU", config)
 
 
+def save_ir(model: Any, folder: Path) -> None:
+    """Save ``model`` as ``folder/tower.xml`` (+ ``tower.bin``), weights as they are (no fp16 compression), written
+    in a staging directory and swapped in whole: a crash never leaves a half-written IR under ``folder``."""
+    ov = require_openvino()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        ov.save_model(model, str(staging / MODEL_FILE), compress_to_fp16=False)
+        replace_directory(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def export_tower(encoder: DualEncoder, role: str, folder: str | Path) -> Path:
     """Convert ``encoder``'s ``role`` tower (with pooling and normalisation) to OpenVINO IR in ``folder``.
 
@@ -114,14 +128,7 @@ def export_tower(encoder: DualEncoder, role: str, folder: str | Path) -> Path:
         error = float(np.abs(got - expected).max())
         if error > CHECK_ATOL:
             raise ValueError(f"the OpenVINO conversion of the {role} tower differs from torch by {error:.3g}")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            ov.save_model(model, str(staging / MODEL_FILE), compress_to_fp16=False)
-            replace_directory(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        save_ir(model, folder)
     finally:
         encoder.train(was_training)
     logger.info("converted the %s tower to OpenVINO IR in %s (max |diff| %.2g)", role, folder, error)
@@ -163,14 +170,7 @@ def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_
     cosine = min_cosine(got, expected)
     if cosine < MIN_COSINE:
         raise ValueError(f"the 8-bit {role} tower keeps a cosine of only {cosine:.5f} to fp32 (< {MIN_COSINE})")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        ov.save_model(model, str(staging / MODEL_FILE), compress_to_fp16=False)
-        replace_directory(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    save_ir(model, folder)
     logger.info("wrote the 8-bit %s tower (%d layers) in %s (min cosine %.5f)", role, layers, folder, cosine)
     return folder / MODEL_FILE
 
