@@ -191,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     print_table("ONNX Runtime int8 dynamic quantisation", table, base_seconds)
     result = {"cpu": cpu, "passages": len(rows), "threads": args.threads, "systems": table}
     if args.openvino:
-        result["openvino"] = openvino_rows(encoder, texts, titles, args)
+        from spart.encoders.backends import runtime_available
+
+        if runtime_available("openvino"):
+            result["openvino"] = openvino_rows(encoder, texts, titles, args)
+        else:
+            print("# OpenVINO rows: skipped (pip install 'spart[openvino]')")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -21,7 +21,7 @@ BENCHMARKS = {
     "bm25": (["bench_bm25.py", "--scales", "1", "10", "--budget", "30"], True),
     "dense": (["bench_dense_search.py", "--scales", "1", "10", "--budget", "30"], True),
     "embedding": (["bench_embedding.py"], True),
-    "int8-cosine": (["bench_int8_cosine.py"], True),
+    "int8-cosine": (["bench_int8_cosine.py", "--openvino"], True),
     "span-mining": (["bench_span_mining.py"], True),
     "grad-cache-memory": (["bench_grad_cache_memory.py"], False),
     "art-memory": (["bench_art_memory.py"], False),
