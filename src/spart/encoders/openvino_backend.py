@@ -69,19 +69,18 @@ def openvino_root() -> Path:
     return cache_root() / "openvino"
 
 
-def compile_tower(path: str | Path, threads: int | None = None, *, int8: bool = False) -> Any:
+def compile_tower(path: str | Path, threads: int | None = None, *, activation_group: int | None = None) -> Any:
     """``path`` (IR or an in-memory model) compiled for the CPU in fp32 with ``threads`` (default: torch's); with
-    ``int8``, 8-bit activations per token and group for its int8 weights (:mod:`spart.encoders.openvino_int8`)."""
+    ``activation_group``, the products with int8 weights take 8-bit activations quantised per token and group of
+    that many channels at run time (``DYNAMIC_QUANTIZATION_GROUP_SIZE``; :mod:`spart.encoders.openvino_int8`)."""
     ov = require_openvino()
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
         "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
         "PERFORMANCE_HINT": "LATENCY",
     }
-    if int8:
-        from spart.encoders.openvino_int8 import compile_config
-
-        config.update(compile_config())
+    if activation_group:
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = int(activation_group)
     model = path if not isinstance(path, (str, Path)) else str(path)
     return ov.Core().compile_model(model, "CPU", config)
 
@@ -147,7 +146,7 @@ def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_
     :raises ValueError: if an embedding of :data:`~spart.encoders.openvino_int8.CHECK_SENTENCES` falls below
         :data:`~spart.encoders.openvino_int8.MIN_COSINE` to the torch fp32 one.
     """
-    from spart.encoders.openvino_int8 import CHECK_SENTENCES, MIN_COSINE, compress_weights, min_cosine
+    from spart.encoders.openvino_int8 import ACTIVATION_GROUP, CHECK_SENTENCES, MIN_COSINE, compress_weights, min_cosine
 
     ov = require_openvino()
     folder, fp32_folder = Path(folder), Path(fp32_folder)
@@ -166,7 +165,7 @@ def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_
             expected = PooledTower(encoder, role).eval()(ids, mask).numpy()
     finally:
         encoder.train(was_training)
-    got = compile_tower(model, threads=1, int8=True)([ids.numpy(), mask.numpy()])[0]
+    got = compile_tower(model, threads=1, activation_group=ACTIVATION_GROUP)([ids.numpy(), mask.numpy()])[0]
     cosine = min_cosine(got, expected)
     if cosine < MIN_COSINE:
         raise ValueError(f"the 8-bit {role} tower keeps a cosine of only {cosine:.5f} to fp32 (< {MIN_COSINE})")
@@ -216,18 +215,17 @@ def load_openvino_towers(encoder: DualEncoder, root: Path | None = None, *, int8
     """
     require_openvino()
     stamp = weights_stamp(encoder)
-    folders = tower_dirs(encoder, root, int8=int8)
-    if int8:
-        fp32 = tower_dirs(encoder, root)
+    from spart.encoders.openvino_int8 import ACTIVATION_GROUP
 
-        def export(encoder: DualEncoder, role: str, folder: Path) -> Path:
-            return export_int8_tower(encoder, role, folder, fp32[role])
+    folders, fp32 = tower_dirs(encoder, root, int8=int8), tower_dirs(encoder, root)
 
-        compiled = open_towers(
-            encoder, folders, lambda folder: folder / MODEL_FILE, export, lambda path: compile_tower(path, int8=True)
-        )
-    else:
-        compiled = open_towers(encoder, folders, lambda folder: folder / MODEL_FILE, export_tower, compile_tower)
+    def export(encoder: DualEncoder, role: str, folder: Path) -> Path:
+        return export_int8_tower(encoder, role, folder, fp32[role]) if int8 else export_tower(encoder, role, folder)
+
+    def open_(path: Path) -> Any:
+        return compile_tower(path, activation_group=ACTIVATION_GROUP if int8 else None)
+
+    compiled = open_towers(encoder, folders, lambda folder: folder / MODEL_FILE, export, open_)
     return OpenVinoTowers(
         compiled,
         {role: folder / MODEL_FILE for role, folder in folders.items()},

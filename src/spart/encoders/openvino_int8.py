@@ -137,11 +137,6 @@ def compress_weights(model: Any, group: int = WEIGHT_GROUP, *, keep: tuple[int, 
     return rewritten
 
 
-def compile_config() -> dict[str, Any]:
-    """The compile options that turn on per-token, per-group 8-bit activations (added to the fp32 ones)."""
-    return {"DYNAMIC_QUANTIZATION_GROUP_SIZE": ACTIVATION_GROUP}
-
-
 def min_cosine(got: np.ndarray, expected: np.ndarray) -> float:
     """The smallest row-wise cosine between two ``[n, d]`` embedding matrices."""
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
