@@ -40,6 +40,11 @@ def test_min_cosine_is_the_worst_row():
     assert v8.min_cosine(a, b) == pytest.approx(1 / np.sqrt(2))
 
 
+def test_min_cosine_refuses_missing_rows():
+    with pytest.raises(ValueError, match=r"shape \(0, 2\) where \(2, 2\)"):
+        v8.min_cosine(np.zeros((0, 2)), np.ones((2, 2)))
+
+
 @needs_openvino
 def test_compress_weights_rewrites_the_linear_layers_but_the_values(tiny_bert_dir):
     import openvino as ov
@@ -98,6 +103,23 @@ def test_a_tower_below_the_cosine_bound_is_rejected_and_not_kept(tiny_bert_dir, 
     with pytest.raises(ValueError, match="keeps a cosine of only"):
         encoder.encode_queries(TEXTS)
     assert not vb.tower_dirs(encoder, int8=True)["query"].exists()
+
+
+@needs_openvino
+def test_a_cached_tower_that_breaks_on_this_cpu_is_refused_at_load(tiny_bert_dir, monkeypatch):
+    load(tiny_bert_dir, "openvino-int8").encode_queries(TEXTS)  # exported and checked
+    compile_tower = vb.compile_tower
+
+    def no_rows(path, threads=None, *, activation_group=None):  # what OpenVINO 2026.4 did with oneDNN capped at AVX2
+        compiled = compile_tower(path, threads, activation_group=activation_group)
+        return (lambda inputs: [compiled(inputs)[0][:0]]) if activation_group else compiled
+
+    monkeypatch.setattr(vb, "compile_tower", no_rows)
+    encoder = load(tiny_bert_dir, "openvino-int8")
+    with pytest.raises(ValueError, match=r"returned embeddings of shape \(0, .*backend=\"openvino\""):
+        encoder.encode_queries(TEXTS)
+    assert (vb.tower_dirs(encoder, int8=True)["query"] / vb.MODEL_FILE).is_file()  # the IR is kept for other CPUs
+    assert load(tiny_bert_dir, "openvino").encode_queries(TEXTS).shape == (len(TEXTS), 32)
 
 
 def test_int8_backend_is_cpu_and_fp32_only(tiny_bert_dir):

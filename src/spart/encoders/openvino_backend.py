@@ -143,10 +143,9 @@ def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_
     :param folder: the 8-bit IR's directory (replaced whole); its parent is created.
     :param fp32_folder: the fp32 IR's directory (:func:`export_tower`'s).
     :returns: the ``tower.xml`` path.
-    :raises ValueError: if an embedding of :data:`~spart.encoders.openvino_int8.CHECK_SENTENCES` falls below
-        :data:`~spart.encoders.openvino_int8.MIN_COSINE` to the torch fp32 one.
+    :raises ValueError: if the compiled tower fails :func:`check_int8_tower` (nothing is written then).
     """
-    from spart.encoders.openvino_int8 import ACTIVATION_GROUP, CHECK_SENTENCES, MIN_COSINE, compress_weights, min_cosine
+    from spart.encoders.openvino_int8 import ACTIVATION_GROUP, compress_weights
 
     ov = require_openvino()
     folder, fp32_folder = Path(folder), Path(fp32_folder)
@@ -156,6 +155,28 @@ def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_
     layers = compress_weights(model)
     if not layers:
         raise ValueError(f"the {role} tower has no linear layer to hold in int8")
+    cosine = check_int8_tower(encoder, role, compile_tower(model, threads=1, activation_group=ACTIVATION_GROUP))
+    save_ir(model, folder)
+    logger.info("wrote the 8-bit %s tower (%d layers) in %s (min cosine %.5f)", role, layers, folder, cosine)
+    return folder / MODEL_FILE
+
+
+def check_int8_tower(encoder: DualEncoder, role: str, compiled: Any) -> float:
+    """The smallest cosine between ``compiled``'s embeddings of
+    :data:`~spart.encoders.openvino_int8.CHECK_SENTENCES` and ``encoder``'s torch fp32 ones.
+
+    :param encoder: the fp32 encoder the tower was made from.
+    :param role: ``"query"`` or ``"passage"``.
+    :param compiled: the compiled 8-bit tower.
+    :returns: the minimum cosine (at least :data:`~spart.encoders.openvino_int8.MIN_COSINE`).
+    :raises ValueError: if the tower returns embeddings of the wrong shape or falls below the bound; the message
+        names the OpenVINO version and ``backend="openvino"`` (what the plugin runs depends on the CPU).
+    """
+    from spart.encoders.openvino_int8 import CHECK_SENTENCES, MIN_COSINE, min_cosine
+
+    version = require_openvino().__version__
+    context = f' on this CPU (OpenVINO {version}); use backend="openvino" (the exact fp32 graph)'
+
     batch = encoder.tokenizer(list(CHECK_SENTENCES), padding=True, truncation=True, max_length=128, return_tensors="pt")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     was_training = encoder.training
@@ -165,13 +186,15 @@ def export_int8_tower(encoder: DualEncoder, role: str, folder: str | Path, fp32_
             expected = PooledTower(encoder, role).eval()(ids, mask).numpy()
     finally:
         encoder.train(was_training)
-    got = compile_tower(model, threads=1, activation_group=ACTIVATION_GROUP)([ids.numpy(), mask.numpy()])[0]
-    cosine = min_cosine(got, expected)
+    got = compiled([ids.numpy(), mask.numpy()])[0]
+    try:
+        cosine = min_cosine(got, expected)
+    except ValueError as error:
+        raise ValueError(f"the 8-bit {role} tower returned {error}{context}") from None
     if cosine < MIN_COSINE:
-        raise ValueError(f"the 8-bit {role} tower keeps a cosine of only {cosine:.5f} to fp32 (< {MIN_COSINE})")
-    save_ir(model, folder)
-    logger.info("wrote the 8-bit %s tower (%d layers) in %s (min cosine %.5f)", role, layers, folder, cosine)
-    return folder / MODEL_FILE
+        message = f"the 8-bit {role} tower keeps a cosine of only {cosine:.5f} to fp32 (< {MIN_COSINE})"
+        raise ValueError(message + context)
+    return cosine
 
 
 class OpenVinoTowers:
@@ -226,6 +249,12 @@ def load_openvino_towers(encoder: DualEncoder, root: Path | None = None, *, int8
         return compile_tower(path, activation_group=ACTIVATION_GROUP if int8 else None)
 
     compiled = open_towers(encoder, folders, lambda folder: folder / MODEL_FILE, export, open_)
+    if int8:  # what the plugin runs depends on the CPU: check the compiled towers here, not only at export
+        checked: set[int] = set()
+        for role, tower in compiled.items():
+            if id(tower) not in checked:
+                checked.add(id(tower))
+                check_int8_tower(encoder, role, tower)
     return OpenVinoTowers(
         compiled,
         {role: folder / MODEL_FILE for role, folder in folders.items()},

@@ -18,7 +18,10 @@ instead: 0.99906; all three: 0.99965, and slower), for a sixth of the products. 
 attention products stay fp32.
 
 The tower is checked on :data:`CHECK_SENTENCES` before it is kept: cosine to the torch fp32 embeddings of at least
-:data:`MIN_COSINE` for every sentence (the issue's bound for quantising an encoder), else ``ValueError``.
+:data:`MIN_COSINE` for every sentence (the issue's bound for quantising an encoder), else ``ValueError``. The same
+check runs each time a cached tower is compiled, because what the plugin runs depends on the CPU: with oneDNN capped
+at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, no VNNI), OpenVINO 2026.4 returned an empty batch for these towers instead of
+embeddings; such a CPU gets an error that names ``backend="openvino"`` rather than wrong vectors.
 
 Example::
 
@@ -138,7 +141,12 @@ def compress_weights(model: Any, group: int = WEIGHT_GROUP, *, keep: tuple[int, 
 
 
 def min_cosine(got: np.ndarray, expected: np.ndarray) -> float:
-    """The smallest row-wise cosine between two ``[n, d]`` embedding matrices."""
+    """The smallest row-wise cosine between two ``[n, d]`` embedding matrices.
+
+    :raises ValueError: naming both shapes when they differ (a runtime that returns no rows must not pass).
+    """
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape or got.ndim != 2 or not len(got):
+        raise ValueError(f"embeddings of shape {tuple(got.shape)} where {tuple(expected.shape)} was expected")
     norms = np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1)
     return float(((got * expected).sum(axis=1) / np.maximum(norms, 1e-12)).min())
