@@ -191,7 +191,7 @@ def check_int8_tower(encoder: DualEncoder, role: str, compiled: Any) -> float:
         cosine = min_cosine(got, expected)
     except ValueError as error:
         raise ValueError(f"the 8-bit {role} tower returned {error}{context}") from None
-    if cosine < MIN_COSINE:
+    if not cosine >= MIN_COSINE:  # NaN fails too
         message = f"the 8-bit {role} tower keeps a cosine of only {cosine:.5f} to fp32 (< {MIN_COSINE})"
         raise ValueError(message + context)
     return cosine
