@@ -171,3 +171,20 @@ def test_adapt_refuses_other_options_in_the_same_directory(options):
     options.lr = 1e-3
     with pytest.raises(ValueError, match="lr"):
         Adaptation(options, generator=FakeGenerator())
+
+
+def test_adapt_passes_its_instruction_to_the_question_writer(options, monkeypatch):
+    import spart.generation
+
+    made = []
+
+    class Recording(FakeGenerator):
+        def __init__(self, model=None, batch_size=4, prompt=None):
+            super().__init__(batch_size=batch_size, prompt=prompt)
+            made.append((model, self.prompt))
+
+    monkeypatch.setattr(spart.generation, "QuestionGenerator", Recording)
+    options.generator, options.instruction = "some-lm", "Write a quiz question that describes the answer."
+    result = Adaptation(options).stage_questions()
+    assert [(model, prompt.instruction) for model, prompt in made] == [("some-lm", options.instruction)]
+    assert result["instruction"] == options.instruction and result["stats"]["pseudo-dev"] == 16

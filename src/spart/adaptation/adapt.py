@@ -67,6 +67,9 @@ class AdaptOptions:
         pseudo-dev; ``method="art"`` distils the best one (default ``["smollm2"]`` for ART, none for pairs).
     :param generator: the LM that writes questions (``None`` = the first teacher, else the packaged SmolLM2).
     :param num_passages: passages that get a generated question.
+    :param instruction: the request to the question writer (``None``:
+        :data:`spart.generation.prompts.DEFAULT_INSTRUCTION`); e.g. a quiz-style request when the users' questions
+        describe an answer without naming it.
     :param weights: base-score interpolation weights the audit tries.
     :param depth: candidates reranked in the audit.
     :param steps: training steps (``None``: ``epochs`` passes over the training questions or pairs).
@@ -93,6 +96,7 @@ class AdaptOptions:
     teachers: list[str] = field(default_factory=list)
     generator: str | None = None
     num_passages: int = 600
+    instruction: str | None = None
     filter_top_k: int = 20
     dev_fraction: float = 0.2
     generation_batch_size: int = 16
@@ -219,11 +223,12 @@ class Adaptation:
     # ------------------------------------------------------------------ stages
     def stage_questions(self) -> dict[str, Any]:
         from spart.data import read_passages
-        from spart.generation import GenerationSettings, QuestionGenerator, generate_questions
+        from spart.generation import GenerationPrompt, GenerationSettings, QuestionGenerator, generate_questions
 
         specs = self._teacher_specs()
         model = self.o.generator or (specs[0].model if specs else None)
-        generator = self._generator or QuestionGenerator(model, batch_size=self.o.generation_batch_size)
+        prompt = GenerationPrompt(instruction=self.o.instruction) if self.o.instruction else None
+        generator = self._generator or QuestionGenerator(model, batch_size=self.o.generation_batch_size, prompt=prompt)
         settings = GenerationSettings(
             num_passages=self.o.num_passages,
             seed=self.o.seed,
@@ -239,7 +244,8 @@ class Adaptation:
                 f"the round-trip filter (pass rate {stats['filter_pass_rate']:.0%}); raise --num-passages or "
                 "--filter-top-k"
             )
-        return {"generator": model or "smollm2", "stats": stats}
+        instruction = getattr(getattr(generator, "prompt", None), "instruction", None)
+        return {"generator": model or "smollm2", "instruction": instruction, "stats": stats}
 
     def stage_audit(self) -> dict[str, Any]:
         from spart.adaptation.audit import run_audit

@@ -80,6 +80,10 @@ def register(subparsers) -> None:
         "--generation-batch-size", type=positive_int, default=d.generation_batch_size, help="passages per generate call"
     )
     parser.add_argument(
+        "--instruction",
+        help="replace the request to the question writer (e.g. quiz-style: describe the answer without naming it)",
+    )
+    parser.add_argument(
         "--filter-top-k", type=int, default=d.filter_top_k, help="round-trip filter depth (0: keep all)"
     )
     parser.add_argument("--weights", type=parse_weights, default=d.weights, help="audit weights")
@@ -138,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         teachers=args.teacher or [],
         generator=args.generator,
         num_passages=args.num_passages,
+        instruction=args.instruction,
         filter_top_k=args.filter_top_k,
         generation_batch_size=args.generation_batch_size,
         weights=args.weights,

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_generator(args: argparse.Namespace):
-    """The :class:`QuestionGenerator` the arguments describe (shared with ``spart adapt``)."""
+    """The :class:`QuestionGenerator` the arguments describe."""
     import numpy as np
 
     from spart.generation import GenerationPrompt, QuestionGenerator
