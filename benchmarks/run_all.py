@@ -25,6 +25,7 @@ BENCHMARKS = {
     "span-mining": (["bench_span_mining.py"], True),
     "grad-cache-memory": (["bench_grad_cache_memory.py"], False),
     "art-memory": (["bench_art_memory.py"], False),
+    "train-dropout": (["bench_train_dropout.py"], False),
     "teacher": (["bench_teacher.py", "throughput"], True),
 }
 

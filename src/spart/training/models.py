@@ -33,9 +33,23 @@ def build_encoder(
         :data:`~spart.encoders.ART_DEFAULTS`).
     :param precision: the encoder's own inference precision, ``fp32`` or ``bf16`` (others read as ``fp32``);
         training steps autocast on their own.
-    :returns: the encoder, in fp32 weights.
+    :returns: the encoder, in fp32 weights (with :mod:`spart.training.dropout`'s dropout on CPU unless
+        ``config.fast_dropout`` is false).
     """
     precision = precision if precision in ("fp32", "bf16") else "fp32"
+    encoder = _load_encoder(config, device, defaults, precision)
+    if config.fast_dropout and device.type == "cpu":
+        from spart.training.dropout import use_fast_dropout
+
+        for model in (encoder.query_model, encoder.passage_model):
+            if model is not None:
+                use_fast_dropout(model)
+    return encoder
+
+
+def _load_encoder(
+    config: EncoderTrainingConfig, device: torch.device, defaults: DualEncoderConfig, precision: str
+) -> DualEncoder:
     encoder = DualEncoder.load(
         config.model,
         config.passage_model,
