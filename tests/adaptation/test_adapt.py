@@ -188,3 +188,82 @@ def test_adapt_passes_its_instruction_to_the_question_writer(options, monkeypatc
     result = Adaptation(options).stage_questions()
     assert [(model, prompt.instruction) for model, prompt in made] == [("some-lm", options.instruction)]
     assert result["instruction"] == options.instruction and result["stats"]["pseudo-dev"] == 16
+
+
+def _result(system, kind, summary, per_query):
+    from spart.evaluation.evaluate import SystemResult
+
+    return SystemResult(system, "d", kind, summary, [], per_query=per_query)
+
+
+def test_versus_base_table_on_dpr_hits_and_beir_qrels():
+    from types import SimpleNamespace
+
+    from spart.adaptation.adapt import versus_base_table
+    from spart.adaptation.report import versus_base_lines
+
+    # DPR: 20 questions, the selected model finds the answer in its top 1 for 12 where the base does for 2
+    base_hits = [[1, 0]] * 2 + [[0, 1]] * 10 + [[0, 0]] * 8
+    new_hits = [[1, 0]] * 12 + [[0, 0]] * 8
+    base = _result(
+        "base", "dpr", {"top1": 0.1, "top2": 0.6}, [{"qid": str(i), "hits": h} for i, h in enumerate(base_hits)]
+    )
+    new = _result(
+        "new", "dpr", {"top1": 0.6, "top2": 0.6}, [{"qid": str(i), "hits": h} for i, h in enumerate(new_hits)]
+    )
+    table = versus_base_table(base, new, SimpleNamespace(kind="dpr"))
+    assert table["n_queries"] == 20 and table["test"] == "student"
+    assert table["rows"]["top1"]["base"] == 0.1 and table["rows"]["top1"]["selected"] == 0.6
+    assert table["rows"]["top1"]["p"] < 0.01 and table["rows"]["top2"]["p"] == 1.0  # identical top-2 hits
+
+    # BEIR: ranx on the rankings against the qrels
+    qrels = {str(i): {f"d{i}": 1} for i in range(12)}
+    good = [{"qid": str(i), "doc_ids": [f"d{i}", "x"]} for i in range(12)]
+    bad = [{"qid": str(i), "doc_ids": ["x", f"d{i}"] if i % 3 else [f"d{i}", "x"]} for i in range(12)]
+    beir = versus_base_table(
+        _result("b", "beir", {"ndcg@10": 0.0}, bad),
+        _result("s", "beir", {"ndcg@10": 0.0}, good),
+        SimpleNamespace(kind="beir", qrels=qrels),
+    )
+    assert beir["rows"]["ndcg@10"]["p"] < 0.05
+
+    lines = "\n".join(versus_base_lines({"selected": 7, "versus_base": {"report": table, "pseudo_dev": beir}}))
+    assert "## The selected model (step 7) vs the base" in lines
+    assert "| real labels (report only), 20 q. | top1 | 10.0 | 60.0 | +50.0 |" in lines
+    assert versus_base_lines({"selected": "base", "versus_base": {}}) == []
+
+
+def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypatch):
+    data = tmp_path / "labelled"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text((tmp_path / "corpus.jsonl").read_text())
+    topics = ["apple", "river", "engine", "violin"]
+    (data / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{d}", "text": f"{t} w{d}x0?"}) + "\n" for d, t in enumerate(topics))
+    )
+    (data / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{d}\tp{d}-0\t1\n" for d in range(4))
+    )
+    options.report_dataset, options.report_split = str(data), "test"
+    evaluate = Adaptation._evaluate
+
+    def checkpoints_win_on_pseudo_dev(self, model, dataset):  # a random tiny model: make selection pick a step
+        result = evaluate(self, model, dataset)
+        if model != options.model and dataset.split == "pseudo-dev":
+            result.summary["ndcg@10"] += 1.0
+        return result
+
+    monkeypatch.setattr(Adaptation, "_evaluate", checkpoints_win_on_pseudo_dev)
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    select = state["stages"]["select"]
+    assert select["report_metric"] == "ndcg@10"
+    assert all("ndcg@10" in p["report"] for p in select["curve"])
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "real ndcg@10 (not used)" in report
+    assert select["selected"] != "base"
+    versus = select["versus_base"]
+    assert set(versus) == {"pseudo_dev", "report"} and versus["report"]["n_queries"] == 4
+    assert versus["report"]["rows"]["ndcg@10"]["base"] == select["curve"][0]["report"]["ndcg@10"]
+    assert all(0.0 <= row["p"] <= 1.0 for table in versus.values() for row in table["rows"].values())
+    assert f"## The selected model (step {select['selected']}) vs the base" in report
+    assert "| real labels (report only), 4 q. | ndcg@10 |" in report

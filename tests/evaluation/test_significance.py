@@ -80,3 +80,20 @@ def test_baseline_significance_dpr():
     assert tests["p_values"]["same"] == {"top1": 1.0, "top2": 1.0}
     assert tests["p_values"]["better"]["top1"] == pytest.approx(paired_significance([1] * 5 + [0], [0] * 6))
     assert baseline_significance([base], _Dataset(), "student") == {}
+
+
+def test_baseline_significance_beir_gives_p_1_where_no_query_differs():
+    class Beir:
+        kind = "beir"
+        qrels = {f"q{i}": {f"d{i}": 1} for i in range(8)}
+
+    def result(system, first):
+        r = _Result(system, [])
+        r.per_query = [{"qid": f"q{i}", "doc_ids": [f"d{i}", "x"] if first(i) else ["x", f"d{i}"]} for i in range(8)]
+        r.summary = {"ndcg@10": 0.0, "recall@100": 0.0}
+        return r
+
+    tests = baseline_significance([result("base", lambda i: i < 2), result("new", lambda i: True)], Beir(), "student")
+    p = tests["p_values"]["new"]
+    assert p["recall@100"] == 1.0  # every query finds its passage in both: ranx's t-test would be NaN
+    assert 0.0 < p["ndcg@10"] < 0.05

@@ -399,7 +399,7 @@ class Adaptation:
         )
         return encoder.save(target)
 
-    def _score(self, model: str | None, dataset) -> dict[str, float]:
+    def _evaluate(self, model: str | None, dataset):
         from spart.evaluation.evaluate import evaluate_pipeline
         from spart.evaluation.loading import load_any_pipeline
         from spart.evaluation.stores import ensure_store
@@ -414,28 +414,33 @@ class Adaptation:
             ks=ks,
             show_progress=self.o.progress,
         )
-        return result.summary
+        return result
 
     def stage_select(self) -> dict[str, Any]:
         from spart.evaluation.datasets import BEIR
 
         dev, real = self._pseudo_dev(), self._report_dataset()
         objective = "ndcg@10"
-        curve = [{"step": "base", "model": self.o.model, "pseudo_dev": self._score(self.o.model, dev)}]
-        if real is not None:
-            curve[0]["report"] = self._score(self.o.model, real)
+        datasets = {"pseudo_dev": dev, "report": real} if real is not None else {"pseudo_dev": dev}
+        results: dict[Any, dict[str, Any]] = {}  # step -> data set -> SystemResult, for the paired tests
+
+        def point(step, model):
+            results[step] = {name: self._evaluate(model, data) for name, data in datasets.items()}
+            return {"step": step, "model": model, **{name: r.summary for name, r in results[step].items()}}
+
+        curve = [point("base", self.o.model)]
         train = self.state["stages"]["train"]
         if not train.get("skipped"):
             for step in train["exports"]:
                 if step == 0:
                     continue
                 source = self.train_dir / "models" / f"step-{step:08d}"
-                model = str(self._deployable(source, self.out / "checkpoints" / f"step-{step:08d}"))
-                point = {"step": step, "model": model, "pseudo_dev": self._score(model, dev)}
-                if real is not None:
-                    point["report"] = self._score(model, real)
-                curve.append(point)
+                curve.append(point(step, str(self._deployable(source, self.out / "checkpoints" / f"step-{step:08d}"))))
         best = max(curve, key=lambda p: (p["pseudo_dev"][objective], p["step"] == "base"))
+        versus_base = {}
+        if best["step"] != "base":
+            for name, data in datasets.items():
+                versus_base[name] = versus_base_table(results["base"][name], results[best["step"]][name], data)
         target = self.out / "model"
         if best["model"] is not None:
             if target.exists():
@@ -450,6 +455,7 @@ class Adaptation:
             "model": str(target) if best["model"] else None,
             "objective": objective,
             "report_metric": report_metric,
+            "versus_base": versus_base,
         }
 
     def stage_hybrid(self) -> dict[str, Any]:
@@ -502,6 +508,21 @@ class Adaptation:
 
         path = write_report(self.out, self.state)
         return {"report": str(path)}
+
+
+def versus_base_table(base, selected, dataset) -> dict[str, Any]:
+    """The selected model against the base on one data set: every metric's two means and the paired p-value
+    (:func:`~spart.evaluation.significance.baseline_significance`: ranx's t-test on BEIR sets, a paired t-test
+    on the top-k hit vectors of DPR sets).
+
+    :returns: ``{"test": ..., "n_queries": n, "rows": {metric: {"base": x, "selected": y, "p": p}}}``.
+    """
+    from spart.evaluation.significance import baseline_significance
+
+    significance = baseline_significance([base, selected], dataset)
+    p_values = significance["p_values"][selected.system]
+    rows = {m: {"base": base.summary[m], "selected": selected.summary[m], "p": p_values[m]} for m in base.summary}
+    return {"test": significance["test"], "n_queries": len(base.per_query), "rows": rows}
 
 
 def _dense_overrides(store, model: str | None) -> dict[str, str]:

@@ -48,6 +48,31 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, report_metric: str | Non
     return path
 
 
+def versus_base_lines(select: dict[str, Any]) -> list[str]:
+    """The section comparing the selected checkpoint with the base model, metric by metric, with paired p-values
+    (empty when the base was kept or the run predates the comparison)."""
+    tables = select.get("versus_base") or {}
+    if not tables:
+        return []
+    names = {
+        "pseudo_dev": "pseudo-dev (generated questions: used for selection)",
+        "report": "real labels (report only)",
+    }
+    lines = ["", f"## The selected model (step {select['selected']}) vs the base", ""]
+    lines += ["| data set | metric | base | selected | difference | p (paired) |", "|---|---|---|---|---|---|"]
+    for name, table in tables.items():
+        for metric, row in table["rows"].items():
+            dpr = metric.startswith("top")
+            diff = row["selected"] - row["base"]
+            diff_text = f"{100 * diff:+.1f}" if dpr else f"{diff:+.3f}"
+            lines.append(
+                f"| {names.get(name, name)}, {table['n_queries']} q. | {metric} | {_fmt(row['base'], dpr)} "
+                f"| {_fmt(row['selected'], dpr)} | {diff_text} | {row['p']:.3g} |"
+            )
+    lines += ["", "p: paired t-test per question (ranx on BEIR sets; top-k hits on DPR sets)."]
+    return lines
+
+
 def write_report(out: Path, state: dict[str, Any]) -> Path:
     """Write ``out/report.md`` (and the curve PNG); returns the report path."""
     stages, options = state["stages"], state["options"]
@@ -89,6 +114,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
         lines.append(f"Selected: step {select['selected']} -> `{select['model'] or 'the base model'}`.")
         if plot_curve(select["curve"], out / "learning-curve.png", metric):
             lines += ["", "![learning curve](learning-curve.png)"]
+        lines += versus_base_lines(select)
     hybrid = stages.get("hybrid")
     if hybrid:
         lines += [

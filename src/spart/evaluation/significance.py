@@ -104,7 +104,12 @@ def baseline_significance(results: Sequence[Any], dataset: Any, stat_test: str =
         runs = {r.system: {p["qid"]: p["doc_ids"] for p in r.per_query} for r in results}
         test = "student" if stat_test == "wilcoxon" else stat_test
         report = compare_runs(dataset.qrels, runs, metrics=list(base.summary), stat_test=test)
-        p_values = {r.system: report[r.system]["comparisons"][base.system] for r in results[1:]}
+        p_values = {
+            r.system: {  # ranx's t-test is NaN (0/0) where every query scores the same: no difference, p = 1
+                metric: 1.0 if p != p else p for metric, p in report[r.system]["comparisons"][base.system].items()
+            }
+            for r in results[1:]
+        }
         return {"baseline": base.system, "test": test, "p_values": p_values}
     test = "wilcoxon" if stat_test == "wilcoxon" else "student"
     p_values = {}
