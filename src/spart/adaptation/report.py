@@ -82,8 +82,11 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
         summary = {
             k: v
             for k, v in record.items()
-            if k in ("method", "teacher", "weight", "call", "steps", "stopped_at", "selected", "mode") and v is not None
+            if k in ("generator", "method", "teacher", "weight", "call", "steps", "stopped_at", "selected", "mode")
+            and v is not None
         }
+        if name == "questions" and record.get("stats"):
+            summary["kept"] = record["stats"].get("kept")
         lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
     gen = stages.get("questions", {}).get("stats", {})
     if gen:
