@@ -7,11 +7,14 @@ with ``dropout_p`` vs :func:`~spart.training.dropout.fast_dropout_attention`), w
 dropout as the floor. Part 2: one ART step of the packaged all-MiniLM-L6-v2 (shared tower, ``--precision``,
 GradCache chunks of ``--chunk``, ``--batch`` questions x ``--top-k`` passages of ``--passage-tokens`` tokens, a
 cost-free teacher) with native dropout (the baseline), spart's dropout, and dropout off (the floor), each in a
-fresh subprocess, the best of ``--steps`` steps. Also the fraction of elements the masks kept (expected 1 - p).
+fresh subprocess, the best of ``--steps`` steps; ``--trainer contrastive`` times the contrastive trainer's step
+instead (SPIDER, few-shot, ``spart adapt --method pairs``: ``--batch`` queries with a positive and a negative
+each). Also the fraction of elements the masks kept (expected 1 - p).
 
 Run alone (from the repo root)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_train_dropout.py --batch 16 --top-k 40 --precision auto
+    nice -n 10 .venv/bin/python benchmarks/bench_train_dropout.py --trainer contrastive --batch 32 --skip-kernels
 """
 
 from __future__ import annotations
@@ -83,6 +86,56 @@ def kernels(args) -> None:
     print(f"# spart mask kept {kept:.5f} of 4M elements (expected 0.89999)")
 
 
+def contrastive_worker(args, words) -> float:
+    """One step of the contrastive trainer (SPIDER, few-shot and ``spart adapt --method pairs``): ``--batch``
+    queries, each with a positive and a hard negative passage; the best of ``--steps``."""
+    import torch
+
+    from spart.encoders.loading import packaged_minilm_path
+    from spart.training.config import ContrastiveTrainingConfig
+    from spart.training.contrastive import ContrastiveTrainer
+    from spart.training.models import spider_encoder
+
+    def passage(i):
+        return (f"p{i}", f"title {i}", " ".join(words[(i + j) % len(words)] for j in range(args.passage_tokens)))
+
+    examples = [
+        {
+            "query": f"{words[i % len(words)]} {words[(3 * i) % len(words)]}",
+            "positive": passage(2 * i),
+            "negative": passage(2 * i + 1),
+        }
+        for i in range(args.batch)
+    ]
+    with tempfile.TemporaryDirectory() as out:
+        config = ContrastiveTrainingConfig(
+            output_dir=out,
+            model=str(packaged_minilm_path()),
+            batch_size=args.batch,
+            precision=args.precision,
+            query_max_length=32,
+            passage_max_length=args.passage_tokens,
+            progress=False,
+            num_threads=args.threads,
+            grad_cache_chunk=args.chunk,
+            fast_dropout=args.mode == "fast",
+            data={"kind": "spider", "corpus": "unused.tsv", "spans": "unused.jsonl"},
+        )
+        encoder = spider_encoder(config, torch.device("cpu"))
+        if args.mode == "off":
+            for module in encoder.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = 0.0
+        trainer = ContrastiveTrainer(config, encoder, examples)
+        trainer.encoder.train()
+        seconds = []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            trainer.accumulate_gradients(0)
+            seconds.append(time.perf_counter() - start)
+    return min(seconds)
+
+
 def worker(args) -> None:
     import torch
     from bench_art_memory import RandomTeacher
@@ -99,6 +152,9 @@ def worker(args) -> None:
     n = max(4 * args.top_k, 256)
     texts = [" ".join(words[(i + j) % len(words)] for j in range(args.passage_tokens)) for i in range(n)]
     evidence = Evidence([f"p{i}" for i in range(n)], [f"title {i}" for i in range(n)], texts)
+    if args.trainer == "contrastive":
+        print(json.dumps({"seconds": contrastive_worker(args, words)}))
+        return
     questions = [f"{words[i % len(words)]} {words[(3 * i) % len(words)]}" for i in range(args.batch)]
     with tempfile.TemporaryDirectory() as out:
         config = ARTTrainingConfig(
@@ -144,6 +200,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2, help="steps per mode; the best is reported")
     parser.add_argument("--skip-step", action="store_true", help="kernels only")
+    parser.add_argument("--skip-kernels", action="store_true", help="the training step only")
+    parser.add_argument(
+        "--trainer",
+        choices=("art", "contrastive"),
+        default="art",
+        help="whose step to time: ART (--batch questions x --top-k passages) or the contrastive trainer "
+        "(--batch queries, a positive and a negative each)",
+    )
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.mode:
@@ -157,17 +221,19 @@ def main(argv=None) -> int:
     cpu = cpu_description()
     print(f"# CPU: {cpu['model']} ({cpu['cpus']} CPUs); key flags: {' '.join(cpu['key_flags'])}")
     print(f"# torch {torch.__version__}, {args.threads} threads, precision {args.precision}")
-    kernels(args)
+    if not args.skip_kernels:
+        kernels(args)
     if args.skip_step:
         return 0
-    print(
-        f"\n## one ART step: {args.batch} questions x top {args.top_k} = {args.batch * args.top_k} passages of "
-        f"{args.passage_tokens} tokens, GradCache chunks of {args.chunk}, best of {args.steps}"
-    )
+    if args.trainer == "art":
+        what = f"one ART step: {args.batch} questions x top {args.top_k} = {args.batch * args.top_k} passages"
+    else:
+        what = f"one contrastive step: {args.batch} queries, {2 * args.batch} passages"
+    print(f"\n## {what} of {args.passage_tokens} tokens, GradCache chunks of {args.chunk}, best of {args.steps}")
     times = {}
     for mode in MODES:
         command = [sys.executable, __file__, "--mode", mode]
-        for flag in ("batch", "top_k", "passage_tokens", "chunk", "precision", "threads", "steps"):
+        for flag in ("batch", "top_k", "passage_tokens", "chunk", "precision", "threads", "steps", "trainer"):
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         times[mode] = json.loads(out.strip().splitlines()[-1])["seconds"]
