@@ -17,6 +17,7 @@ from spart.training.dropout import (
     KEEP_LEVELS,
     FastDropout,
     drop_levels,
+    drop_mask,
     fast_dropout,
     fast_dropout_attention,
     keep_mask,
@@ -55,6 +56,8 @@ def test_masks_follow_the_seed_and_the_generator():
     b = keep_mask((64, 33), 0.1)
     c = keep_mask((64, 33), 0.1)
     assert torch.equal(a, b) and not torch.equal(b, c)
+    torch.manual_seed(3)
+    assert torch.equal(drop_mask((64, 33), 0.1), ~a)  # the same draws, complemented
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     assert torch.equal(keep_mask((10, 10), 0.3, generator=g1), keep_mask((10, 10), 0.3, generator=g2))
 

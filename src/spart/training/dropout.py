@@ -7,7 +7,7 @@ showed most of the student's time in dropout, not in its matrix products: PyTorc
 17x slower per call than the same attention without dropout (``benchmarks/bench_train_dropout.py``). This module
 keeps dropout's semantics and removes that cost:
 
-- :func:`keep_mask` draws the Bernoulli keep-mask from 16-bit uniforms, four per 64-bit draw of the same generator
+- :func:`drop_mask` draws the Bernoulli mask from 16-bit uniforms, four per 64-bit draw of the same generator
   (``torch.int64`` ``random_`` over its full range, viewed as ``int16``): a quarter of the draws and no float
   conversion. ``p`` is rounded to a
   multiple of 1/65536 (0.1 becomes 0.100006); the kept values are scaled by the inverse of the rounded keep rate,
@@ -51,11 +51,11 @@ def drop_levels(p: float) -> int:
     return min(round(p * KEEP_LEVELS), KEEP_LEVELS - 1)
 
 
-def keep_mask(
+def drop_mask(
     shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu", generator=None
 ) -> torch.Tensor:
-    """A boolean mask of ``shape``, each element ``True`` (kept) independently with probability ``1 - p``
-    (``p`` rounded as :func:`drop_levels` says).
+    """A boolean mask of ``shape``, each element ``True`` (dropped) independently with probability ``p``
+    (rounded as :func:`drop_levels` says).
 
     :param shape: the mask's shape.
     :param p: drop probability.
@@ -69,26 +69,35 @@ def keep_mask(
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-(1 << 63), None, generator=generator)  # the full 64-bit range (``random_()`` leaves the sign 0)
     uniform16 = words.view(torch.int16)[:n]  # each 64-bit draw gives four independent 16-bit uniforms
-    return (uniform16 >= drop_levels(p) - KEEP_LEVELS // 2).view(shape)
+    return (uniform16 < drop_levels(p) - KEEP_LEVELS // 2).view(shape)
+
+
+def keep_mask(
+    shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu", generator=None
+) -> torch.Tensor:
+    """The complement of :func:`drop_mask` (the same draws): ``True`` where an element is kept, with probability
+    ``1 - p``."""
+    return ~drop_mask(shape, p, device, generator)
 
 
 class _MaskedScale(torch.autograd.Function):
-    """``x * mask * scale`` whose backward keeps only the boolean mask (as native dropout does)."""
+    """``x * scale`` with the dropped elements zeroed; the backward keeps only the boolean mask (as native
+    dropout does). Multiply then fill in place: one pass fewer than ``x * mask * scale``."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(mask)
+    def forward(ctx: Any, x: torch.Tensor, drop: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(drop)
         ctx.scale = scale
-        return x * mask * scale
+        return x.mul(scale).masked_fill_(drop, 0)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (mask,) = ctx.saved_tensors
-        return grad * mask * ctx.scale, None, None
+        (drop,) = ctx.saved_tensors
+        return grad.mul(ctx.scale).masked_fill_(drop, 0), None, None
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True, generator=None) -> torch.Tensor:
-    """Inverted dropout of ``x`` with a :func:`keep_mask`; ``x`` itself when not training or ``p`` rounds to 0.
+    """Inverted dropout of ``x`` with a :func:`drop_mask`; ``x`` itself when not training or ``p`` rounds to 0.
 
     :param x: the input.
     :param p: drop probability.
@@ -99,12 +108,12 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True, generator=Non
     dropped = drop_levels(p)
     if not training or dropped == 0:
         return x
-    mask = keep_mask(x.shape, p, x.device, generator)
-    return _MaskedScale.apply(x, mask, KEEP_LEVELS / (KEEP_LEVELS - dropped))
+    drop = drop_mask(x.shape, p, x.device, generator)
+    return _MaskedScale.apply(x, drop, KEEP_LEVELS / (KEEP_LEVELS - dropped))
 
 
 class FastDropout(nn.Dropout):
-    """:class:`torch.nn.Dropout` drawing its mask with :func:`keep_mask` (the same ``p`` attribute, so code that
+    """:class:`torch.nn.Dropout` drawing its mask with :func:`drop_mask` (the same ``p`` attribute, so code that
     reads ``module.dropout.p`` is unaffected).
 
     Usage::
