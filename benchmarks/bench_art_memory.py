@@ -49,7 +49,23 @@ class RandomTeacher:
         return out
 
 
-def worker(args) -> None:
+WORDS = "river castle engine violin planet copper garden falcon marble harbor lantern meadow orbit".split()
+
+
+def no_dropout(encoder) -> None:
+    """Set every dropout of ``encoder`` to p = 0 (also the attention's, which reads its module's ``p``)."""
+    import torch
+
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def art_trainer(out: str, args, *, fast_dropout: bool = True, dropout: bool = True):
+    """An ART trainer of the packaged MiniLM on synthetic evidence and questions, with a :class:`RandomTeacher`,
+    the evidence indexed and the encoder in training mode: one step is ``trainer.compute_loss_and_backward(
+    trainer.local_questions(0))``. ``args`` gives batch, top_k, passage_tokens, precision, threads and chunk
+    (0 or None: no GradCache)."""
     import torch
 
     from spart.encoders.loading import packaged_minilm_path
@@ -60,35 +76,41 @@ def worker(args) -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    words = "river castle engine violin planet copper garden falcon marble harbor lantern meadow orbit".split()
     n = max(4 * args.top_k, 256)
-    texts = [" ".join(words[(i + j) % len(words)] for j in range(args.passage_tokens)) for i in range(n)]
+    texts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(args.passage_tokens)) for i in range(n)]
     evidence = Evidence([f"p{i}" for i in range(n)], [f"title {i}" for i in range(n)], texts)
-    questions = [f"{words[i % len(words)]} {words[(3 * i) % len(words)]}" for i in range(args.batch)]
+    questions = [f"{WORDS[i % len(WORDS)]} {WORDS[(3 * i) % len(WORDS)]}" for i in range(args.batch)]
+    config = ARTTrainingConfig(
+        output_dir=out,
+        model=str(packaged_minilm_path()),
+        shared=True,
+        questions="unused.txt",
+        evidence="unused.tsv",
+        batch_size=args.batch,
+        top_k=args.top_k,
+        passage_max_length=args.passage_tokens,
+        query_max_length=32,
+        precision=args.precision,
+        reindex_every=0,
+        progress=False,
+        num_threads=args.threads,
+        grad_cache_chunk=args.chunk or None,
+        fast_dropout=fast_dropout,
+    )
+    encoder = art_encoder(config, torch.device("cpu"))
+    if not dropout:
+        no_dropout(encoder)
+    trainer = ARTTrainer(config, encoder, questions, evidence, RandomTeacher())
+    trainer.reindex(0)
+    trainer.encoder.train()
+    return trainer
+
+
+def worker(args) -> None:
+    import torch
+
     with tempfile.TemporaryDirectory() as out:
-        config = ARTTrainingConfig(
-            output_dir=out,
-            model=str(packaged_minilm_path()),
-            shared=True,
-            questions="unused.txt",
-            evidence="unused.tsv",
-            batch_size=args.batch,
-            top_k=args.top_k,
-            passage_max_length=args.passage_tokens,
-            query_max_length=32,
-            precision=args.precision,
-            reindex_every=0,
-            progress=False,
-            num_threads=args.threads,
-            grad_cache_chunk=args.chunk or None,
-        )
-        encoder = art_encoder(config, torch.device("cpu"))
-        for module in encoder.modules():  # dropout off: both runs must see the same network
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-        trainer = ARTTrainer(config, encoder, questions, evidence, RandomTeacher())
-        trainer.reindex(0)
-        trainer.encoder.train()
+        trainer = art_trainer(out, args, dropout=False)  # dropout off: both runs must see the same network
         before = status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
         start = time.perf_counter()

@@ -86,22 +86,26 @@ def kernels(args) -> None:
     print(f"# spart mask kept {kept:.5f} of 4M elements (expected 0.89999)")
 
 
-def contrastive_worker(args, words) -> float:
+def contrastive_worker(args) -> float:
     """One step of the contrastive trainer (SPIDER, few-shot and ``spart adapt --method pairs``): ``--batch``
     queries, each with a positive and a hard negative passage; the best of ``--steps``."""
     import torch
+    from bench_art_memory import WORDS, no_dropout
 
     from spart.encoders.loading import packaged_minilm_path
     from spart.training.config import ContrastiveTrainingConfig
     from spart.training.contrastive import ContrastiveTrainer
     from spart.training.models import spider_encoder
 
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+
     def passage(i):
-        return (f"p{i}", f"title {i}", " ".join(words[(i + j) % len(words)] for j in range(args.passage_tokens)))
+        return (f"p{i}", f"title {i}", " ".join(WORDS[(i + j) % len(WORDS)] for j in range(args.passage_tokens)))
 
     examples = [
         {
-            "query": f"{words[i % len(words)]} {words[(3 * i) % len(words)]}",
+            "query": f"{WORDS[i % len(WORDS)]} {WORDS[(3 * i) % len(WORDS)]}",
             "positive": passage(2 * i),
             "negative": passage(2 * i + 1),
         }
@@ -123,71 +127,30 @@ def contrastive_worker(args, words) -> float:
         )
         encoder = spider_encoder(config, torch.device("cpu"))
         if args.mode == "off":
-            for module in encoder.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = 0.0
+            no_dropout(encoder)
         trainer = ContrastiveTrainer(config, encoder, examples)
         trainer.encoder.train()
-        seconds = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            trainer.accumulate_gradients(0)
-            seconds.append(time.perf_counter() - start)
-    return min(seconds)
+        return min(timed(lambda: trainer.accumulate_gradients(0)) for _ in range(args.steps))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def worker(args) -> None:
-    import torch
-    from bench_art_memory import RandomTeacher
-
-    from spart.encoders.loading import packaged_minilm_path
-    from spart.training.art import ARTTrainer
-    from spart.training.art_data import Evidence
-    from spart.training.config import ARTTrainingConfig
-    from spart.training.models import art_encoder
-
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    words = "river castle engine violin planet copper garden falcon marble harbor lantern meadow orbit".split()
-    n = max(4 * args.top_k, 256)
-    texts = [" ".join(words[(i + j) % len(words)] for j in range(args.passage_tokens)) for i in range(n)]
-    evidence = Evidence([f"p{i}" for i in range(n)], [f"title {i}" for i in range(n)], texts)
     if args.trainer == "contrastive":
-        print(json.dumps({"seconds": contrastive_worker(args, words)}))
+        print(json.dumps({"seconds": contrastive_worker(args)}))
         return
-    questions = [f"{words[i % len(words)]} {words[(3 * i) % len(words)]}" for i in range(args.batch)]
+    from bench_art_memory import art_trainer
+
     with tempfile.TemporaryDirectory() as out:
-        config = ARTTrainingConfig(
-            output_dir=out,
-            model=str(packaged_minilm_path()),
-            shared=True,
-            questions="unused.txt",
-            evidence="unused.tsv",
-            batch_size=args.batch,
-            top_k=args.top_k,
-            passage_max_length=args.passage_tokens,
-            query_max_length=32,
-            precision=args.precision,
-            reindex_every=0,
-            progress=False,
-            num_threads=args.threads,
-            grad_cache_chunk=args.chunk,
-            fast_dropout=args.mode == "fast",
+        trainer = art_trainer(out, args, fast_dropout=args.mode == "fast", dropout=args.mode != "off")
+        seconds = min(
+            timed(lambda: trainer.compute_loss_and_backward(trainer.local_questions(0))) for _ in range(args.steps)
         )
-        encoder = art_encoder(config, torch.device("cpu"))
-        if args.mode == "off":
-            for module in encoder.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = 0.0
-        trainer = ARTTrainer(config, encoder, questions, evidence, RandomTeacher())
-        trainer.reindex(0)
-        trainer.encoder.train()
-        seconds = []
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            trainer.compute_loss_and_backward(trainer.local_questions(0))
-            seconds.append(time.perf_counter() - start)
-    print(json.dumps({"seconds": min(seconds)}))
+    print(json.dumps({"seconds": seconds}))
 
 
 def main(argv=None) -> int:
