@@ -138,6 +138,20 @@ def test_resume_is_exact_including_the_evidence_index(tmp_path, model_dropout):
     assert not np.allclose(stored, fresh.index.embeddings)
 
 
+def test_resume_across_a_change_of_dropout_kernel_warns(tmp_path, model_dropout, caplog):
+    config = art_config(tmp_path / "run", model_dropout, fast_dropout=False, max_steps=2, checkpoint_every=2)
+    make_trainer(config).train()
+    same = make_trainer(config)
+    with caplog.at_level("WARNING", logger="spart.training.trainer"):
+        assert same.resume()
+    assert "dropout" not in caplog.text
+    switched = make_trainer(config.model_copy(update={"fast_dropout": True}))
+    with caplog.at_level("WARNING", logger="spart.training.trainer"):
+        assert switched.resume() and switched.step == 2
+    assert "trained with torch's dropout, this run uses spart's dropout" in caplog.text
+    assert "set fast_dropout: false to resume exactly" in caplog.text
+
+
 def first_step_gradients(trainer):
     """Step 0's loss and rank-averaged gradients, before any optimiser update."""
     from spart.training.distributed import average_gradients

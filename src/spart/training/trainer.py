@@ -168,11 +168,23 @@ class Trainer:
         return {}
 
     def check_state(self, state: Mapping[str, Any]) -> None:
-        """Refuse a checkpoint that cannot continue this run exactly."""
+        """Refuse a checkpoint that cannot continue this run exactly (and warn where it continues validly but not
+        bit for bit)."""
         if state["world_size"] != self.ctx.world_size:
             raise ValueError(
                 f"checkpoint was written by {state['world_size']} ranks, resuming with {self.ctx.world_size}: "
                 f"{self.resume_note}"
+            )
+        now = getattr(self.config, "fast_dropout", None)
+        then = state.get("config", {}).get("fast_dropout", False)  # checkpoints from before the option: torch's
+        if now is not None and now != then and self.ctx.device.type == "cpu":
+            logger.warning(
+                "the checkpoint was trained with %s dropout, this run uses %s dropout: training continues with the "
+                "same dropout distribution but other masks, so it is not bit-identical to an uninterrupted run "
+                "(set fast_dropout: %s to resume exactly)",
+                "spart's" if then else "torch's",
+                "spart's" if now else "torch's",
+                str(then).lower(),
             )
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
