@@ -20,7 +20,6 @@ from spart.training.dropout import (
     drop_mask,
     fast_dropout,
     fast_dropout_attention,
-    keep_mask,
     use_fast_dropout,
 )
 from spart.training.grad_cache import grad_cache_step
@@ -39,7 +38,7 @@ def test_drop_levels_round_p_and_refuse_out_of_range():
 def test_keep_rate_is_one_minus_p(p):
     torch.manual_seed(0)
     n = 1_000_003  # not a multiple of four: the last draw is partly used
-    mask = keep_mask((n,), p)
+    mask = ~drop_mask((n,), p)
     assert mask.shape == (n,) and mask.dtype == torch.bool
     keep = 1 - drop_levels(p) / KEEP_LEVELS
     sigma = math.sqrt(keep * (1 - keep) / n)
@@ -51,15 +50,15 @@ def test_keep_rate_is_one_minus_p(p):
 
 def test_masks_follow_the_seed_and_the_generator():
     torch.manual_seed(3)
-    a = keep_mask((64, 33), 0.1)
+    a = ~drop_mask((64, 33), 0.1)
     torch.manual_seed(3)
-    b = keep_mask((64, 33), 0.1)
-    c = keep_mask((64, 33), 0.1)
+    b = ~drop_mask((64, 33), 0.1)
+    c = ~drop_mask((64, 33), 0.1)
     assert torch.equal(a, b) and not torch.equal(b, c)
     torch.manual_seed(3)
     assert torch.equal(drop_mask((64, 33), 0.1), ~a)  # the same draws, complemented
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    assert torch.equal(keep_mask((10, 10), 0.3, generator=g1), keep_mask((10, 10), 0.3, generator=g2))
+    assert torch.equal(drop_mask((10, 10), 0.3, generator=g1), drop_mask((10, 10), 0.3, generator=g2))
 
 
 def test_fast_dropout_scales_kept_values_and_backpropagates_the_mask():
@@ -128,7 +127,7 @@ def test_attention_drops_probabilities_with_the_same_mask_stream():
     torch.manual_seed(5)
     out, probs = fast_dropout_attention(module, q, k, v, mask, dropout=0.2, scaling=0.3)
     torch.manual_seed(5)
-    keep = keep_mask((3, 2, 7, 7), 0.2)
+    keep = ~drop_mask((3, 2, 7, 7), 0.2)
     reference = torch.softmax((q @ k.transpose(2, 3) * 0.3).masked_fill(~mask, -1e30), -1)
     reference = reference * keep * KEEP_LEVELS / (KEEP_LEVELS - drop_levels(0.2))
     assert torch.allclose(probs, reference, atol=1e-6)

@@ -9,9 +9,8 @@ keeps dropout's semantics and removes that cost:
 
 - :func:`drop_mask` draws the Bernoulli mask from 16-bit uniforms, four per 64-bit draw of the same generator
   (``torch.int64`` ``random_`` over its full range, viewed as ``int16``): a quarter of the draws and no float
-  conversion. ``p`` is rounded to a
-  multiple of 1/65536 (0.1 becomes 0.100006); the kept values are scaled by the inverse of the rounded keep rate,
-  so the output is unbiased for the rounded ``p``.
+  conversion. ``p`` is rounded to a multiple of 1/65536 (0.1 becomes 0.100006); the kept values are scaled by the
+  inverse of the rounded keep rate, so the output is unbiased for the rounded ``p``.
 - :class:`FastDropout` is a drop-in :class:`torch.nn.Dropout` (same ``p``, identity in eval mode) that uses it
   and saves only the boolean mask for the backward pass.
 - :func:`fast_dropout_attention` is a transformers attention function: in eval mode, or with no dropout, it is
@@ -70,14 +69,6 @@ def drop_mask(
     words.random_(-(1 << 63), None, generator=generator)  # the full 64-bit range (``random_()`` leaves the sign 0)
     uniform16 = words.view(torch.int16)[:n]  # each 64-bit draw gives four independent 16-bit uniforms
     return (uniform16 < drop_levels(p) - KEEP_LEVELS // 2).view(shape)
-
-
-def keep_mask(
-    shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu", generator=None
-) -> torch.Tensor:
-    """The complement of :func:`drop_mask` (the same draws): ``True`` where an element is kept, with probability
-    ``1 - p``."""
-    return ~drop_mask(shape, p, device, generator)
 
 
 class _MaskedScale(torch.autograd.Function):
