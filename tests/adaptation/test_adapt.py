@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from _fake_generation import FakeGenerator
@@ -64,6 +65,10 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     assert [p["step"] for p in curve] == ["base", 1, 2]
     assert all("ndcg@10" in p["pseudo_dev"] for p in curve)
     selected = state["stages"]["select"]
+    why = selected["selection"]  # the default rule: the last step unless pseudo-dev finds another significantly better
+    assert why["rule"] == "latest" and why["latest"] == 2 and set(why["versus"]) == {"base", "1"}
+    if selected["selected"] != 2:
+        assert why["versus"][str(selected["selected"])]["p"] < why["alpha"]
     if selected["selected"] != "base":
         assert (out / "model" / "spart.json").exists()
         from sentence_transformers import SentenceTransformer
@@ -72,6 +77,7 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     assert (out / "hybrid_qa.yaml").exists() and state["stages"]["hybrid"]["mode"]
     report = (out / "report.md").read_text()
     assert "Audit on pseudo-dev" in report and "Learning curve" in report and "| train |" in report
+    assert "Rule `latest`: the last step (2)" in report and "| base | " in report
     audit = json.loads((out / "audit-pseudo-dev.json").read_text())
     assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid", "base + tiny", "base + tiny (w=0.5)"]
     for row in audit["rows"][1:]:  # a p-value against the base for every metric, the objective's also on its own
@@ -267,3 +273,75 @@ def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypat
     assert all(0.0 <= row["p"] <= 1.0 for table in versus.values() for row in table["rows"].values())
     assert f"## The selected model (step {select['selected']}) vs the base" in report
     assert "| real labels (report only), 4 q. | ndcg@10 |" in report
+
+
+def _ranked(system, good_queries, n=40):
+    """A BEIR result over ``n`` queries whose relevant passage is ranked first for ``good_queries``, second else."""
+    per_query = [{"qid": str(i), "doc_ids": [f"d{i}", "x"] if i in good_queries else ["x", f"d{i}"]} for i in range(n)]
+    ndcg = sum(1.0 if i in good_queries else 1 / math.log2(3) for i in range(n)) / n
+    return _result(system, "beir", {"ndcg@10": ndcg}, per_query)
+
+
+def test_choose_checkpoint_keeps_the_latest_unless_another_is_significantly_better():
+    from types import SimpleNamespace
+
+    from spart.adaptation.selection import choose_checkpoint
+
+    dev = SimpleNamespace(kind="beir", qrels={str(i): {f"d{i}": 1} for i in range(40)})
+    steps = ["base", 10, 20]
+    # step 10 is ahead of the last step by 2 queries of 40 (noise): the latest is kept; "best" takes step 10
+    noisy = {"base": _ranked("b", range(10)), 10: _ranked("s10", range(32)), 20: _ranked("s20", range(30))}
+    chosen, why = choose_checkpoint(steps, noisy, dev)
+    assert chosen == 20 and why["latest"] == 20
+    assert why["versus"]["10"]["difference"] > 0 and why["versus"]["10"]["p"] >= 0.05
+    assert why["versus"]["base"]["difference"] < 0
+    assert choose_checkpoint(steps, noisy, dev, rule="best")[0] == 10
+
+    # training hurt: the base beats the last step on 30 queries more -> the base is kept
+    hurt = {"base": _ranked("b", range(35)), 10: _ranked("s10", range(5)), 20: _ranked("s20", range(5))}
+    chosen, why = choose_checkpoint(steps, hurt, dev)
+    assert chosen == "base" and why["versus"]["base"]["p"] < 0.05
+    # an earlier checkpoint significantly better than the last one, and better than the base too -> that one
+    late_drop = {"base": _ranked("b", range(20)), 10: _ranked("s10", range(36)), 20: _ranked("s20", range(12))}
+    assert choose_checkpoint(steps, late_drop, dev)[0] == 10
+    # ties under "best" go to the base; one candidate is kept by either rule
+    tied = {"base": _ranked("b", range(20)), 10: _ranked("s10", range(20)), 20: _ranked("s20", range(20))}
+    assert choose_checkpoint(steps, tied, dev, rule="best")[0] == "base"
+    assert choose_checkpoint(steps, tied, dev)[0] == 20
+    chosen, why = choose_checkpoint(["base"], tied, dev)
+    assert chosen == "base" and why["versus"] == {}
+
+
+def test_choose_checkpoint_rejects_bad_input():
+    from types import SimpleNamespace
+
+    from spart.adaptation.selection import choose_checkpoint
+
+    dev = SimpleNamespace(kind="beir", qrels={"0": {"d0": 1}})
+    results = {"base": _ranked("same", {0}, n=1), 5: _ranked("same", set(), n=1)}
+    with pytest.raises(ValueError, match="unknown selection rule 'last'"):
+        choose_checkpoint(["base", 5], results, dev, rule="last")
+    with pytest.raises(ValueError, match=r"candidates without a result: \[7\]"):
+        choose_checkpoint(["base", 5, 7], results, dev)
+    with pytest.raises(ValueError, match="its own system name"):
+        choose_checkpoint(["base", 5], results, dev)
+    with pytest.raises(ValueError, match="no candidate"):
+        choose_checkpoint([], results, dev)
+
+
+def test_adapt_rejects_an_unknown_selection_rule(options):
+    options.select = "median"
+    with pytest.raises(ValueError, match="select must be one of"):
+        Adaptation(options)
+
+
+def test_a_run_started_before_an_option_existed_resumes_with_its_default(options, tmp_path):
+    Adaptation(options)
+    path = tmp_path / "run" / "adapt-state.json"
+    state = json.loads(path.read_text())
+    del state["options"]["select"]  # a run directory written by an older spart
+    path.write_text(json.dumps(state))
+    assert Adaptation(options).state["options"]["select"] == "latest"
+    options.num_passages += 1
+    with pytest.raises(ValueError, match=r"started with other options \(num_passages\)"):
+        Adaptation(options)

@@ -21,7 +21,9 @@ done; generation and training also resume *inside* the stage):
    toward SmolLM2, which reranks worse than MiniLM on pydocs' real questions, and toward Qwen2.5-0.5B, which
    reranks better but was not learnt from a few hundred questions;
 4. ``select``: every exported checkpoint, re-saved with the base model's lengths, scored on pseudo-dev
-   (and, for the report only, on ``report_dataset``); the best on pseudo-dev becomes ``model/``;
+   (and, for the report only, on ``report_dataset``); the rule of ``select`` picks ``model/``
+   (:func:`spart.adaptation.selection.choose_checkpoint`; by default the last checkpoint unless pseudo-dev finds
+   the base or an earlier one significantly better);
 5. ``hybrid``: the hybrid's fusion tuned on pseudo-dev for the selected model -> ``hybrid_qa.yaml``;
 6. ``rerank``: when the audit found a teacher whose rerank of the base's top ``depth`` beats the base on
    pseudo-dev significantly (its call is "help"), ``rerank_qa.yaml``: the selected model's dense retrieval
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from spart.adaptation.audit import DEFAULT_WEIGHTS, TEACHER_PASSAGE_TOKENS
+from spart.adaptation.selection import SELECTION_RULES, choose_checkpoint
 from spart.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -84,6 +87,9 @@ class AdaptOptions:
     :param train_budget_minutes: stop training at the first step past this many minutes; the step reached is
         exported, and selection chooses among the base and the steps reached (the learning rate has not decayed
         to 0 then: the schedule is that of the planned steps).
+    :param select: the selection rule (:mod:`spart.adaptation.selection`): ``"latest"`` keeps the end of the
+        schedule unless the base or an earlier checkpoint beats it significantly on pseudo-dev; ``"best"`` keeps the
+        highest pseudo-dev score.
     :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
     :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
     """
@@ -110,6 +116,7 @@ class AdaptOptions:
     art_base_weight: float | None = 0.5
     lr: float = 2e-5
     exports: int = 4
+    select: str = "latest"
     query_max_length: int = 32
     passage_max_length: int | None = None
     bm25_negatives: int = 10
@@ -132,6 +139,8 @@ class Adaptation:
             raise ValueError(f"method must be one of {METHODS}, got {options.method!r}")
         if options.art_base_weight is not None and not 0.0 <= options.art_base_weight <= 1.0:
             raise ValueError(f"art_base_weight must be in [0, 1] (or None: the audit's), got {options.art_base_weight}")
+        if options.select not in SELECTION_RULES:
+            raise ValueError(f"select must be one of {SELECTION_RULES}, got {options.select!r}")
         self.o = options
         self._generator = generator
         self.out = Path(options.out)
@@ -141,7 +150,8 @@ class Adaptation:
         recorded = self.state.get("options")
         current = json.loads(json.dumps(asdict(options)))
         if recorded is not None:
-            changed = {k for k in current if k not in ("progress",) and recorded.get(k) != current[k]}
+            # An option the run's state does not record is newer than the run: it is taken as given now.
+            changed = {k for k in current if k != "progress" and k in recorded and recorded[k] != current[k]}
             if changed:
                 raise ValueError(
                     f"{self.out} was started with other options ({', '.join(sorted(changed))}); "
@@ -436,7 +446,14 @@ class Adaptation:
                     continue
                 source = self.train_dir / "models" / f"step-{step:08d}"
                 curve.append(point(step, str(self._deployable(source, self.out / "checkpoints" / f"step-{step:08d}"))))
-        best = max(curve, key=lambda p: (p["pseudo_dev"][objective], p["step"] == "base"))
+        chosen, selection = choose_checkpoint(
+            [p["step"] for p in curve],
+            {step: r["pseudo_dev"] for step, r in results.items()},
+            dev,
+            objective=objective,
+            rule=self.o.select,
+        )
+        best = next(p for p in curve if p["step"] == chosen)
         versus_base = {}
         if best["step"] != "base":
             for name, data in datasets.items():
@@ -454,6 +471,7 @@ class Adaptation:
             "selected": best["step"],
             "model": str(target) if best["model"] else None,
             "objective": objective,
+            "selection": selection,
             "report_metric": report_metric,
             "versus_base": versus_base,
         }

@@ -48,6 +48,25 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, report_metric: str | Non
     return path
 
 
+def selection_lines(selection: dict[str, Any] | None) -> list[str]:
+    """Why the selected candidate was kept (:func:`spart.adaptation.selection.choose_checkpoint`'s record)."""
+    if not selection:
+        return []
+    if selection["rule"] == "best":
+        return ["", f"Rule `best`: the highest pseudo-dev {selection['objective']}."]
+    lines = [
+        "",
+        f"Rule `latest`: the last step ({selection['latest']}) unless another candidate beats it on pseudo-dev "
+        f"{selection['objective']} with p < {selection['alpha']:g} (paired):",
+        "",
+        "| candidate | difference to the last step | p (paired) |",
+        "|---|---|---|",
+    ]
+    for name, row in selection["versus"].items():
+        lines.append(f"| {name} | {row['difference']:+.3f} | {row['p']:.3g} |")
+    return lines
+
+
 def versus_base_lines(select: dict[str, Any]) -> list[str]:
     """The section comparing the selected checkpoint with the base model, metric by metric, with paired p-values
     (empty when the base was kept or the run predates the comparison)."""
@@ -115,6 +134,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
             lines.append(row)
         lines.append("")
         lines.append(f"Selected: step {select['selected']} -> `{select['model'] or 'the base model'}`.")
+        lines += selection_lines(select.get("selection"))
         if plot_curve(select["curve"], out / "learning-curve.png", metric):
             lines += ["", "![learning curve](learning-curve.png)"]
         lines += versus_base_lines(select)

@@ -42,6 +42,7 @@ def parse_base_weight(text: str) -> float | None:
 
 def register(subparsers) -> None:
     from spart.adaptation.adapt import METHODS, AdaptOptions
+    from spart.adaptation.selection import SELECTION_RULES
 
     # The defaults are AdaptOptions' own: one place to change them.
     d = AdaptOptions(corpus="", out="")
@@ -115,6 +116,13 @@ def register(subparsers) -> None:
         help="checkpoints scored for selection (each re-encodes the corpus)",
     )
     parser.add_argument(
+        "--select",
+        choices=SELECTION_RULES,
+        default=d.select,
+        help="checkpoint selection on pseudo-dev: 'latest' (default) keeps the end of training unless the base or "
+        "an earlier checkpoint is significantly better; 'best' keeps the highest pseudo-dev nDCG@10",
+    )
+    parser.add_argument(
         "--train-budget",
         type=float,
         metavar="MINUTES",
@@ -157,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         passage_max_length=args.passage_max_length,
         train_budget_minutes=args.train_budget,
         exports=args.exports,
+        select=args.select,
         report_dataset=args.report_dataset,
         report_split=args.report_split,
         seed=args.seed,
