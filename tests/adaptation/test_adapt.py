@@ -67,7 +67,9 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     selected = state["stages"]["select"]
     why = selected["selection"]  # the default rule: the last step unless pseudo-dev finds another significantly better
     assert why["rule"] == "latest" and why["latest"] == 2 and set(why["versus"]) == {"base", "1"}
-    if selected["selected"] != 2:
+    if selected["selected"] == "base":  # the base is kept whenever it scores at least as high as the last step
+        assert why["versus"]["base"]["difference"] >= 0
+    elif selected["selected"] != 2:
         assert why["versus"][str(selected["selected"])]["p"] < why["alpha"]
     if selected["selected"] != "base":
         assert (out / "model" / "spart.json").exists()
@@ -301,13 +303,17 @@ def test_choose_checkpoint_keeps_the_latest_unless_another_is_significantly_bett
     hurt = {"base": _ranked("b", range(35)), 10: _ranked("s10", range(5)), 20: _ranked("s20", range(5))}
     chosen, why = choose_checkpoint(steps, hurt, dev)
     assert chosen == "base" and why["versus"]["base"]["p"] < 0.05
+    # the base ahead of the last step by one query (no significance): the base is kept, no regression shipped
+    level = {"base": _ranked("b", range(21)), 10: _ranked("s10", range(20)), 20: _ranked("s20", range(20))}
+    chosen, why = choose_checkpoint(steps, level, dev)
+    assert chosen == "base" and why["versus"]["base"]["p"] > 0.05
     # an earlier checkpoint significantly better than the last one, and better than the base too -> that one
     late_drop = {"base": _ranked("b", range(20)), 10: _ranked("s10", range(36)), 20: _ranked("s20", range(12))}
     assert choose_checkpoint(steps, late_drop, dev)[0] == 10
     # ties under "best" go to the base; one candidate is kept by either rule
     tied = {"base": _ranked("b", range(20)), 10: _ranked("s10", range(20)), 20: _ranked("s20", range(20))}
     assert choose_checkpoint(steps, tied, dev, rule="best")[0] == "base"
-    assert choose_checkpoint(steps, tied, dev)[0] == 20
+    assert choose_checkpoint(steps, tied, dev)[0] == "base"  # level with the base: the base
     chosen, why = choose_checkpoint(["base"], tied, dev)
     assert chosen == "base" and why["versus"] == {}
 

@@ -22,8 +22,8 @@ done; generation and training also resume *inside* the stage):
    reranks better but was not learnt from a few hundred questions;
 4. ``select``: every exported checkpoint, re-saved with the base model's lengths, scored on pseudo-dev
    (and, for the report only, on ``report_dataset``); the rule of ``select`` picks ``model/``
-   (:func:`spart.adaptation.selection.choose_checkpoint`; by default the last checkpoint unless pseudo-dev finds
-   the base or an earlier one significantly better);
+   (:func:`spart.adaptation.selection.choose_checkpoint`; by default the last checkpoint, unless pseudo-dev finds
+   an earlier one significantly better or the base at least as good);
 5. ``hybrid``: the hybrid's fusion tuned on pseudo-dev for the selected model -> ``hybrid_qa.yaml``;
 6. ``rerank``: when the audit found a teacher whose rerank of the base's top ``depth`` beats the base on
    pseudo-dev significantly (its call is "help"), ``rerank_qa.yaml``: the selected model's dense retrieval
@@ -88,8 +88,8 @@ class AdaptOptions:
         exported, and selection chooses among the base and the steps reached (the learning rate has not decayed
         to 0 then: the schedule is that of the planned steps).
     :param select: the selection rule (:mod:`spart.adaptation.selection`): ``"latest"`` keeps the end of the
-        schedule unless the base or an earlier checkpoint beats it significantly on pseudo-dev; ``"best"`` keeps the
-        highest pseudo-dev score.
+        schedule unless an earlier checkpoint beats it significantly on pseudo-dev or the base scores at least as
+        high there; ``"best"`` keeps the highest pseudo-dev score.
     :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
     :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
     """

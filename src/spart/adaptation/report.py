@@ -56,8 +56,8 @@ def selection_lines(selection: dict[str, Any] | None) -> list[str]:
         return ["", f"Rule `best`: the highest pseudo-dev {selection['objective']}."]
     lines = [
         "",
-        f"Rule `latest`: the last step ({selection['latest']}) unless another candidate beats it on pseudo-dev "
-        f"{selection['objective']} with p < {selection['alpha']:g} (paired):",
+        f"Rule `latest`: the last step ({selection['latest']}) unless an earlier step beats it on pseudo-dev "
+        f"{selection['objective']} with p < {selection['alpha']:g} (paired) or the base scores at least as high:",
         "",
         "| candidate | difference to the last step | p (paired) |",
         "|---|---|---|",

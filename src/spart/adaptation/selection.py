@@ -2,11 +2,11 @@
 
 Two rules (``spart adapt --select``):
 
-- ``latest`` (the default): the end of the training schedule, unless another candidate (the base or an earlier
-  checkpoint) beats it on pseudo-dev's objective with a paired p-value below ``alpha``; then the best of those.
-  Training toward a teacher's scores is the method's claim and the schedule's end is its result; pseudo-dev
-  overrules it only on evidence. The base stays a candidate, so a run that made the model significantly worse on
-  pseudo-dev keeps the base.
+- ``latest`` (the default): the end of the training schedule, unless an earlier checkpoint beats it on
+  pseudo-dev's objective with a paired p-value below ``alpha``, or the base scores at least as high as it (no test:
+  shipping a regression costs more than missing a gain, and generated questions already favour a model trained on
+  their like); then the best of those. Training toward a teacher's scores is the method; the schedule's end is its
+  result, and pseudo-dev overrules it on evidence only, except to keep the base.
 - ``best``: the candidate with the highest pseudo-dev objective (ties: the base).
 
 Why ``latest`` is the default, measured (docs/adaptation.md, *Checkpoint selection*): on pydocs two runs of the same
@@ -43,7 +43,7 @@ def choose_checkpoint(
     :param rule: ``"latest"`` or ``"best"`` (see the module docstring).
     :param alpha: significance level of the ``latest`` rule.
     :returns: ``(chosen candidate, record)``; the record holds the rule and, for ``latest``, each other candidate's
-        objective difference to the latest and its p-value.
+        objective difference to the latest and its p-value (the base is kept at a difference >= 0 whatever p).
 
     Example::
 
@@ -76,7 +76,7 @@ def choose_checkpoint(
         p = float(p_values[results[c].system][objective])
         diff = score[c] - score[latest]
         record["versus"][str(c)] = {"difference": diff, "p": p}
-        if diff > 0 and p < alpha:
+        if (diff > 0 and p < alpha) or (c == "base" and diff >= 0):
             better.append(c)
     if not better:
         return latest, record

@@ -119,8 +119,8 @@ def register(subparsers) -> None:
         "--select",
         choices=SELECTION_RULES,
         default=d.select,
-        help="checkpoint selection on pseudo-dev: 'latest' (default) keeps the end of training unless the base or "
-        "an earlier checkpoint is significantly better; 'best' keeps the highest pseudo-dev nDCG@10",
+        help="checkpoint selection on pseudo-dev: 'latest' (default) keeps the end of training unless an earlier "
+        "checkpoint is significantly better or the base at least as good; 'best' keeps the highest pseudo-dev nDCG@10",
     )
     parser.add_argument(
         "--train-budget",
