@@ -351,3 +351,25 @@ def test_a_run_started_before_an_option_existed_resumes_with_its_default(options
     options.num_passages += 1
     with pytest.raises(ValueError, match=r"started with other options \(num_passages\)"):
         Adaptation(options)
+
+
+def test_adapt_passes_fixed_candidates_to_art(options, monkeypatch):
+    import spart.training.registry
+
+    class Captured(Exception):
+        pass
+
+    def capture(kind, config, resume):
+        assert kind == "art" and resume
+        raise Captured(config)
+
+    options.reindex_every = 1
+    options.fixed_candidates = True
+    with pytest.raises(ValueError, match="fixed_candidates needs reindex_every=0"):
+        Adaptation(options)
+    options.reindex_every = 0
+    monkeypatch.setattr(spart.training.registry, "run_training", capture)
+    with pytest.raises(Captured) as caught:
+        Adaptation(options, generator=FakeGenerator()).run()
+    config = caught.value.args[0]
+    assert config.fixed_candidates and config.reindex_every == 0 and config.top_k == options.top_k

@@ -152,13 +152,75 @@ def test_resume_across_a_change_of_dropout_kernel_warns(tmp_path, model_dropout,
     assert "set fast_dropout: false to resume exactly" in caplog.text
 
 
+class RecordingTeacher(LexicalTeacher):
+    """The lexical teacher, keeping the passage ids it was asked about per question, in call order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, list[str]]] = []
+
+    def score_topk(self, questions, passages):
+        self.asked += [(q, [p.id for p in row]) for q, row in zip(questions, passages)]
+        return super().score_topk(questions, passages)
+
+
+def test_fixed_candidates_are_the_initial_models_top_k_at_every_step(tmp_path, model_dropout):
+    questions, evidence = synthetic_questions(), synthetic_evidence()
+    options = dict(max_steps=8, lr=5e-3, reindex_every=0, checkpoint_every=0)
+    fixed_teacher, moving_teacher = RecordingTeacher(), RecordingTeacher()
+    fixed = make_trainer(
+        art_config(tmp_path / "fixed", model_dropout, fixed_candidates=True, **options), teacher=fixed_teacher
+    )
+    # the initial model's own top 5 of every question, from its public encode methods (eval mode, fp32)
+    q = fixed.encoder.encode_queries(questions)
+    p = fixed.encoder.encode_passages(evidence.texts, evidence.titles)
+    top = np.argsort(-(q @ p.T), axis=1)[:, :5]
+    expected = {question: {evidence.ids[j] for j in row} for question, row in zip(questions, top)}
+    fixed.train()
+    assert len(fixed_teacher.asked) == 8 * 4
+    for question, ids in fixed_teacher.asked:
+        assert set(ids) == expected[question], question
+    # without them (ART) the drifting query tower's candidates leave the initial top 5 within the same run
+    make_trainer(art_config(tmp_path / "moving", model_dropout, **options), teacher=moving_teacher).train()
+    assert any(set(ids) != expected[question] for question, ids in moving_teacher.asked)
+
+
+def test_fixed_candidates_resume_exactly_and_refuse_a_switch(tmp_path, model_dropout):
+    options = dict(reindex_every=0, fixed_candidates=True)
+    straight = make_trainer(art_config(tmp_path / "a", model_dropout, **options))
+    straight.train()
+
+    def crash_after_3(step):
+        if step == 3:
+            raise Crash
+
+    config = art_config(tmp_path / "b", model_dropout, **options)
+    with pytest.raises(Crash):
+        make_trainer(config, on_step_end=crash_after_3).train()
+    resumed = make_trainer(config)
+    resumed.train(resume=True)
+    a, b = weights(straight.encoder), weights(resumed.encoder)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(straight.candidates, resumed.candidates)
+    with pytest.raises(ValueError, match="trained with fixed_candidates and this run is configured without"):
+        make_trainer(config.model_copy(update={"fixed_candidates": False})).resume()
+    plain = art_config(tmp_path / "c", model_dropout, reindex_every=0, max_steps=2)
+    make_trainer(plain).train()
+    with pytest.raises(ValueError, match="trained without fixed_candidates and this run is configured with"):
+        make_trainer(plain.model_copy(update={"fixed_candidates": True})).resume()
+
+
 def first_step_gradients(trainer):
     """Step 0's loss and rank-averaged gradients, before any optimiser update."""
     from spart.training.distributed import average_gradients
 
     trainer.reindex(0)
+    rows = None
+    if trainer.config.fixed_candidates:
+        trainer.candidates = trainer.initial_candidates()
+        rows = trainer.candidates[trainer.local_indices(0)]
     trainer.encoder.train()
-    loss, _ = trainer.compute_loss_and_backward(trainer.local_questions(0))
+    loss, _ = trainer.compute_loss_and_backward(trainer.local_questions(0), rows)
     params = dict(trainer.encoder.named_parameters())
     average_gradients(params.values(), trainer.ctx.world_size)
     grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
@@ -177,10 +239,10 @@ def test_grad_cache_matches_plain_training(tmp_path, model_no_dropout):
         assert torch.allclose(cached[1][name], grad, rtol=1e-4, atol=1e-6), (name, (cached[1][name] - grad).abs().max())
 
 
-def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir):
+def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir, options):
     init_gloo(rank, world, rendezvous)
     ctx = DistributedContext(rank=rank, world_size=world)
-    config = art_config(out_dir / "dist", model_dir, max_steps=3, checkpoint_every=0, reindex_every=2)
+    config = art_config(out_dir / "dist", model_dir, max_steps=3, checkpoint_every=0, **options)
     loss, grads = first_step_gradients(make_trainer(config, ctx=ctx))
     trainer = make_trainer(config, ctx=ctx)
     trainer.train()
@@ -188,12 +250,15 @@ def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir):
     torch.distributed.destroy_process_group()
 
 
-def test_two_ranks_train_like_one_process(tmp_path, model_no_dropout):
-    config = art_config(tmp_path / "single", model_no_dropout, max_steps=3, checkpoint_every=0, reindex_every=2)
+@pytest.mark.parametrize(
+    "options", [{"reindex_every": 2}, {"reindex_every": 0, "fixed_candidates": True}], ids=["reindex", "fixed"]
+)
+def test_two_ranks_train_like_one_process(tmp_path, model_no_dropout, options):
+    config = art_config(tmp_path / "single", model_no_dropout, max_steps=3, checkpoint_every=0, **options)
     _, ref_grads = first_step_gradients(make_trainer(config))
     single = make_trainer(config)
     single.train()
-    spawn(_two_rank_worker, 2, tmp_path / "rdzv", tmp_path, model_no_dropout)
+    spawn(_two_rank_worker, 2, tmp_path / "rdzv", tmp_path, model_no_dropout, options)
     r0, r1 = torch.load(tmp_path / "r0.pt"), torch.load(tmp_path / "r1.pt")
     # Step 0: the rank-averaged gradient is the single-process gradient of the whole batch.
     assert set(r0["grads"]) == set(ref_grads)
@@ -258,6 +323,8 @@ def test_bad_configs_are_clear_errors(tmp_path, model_no_dropout):
         make_trainer(art_config(tmp_path, model_no_dropout, batch_size=5), ctx=DistributedContext(rank=0, world_size=2))
     with pytest.raises(ValueError, match="top_k"):
         art_config(tmp_path, model_no_dropout, top_k=0)
+    with pytest.raises(ValueError, match="fixed_candidates needs reindex_every: 0"):
+        art_config(tmp_path, model_no_dropout, fixed_candidates=True, reindex_every=3)
     with pytest.raises(ValueError, match="teacher.bogus"):
         load_config(
             ARTTrainingConfig,

@@ -81,6 +81,9 @@ class AdaptOptions:
     :param reindex_every: ART re-embeds the corpus every this many steps; ``0`` (default): the corpus is embedded
         once by the base encoder and the student's questions search that static index (cheaper than ART's
         schedule; the measured runs use it).
+    :param fixed_candidates: ART's candidates are each question's top ``top_k`` under the base model, computed once
+        (needs ``reindex_every=0``; see :class:`~spart.training.config.ARTTrainingConfig`): the list a rerank of the
+        base reads, and every teacher score after the first epoch is a cache hit.
     :param art_base_weight: ART's target is ``(1 - w) z(teacher) + w z(base)``; ``w`` is this fixed weight (0.5) or,
         with ``None``, the audit's best pseudo-dev weight (which overfits the pseudo-labels: see the docs).
     :param passage_max_length: passage tokens in training (``None``: the base model's own).
@@ -113,6 +116,7 @@ class AdaptOptions:
     batch_size: int | None = None
     top_k: int = 8
     reindex_every: int = 0
+    fixed_candidates: bool = False
     art_base_weight: float | None = 0.5
     lr: float = 2e-5
     exports: int = 4
@@ -139,6 +143,11 @@ class Adaptation:
             raise ValueError(f"method must be one of {METHODS}, got {options.method!r}")
         if options.art_base_weight is not None and not 0.0 <= options.art_base_weight <= 1.0:
             raise ValueError(f"art_base_weight must be in [0, 1] (or None: the audit's), got {options.art_base_weight}")
+        if options.fixed_candidates and options.reindex_every:
+            raise ValueError(
+                f"fixed_candidates needs reindex_every=0 (got {options.reindex_every}): the candidates are the base "
+                "model's top K over the index it built"
+            )
         if options.select not in SELECTION_RULES:
             raise ValueError(f"select must be one of {SELECTION_RULES}, got {options.select!r}")
         self.o = options
@@ -373,6 +382,7 @@ class Adaptation:
             evidence=Path(self.o.corpus),
             top_k=self.o.top_k,
             reindex_every=self.o.reindex_every,
+            fixed_candidates=self.o.fixed_candidates,
             passage_max_length=self.o.passage_max_length or 128,
             # GradCache over the batch x top_k passages: one chunk's activations instead of all of them
             # (benchmarks/bench_art_memory.py: 16 x 32 passages, 6.3 GB -> 1.2 GB per step in bf16, no slower).

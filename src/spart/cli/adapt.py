@@ -105,6 +105,11 @@ def register(subparsers) -> None:
         default=d.art_base_weight,
         help="ART target = (1-w) z(teacher) + w z(base): w (default 0.5), or 'audit' for the audit's pseudo-dev pick",
     )
+    parser.add_argument(
+        "--fixed-candidates",
+        action="store_true",
+        help="ART: each question's candidates are the base model's top K, searched once (needs --reindex-every 0)",
+    )
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     parser.add_argument(
         "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
@@ -160,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         top_k=args.top_k,
         reindex_every=args.reindex_every,
+        fixed_candidates=args.fixed_candidates,
         art_base_weight=args.art_base_weight,
         lr=args.lr,
         passage_max_length=args.passage_max_length,

@@ -16,6 +16,10 @@ One step, per rank (``b = batch_size / world_size`` questions):
 6. every ``reindex_every`` steps the whole evidence is re-embedded with the current passage tower, each rank
    embedding its own shard.
 
+With ``fixed_candidates`` (and ``reindex_every: 0``), step 2 is replaced: each question's K passages are its top K
+under the initial model, searched once before the first step with the query tower in eval mode and kept in every
+checkpoint. The student still scores those passages with its current towers.
+
 Resuming is exact: the data order is a function of ``(seed, step)``; a checkpoint holds model, optimiser,
 scheduler, every rank's RNG, *and the evidence embeddings in use with the step that produced them*, so the
 resumed run retrieves exactly what the uninterrupted run retrieves (re-embedding with the resumed weights
@@ -32,7 +36,13 @@ Deviations from the reference (``DevSinghSachan/art``):
 - passages are ``title [SEP] text`` with the DualEncoder's own tokenisation; questions have no source passage,
   so ART's "drop the trivial passage" step does not apply;
 - the evidence embeddings are stored in float32 (ART: fp16), and gathered to rank 0 for checkpoints (fine for
-  millions of passages per node of RAM, not for ART's 21M x 768 on one host).
+  millions of passages per node of RAM, not for ART's 21M x 768 on one host);
+- ``fixed_candidates`` (off by default) is not in ART. ART searches its (periodically refreshed) index with the
+  current query tower; without a refresh (``reindex_every: 0``, the cheap schedule ``spart adapt`` uses) that
+  tower drifts away from the passage embeddings it searches, its candidates change from step to step and most
+  need new teacher scores. Fixed candidates are the base's own top K, the list a rerank of the base would read:
+  the student learns the teacher's order of exactly those, and every teacher score after the first epoch comes
+  from the cache.
 """
 
 from __future__ import annotations
@@ -141,6 +151,7 @@ class ARTTrainer(Trainer):
         self.temperature = resolve_temperature(config, encoder)
         self.loss_fn = KLDistillationLoss(config.teacher_temperature)
         self.index = ShardedEvidenceIndex(len(evidence), encoder.embedding_dim, config.index_factory, self.ctx.device)
+        self.candidates: np.ndarray | None = None  # (n_questions, K) evidence rows with fixed_candidates
         self._teacher_stats_at_window_start = _teacher_stats(teacher)
 
     @classmethod
@@ -177,6 +188,29 @@ class ARTTrainer(Trainer):
     def before_training(self, resumed: bool) -> None:
         if not resumed:
             self.reindex(0)
+            if self.config.fixed_candidates:
+                self.candidates = self.initial_candidates()
+
+    @torch.no_grad()
+    def initial_candidates(self) -> np.ndarray:
+        """Every question's top K under the current (initial) model in eval mode: ``(n_questions, K)`` rows.
+
+        Collective: every rank searches the index with all questions (the search gathers every rank's shard)."""
+        enc, k, size = self.encoder, self.config.top_k, self.config.encode_batch_size
+        was_training = enc.training
+        enc.eval()
+        rows = []
+        try:
+            for start in range(0, len(self.questions), size):
+                with self.autocast():
+                    q = enc.embed(enc.tokenize_queries(self.questions[start : start + size]), "query")
+                _, found = self.index.search(q.float().cpu(), k)
+                check_topk_rows(found, k)
+                rows.append(found)
+        finally:
+            enc.train(was_training)
+        logger.info("fixed candidates: the initial model's top %d of %d questions", k, len(self.questions))
+        return np.concatenate(rows).astype(np.int64)
 
     def after_step(self) -> dict[str, float]:
         every, step = self.config.reindex_every, self.step
@@ -185,14 +219,19 @@ class ARTTrainer(Trainer):
         return {"reindex_s": 0.0}
 
     # ------------------------------------------------------------------ one step
-    def compute_loss_and_backward(self, questions: list[str]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Forward + backward of one rank's questions; returns the local loss and timings (seconds)."""
+    def compute_loss_and_backward(
+        self, questions: list[str], rows: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward + backward of one rank's questions; returns the local loss and timings (seconds).
+
+        :param rows: the questions' K evidence rows (fixed candidates); ``None``: searched with the current tower."""
         enc, k, b = self.encoder, self.config.top_k, len(questions)
         with self.autocast():  # with its graph either way: b queries are cheap next to the b x k passages
             q = enc.embed(enc.tokenize_queries(questions), "query")
         t0 = time.perf_counter()
-        _, rows = self.index.search(q.detach().float().cpu(), k)
-        check_topk_rows(rows, k)
+        if rows is None:
+            _, rows = self.index.search(q.detach().float().cpu(), k)
+            check_topk_rows(rows, k)
         retrieve_s = time.perf_counter() - t0
 
         ids, titles, texts = gather_passages(self.evidence, rows)
@@ -229,7 +268,9 @@ class ARTTrainer(Trainer):
         """Run global step ``step`` (0-based); returns the loss averaged over ranks and this rank's timings."""
         start = time.perf_counter()
         self.encoder.train()
-        loss, timings = self.compute_loss_and_backward(self.local_questions(step))
+        indices = self.local_indices(step)
+        rows = None if self.candidates is None else self.candidates[indices]
+        loss, timings = self.compute_loss_and_backward([self.questions[i] for i in indices], rows)
         guarded("average gradients", average_gradients, self.trainable_parameters(), self.ctx.world_size)
         self.optimizer_step()
         return {"loss": self.mean_over_ranks(float(loss)), "step_s": time.perf_counter() - start, **timings}
@@ -262,17 +303,32 @@ class ARTTrainer(Trainer):
             "index_step": self.index.step,
             "evidence_embeddings": None if evidence is None else torch.from_numpy(np.array(evidence)),
             "evidence_ids_hash": _ids_hash(self.evidence.ids),
+            "candidates": None if self.candidates is None else torch.from_numpy(self.candidates),
         }
 
     def check_state(self, state: Mapping[str, Any]) -> None:
         super().check_state(state)
         if state["evidence_ids_hash"] != _ids_hash(self.evidence.ids):
             raise ValueError("the checkpoint's evidence corpus differs from the configured one")
+        fixed = state.get("candidates") is not None
+        if fixed != self.config.fixed_candidates:
+            raise ValueError(
+                f"the checkpoint was trained {'with' if fixed else 'without'} fixed_candidates and this run is "
+                f"configured {'with' if self.config.fixed_candidates else 'without'}: the candidates of the steps "
+                "to come would differ; resume with the checkpoint's setting or start a new output_dir"
+            )
+        if fixed and tuple(state["candidates"].shape) != (len(self.questions), self.config.top_k):
+            raise ValueError(
+                f"the checkpoint's fixed candidates are {tuple(state['candidates'].shape)} rows, this run has "
+                f"{len(self.questions)} questions and top_k {self.config.top_k}"
+            )
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         full = state["evidence_embeddings"].cpu().numpy()
         self.index.set_embeddings(self.index.shard_of(full), state["index_step"])
         logger.info("evidence index restored as built at step %d", state["index_step"])
+        if state.get("candidates") is not None:
+            self.candidates = state["candidates"].cpu().numpy().astype(np.int64)
 
 
 # ---------------------------------------------------------------------- helpers

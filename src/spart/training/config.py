@@ -243,6 +243,10 @@ class ARTTrainingConfig(EncoderTrainingConfig):
     :param temperature: student temperature; ``None`` = sqrt(dim), or 0.05 for normalised embeddings.
     :param teacher_temperature: teacher scores are divided by it (ART: 1.0).
     :param reindex_every: re-embed the evidence every N steps (ART: 500); 0 never re-embeds.
+    :param fixed_candidates: each question's K passages are its top K under the initial model (query and passage
+        towers of step 0, eval mode), computed once before the first step, instead of the current query tower's
+        search of the index (ART). Needs ``reindex_every: 0``: without re-indexing, the current query tower would
+        search passage embeddings of another model. Not in ART (see :mod:`spart.training.art`).
     :param index_factory: FAISS factory of each shard (``Flat``: exact search, as ART).
     :param encode_batch_size: batch size of evidence re-embedding.
     :param teacher: the teacher LM and its score cache.
@@ -258,9 +262,19 @@ class ARTTrainingConfig(EncoderTrainingConfig):
     temperature: float | None = Field(None, gt=0)
     teacher_temperature: float = Field(1.0, gt=0)
     reindex_every: int = Field(500, ge=0)
+    fixed_candidates: bool = False
     index_factory: str = "Flat"
     encode_batch_size: int = Field(64, gt=0)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+
+    @model_validator(mode="after")
+    def _fixed_candidates_need_a_static_index(self) -> ARTTrainingConfig:
+        if self.fixed_candidates and self.reindex_every:
+            raise ValueError(
+                f"fixed_candidates needs reindex_every: 0 (got {self.reindex_every}): the candidates are the initial "
+                "model's top K, over the index that model built"
+            )
+        return self
 
 
 # ---------------------------------------------------------------------- loading
