@@ -373,3 +373,22 @@ def test_adapt_passes_fixed_candidates_to_art(options, monkeypatch):
         Adaptation(options, generator=FakeGenerator()).run()
     config = caught.value.args[0]
     assert config.fixed_candidates and config.reindex_every == 0 and config.top_k == options.top_k
+
+
+def test_selection_lines_explain_either_rule():
+    from spart.adaptation.report import selection_lines
+
+    latest = {
+        "rule": "latest",
+        "objective": "ndcg@10",
+        "alpha": 0.05,
+        "latest": 108,
+        "versus": {"base": {"difference": -0.061, "p": 2.3e-05}, "54": {"difference": 0.008, "p": 0.142}},
+    }
+    text = "\n".join(selection_lines(latest))
+    assert "Rule `latest`: the last step (108) unless an earlier step beats it" in text and "p < 0.05" in text
+    assert "| base | -0.061 | 2.3e-05 |" in text and "| 54 | +0.008 | 0.142 |" in text
+    assert (
+        selection_lines({"rule": "best", "objective": "ndcg@10"})[-1] == "Rule `best`: the highest pseudo-dev ndcg@10."
+    )
+    assert selection_lines(None) == [] and selection_lines({}) == []
