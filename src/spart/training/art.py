@@ -191,26 +191,17 @@ class ARTTrainer(Trainer):
             if self.config.fixed_candidates:
                 self.candidates = self.initial_candidates()
 
-    @torch.no_grad()
     def initial_candidates(self) -> np.ndarray:
-        """Every question's top K under the current (initial) model in eval mode: ``(n_questions, K)`` rows.
+        """Every question's top K under the current (initial) model: ``(n_questions, K)`` evidence rows.
 
-        Collective: every rank searches the index with all questions (the search gathers every rank's shard)."""
-        enc, k, size = self.encoder, self.config.top_k, self.config.encode_batch_size
-        was_training = enc.training
-        enc.eval()
-        rows = []
-        try:
-            for start in range(0, len(self.questions), size):
-                with self.autocast():
-                    q = enc.embed(enc.tokenize_queries(self.questions[start : start + size]), "query")
-                _, found = self.index.search(q.float().cpu(), k)
-                check_topk_rows(found, k)
-                rows.append(found)
-        finally:
-            enc.train(was_training)
+        The questions go through the encoder's own inference path (eval mode), as the evidence does in
+        :meth:`reindex`. Collective: every rank searches the index with all questions."""
+        k = self.config.top_k
+        q = self.encoder.encode_queries(self.questions, batch_size=self.config.encode_batch_size)
+        _, rows = self.index.search(q, k)
+        check_topk_rows(rows, k)
         logger.info("fixed candidates: the initial model's top %d of %d questions", k, len(self.questions))
-        return np.concatenate(rows).astype(np.int64)
+        return rows.astype(np.int64)
 
     def after_step(self) -> dict[str, float]:
         every, step = self.config.reindex_every, self.step
