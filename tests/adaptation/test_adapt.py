@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from _fake_generation import FakeGenerator
 
@@ -373,6 +374,34 @@ def test_adapt_passes_fixed_candidates_to_art(options, monkeypatch):
         Adaptation(options, generator=FakeGenerator()).run()
     config = caught.value.args[0]
     assert config.fixed_candidates and config.reindex_every == 0 and config.top_k == options.top_k
+
+
+def test_adapt_query_tower_only_keeps_the_base_passage_tower_end_to_end(options, tmp_path):
+    from spart.encoders import DualEncoder
+
+    options.query_tower_only = True
+    with pytest.raises(ValueError, match="query_tower_only needs reindex_every=0"):
+        Adaptation(options)
+    options.reindex_every, options.lr = 0, 1e-3
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    out = tmp_path / "run"
+    assert list(state["stages"]) == list(STAGES)
+    config = (out / "art" / "config.yaml").read_text()
+    assert "freeze_passage_tower: true" in config and "shared: false" in config
+    exported = DualEncoder.load(out / "checkpoints" / "step-00000002", device="cpu", precision="fp32")
+    base = DualEncoder.load(options.model, device="cpu", precision="fp32")
+    assert not exported.config.shared
+    texts, titles = ["apple grows on trees", "the river flows"], ["Apple", "River"]
+    # the corpus is embedded exactly as the base embeds it; the questions are not
+    assert np.allclose(exported.encode_passages(texts, titles), base.encode_passages(texts, titles), atol=1e-6)
+    assert not np.allclose(exported.encode_queries(texts), base.encode_queries(texts), atol=1e-4)
+    # the pipelines' embedder (hybrid_qa's type) embeds questions with the query tower of such a model
+    from spart.components.embedders import SpiderTextEmbedder
+
+    embedder = SpiderTextEmbedder(model=str(out / "checkpoints" / "step-00000002"), device="cpu", precision="fp32")
+    embedder.warm_up()
+    question = "what about apple?"
+    assert np.allclose(embedder.run(question)["embedding"], exported.encode_queries([question])[0], atol=1e-5)
 
 
 def test_selection_lines_explain_either_rule():

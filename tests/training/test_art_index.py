@@ -15,6 +15,7 @@ from spart.training.distributed import CollectiveError
 
 N, DIM, K = 103, 16, 7
 QUERY_COUNTS = (3, 5)  # ranks hold different numbers of questions
+LOOKUPS = (np.array([[0, 102], [51, 52]]), np.array([[60, 10, 101]]))  # rows 0..51 on rank 0, 52..102 on rank 1
 
 
 def corpus() -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +51,18 @@ def test_single_process_search_equals_dense_index():
         index.search(queries[:, :3], K)
 
 
+def test_lookup_returns_the_embeddings_of_global_rows():
+    vectors, _ = corpus()
+    index = ShardedEvidenceIndex(N, DIM)
+    with pytest.raises(RuntimeError, match="empty"):
+        index.lookup(np.array([0]))
+    index.set_embeddings(vectors, step=0)
+    rows = np.array([[3, 102, 0], [51, 52, 3]])
+    assert np.array_equal(index.lookup(rows), vectors[rows])
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 103\)"):
+        index.lookup(np.array([[1, 103]]))
+
+
 def _sharded_worker(rank, world, rendezvous, out_dir):
     init_gloo(rank, world, rendezvous)
     vectors, queries = corpus()
@@ -58,10 +71,13 @@ def _sharded_worker(rank, world, rendezvous, out_dir):
     start = sum(QUERY_COUNTS[:rank])
     scores, rows = index.search(torch.from_numpy(queries[start : start + QUERY_COUNTS[rank]]), K)
     full = index.gather_embeddings()
+    # each rank asks for rows of both shards (and a different number of them)
+    wanted = LOOKUPS[rank]
     np.savez(
         f"{out_dir}/r{rank}.npz",
         scores=scores,
         rows=rows,
+        looked_up=index.lookup(wanted),
         shard=index.rows,
         full=full if full is not None else np.zeros(0),
     )
@@ -82,6 +98,8 @@ def test_two_rank_sharded_search_equals_single_process_exact_search(tmp_path):
     assert np.allclose(scores, np.take_along_axis(exact_scores, want_rows, 1), atol=1e-5)
     assert rows[0, 0] == 10 and rows[0, 1] == 60  # the cross-shard tie
     assert np.array_equal(r0["full"], vectors)  # checkpoints gather every shard on rank 0
+    for rank, r in enumerate((r0, r1)):  # a lookup returns each row's embedding, whichever shard holds it
+        assert np.array_equal(r["looked_up"], vectors[LOOKUPS[rank]]), rank
 
 
 def _dead_rank_worker(rank, world, rendezvous, out_dir):

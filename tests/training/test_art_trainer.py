@@ -210,6 +210,54 @@ def test_fixed_candidates_resume_exactly_and_refuse_a_switch(tmp_path, model_dro
         make_trainer(plain.model_copy(update={"fixed_candidates": True})).resume()
 
 
+def test_a_frozen_passage_tower_takes_the_query_side_of_arts_gradient(tmp_path, model_no_dropout):
+    # Step 0: both runs retrieve the same candidates with the same initial towers; the frozen run scores them with
+    # the index's embeddings instead of re-embedding them, so its loss and query-tower gradient are ART's, and its
+    # passage tower gets none.
+    full = first_step_gradients(make_trainer(art_config(tmp_path / "full", model_no_dropout, reindex_every=0)))
+    frozen = first_step_gradients(
+        make_trainer(art_config(tmp_path / "frozen", model_no_dropout, reindex_every=0, freeze_passage_tower=True))
+    )
+    assert frozen[0] == pytest.approx(full[0], abs=1e-5)
+    query = {n: g for n, g in full[1].items() if n.startswith("query_model")}
+    assert query and set(frozen[1]) == set(query)
+    assert any(n.startswith("passage_model") for n in full[1])
+    for name, grad in query.items():
+        assert torch.allclose(frozen[1][name], grad, rtol=1e-3, atol=1e-6), (name, (frozen[1][name] - grad).abs().max())
+
+
+def test_a_frozen_passage_tower_keeps_its_weights_learns_and_resumes_exactly(tmp_path, model_dropout):
+    options = dict(reindex_every=0, freeze_passage_tower=True, max_steps=12, lr=3e-3, temperature=0.3)
+    straight = make_trainer(art_config(tmp_path / "a", model_dropout, **options))
+    questions, evidence = synthetic_questions(), synthetic_evidence()
+    initial, agreement_before = weights(straight.encoder), teacher_agreement(straight.encoder, questions, evidence)
+    straight.train()
+    trained = weights(straight.encoder)
+    passage = [k for k in trained if k.startswith("passage_model")]
+    assert passage and all(torch.equal(trained[k], initial[k]) for k in passage)
+    assert any(not torch.equal(trained[k], initial[k]) for k in trained if k.startswith("query_model"))
+    assert teacher_agreement(straight.encoder, questions, evidence) > agreement_before  # the query side learns
+    assert straight.index.step == 0  # never re-embedded: the index is the passage tower's, always
+
+    def crash_after_5(step):
+        if step == 5:
+            raise Crash
+
+    config = art_config(tmp_path / "b", model_dropout, **options)
+    with pytest.raises(Crash):
+        make_trainer(config, on_step_end=crash_after_5).train()
+    resumed = make_trainer(config)
+    resumed.train(resume=True)
+    b = weights(resumed.encoder)
+    assert all(torch.equal(trained[k], b[k]) for k in trained)
+    with pytest.raises(ValueError, match="trained with freeze_passage_tower and this run is configured without"):
+        make_trainer(config.model_copy(update={"freeze_passage_tower": False})).resume()
+    plain = art_config(tmp_path / "c", model_dropout, reindex_every=0, max_steps=2)
+    make_trainer(plain).train()
+    with pytest.raises(ValueError, match="trained without freeze_passage_tower and this run is configured with"):
+        make_trainer(plain.model_copy(update={"freeze_passage_tower": True})).resume()
+
+
 def first_step_gradients(trainer):
     """Step 0's loss and rank-averaged gradients, before any optimiser update."""
     from spart.training.distributed import average_gradients
@@ -251,7 +299,13 @@ def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir, options):
 
 
 @pytest.mark.parametrize(
-    "options", [{"reindex_every": 2}, {"reindex_every": 0, "fixed_candidates": True}], ids=["reindex", "fixed"]
+    "options",
+    [
+        {"reindex_every": 2},
+        {"reindex_every": 0, "fixed_candidates": True},
+        {"reindex_every": 0, "freeze_passage_tower": True},
+    ],
+    ids=["reindex", "fixed", "frozen"],
 )
 def test_two_ranks_train_like_one_process(tmp_path, model_no_dropout, options):
     config = art_config(tmp_path / "single", model_no_dropout, max_steps=3, checkpoint_every=0, **options)
@@ -325,6 +379,10 @@ def test_bad_configs_are_clear_errors(tmp_path, model_no_dropout):
         art_config(tmp_path, model_no_dropout, top_k=0)
     with pytest.raises(ValueError, match="fixed_candidates needs reindex_every: 0"):
         art_config(tmp_path, model_no_dropout, fixed_candidates=True, reindex_every=3)
+    with pytest.raises(ValueError, match="freeze_passage_tower needs shared: false"):
+        art_config(tmp_path, model_no_dropout, freeze_passage_tower=True, reindex_every=0, shared=True)
+    with pytest.raises(ValueError, match="freeze_passage_tower needs reindex_every: 0"):
+        art_config(tmp_path, model_no_dropout, freeze_passage_tower=True, reindex_every=3)
     with pytest.raises(ValueError, match="teacher.bogus"):
         load_config(
             ARTTrainingConfig,

@@ -84,6 +84,9 @@ class AdaptOptions:
     :param fixed_candidates: ART's candidates are each question's top ``top_k`` under the base model, computed once
         (needs ``reindex_every=0``; see :class:`~spart.training.config.ARTTrainingConfig`): the list a rerank of the
         base reads, and every teacher score after the first epoch is a cache hit.
+    :param query_tower_only: ART trains a separate query tower and keeps the base as the passage tower (needs
+        ``reindex_every=0``; ``freeze_passage_tower`` of :class:`~spart.training.config.ARTTrainingConfig`): the
+        static index is then never stale, and the adapted model embeds the corpus exactly as the base does.
     :param art_base_weight: ART's target is ``(1 - w) z(teacher) + w z(base)``; ``w`` is this fixed weight (0.5) or,
         with ``None``, the audit's best pseudo-dev weight (which overfits the pseudo-labels: see the docs).
     :param passage_max_length: passage tokens in training (``None``: the base model's own).
@@ -117,6 +120,7 @@ class AdaptOptions:
     top_k: int = 8
     reindex_every: int = 0
     fixed_candidates: bool = False
+    query_tower_only: bool = False
     art_base_weight: float | None = 0.5
     lr: float = 2e-5
     exports: int = 4
@@ -147,6 +151,11 @@ class Adaptation:
             raise ValueError(
                 f"fixed_candidates needs reindex_every=0 (got {options.reindex_every}): the candidates are the base "
                 "model's top K over the index it built"
+            )
+        if options.query_tower_only and options.reindex_every:
+            raise ValueError(
+                f"query_tower_only needs reindex_every=0 (got {options.reindex_every}): the passage tower is the "
+                "base's, so re-embedding the corpus would give the same index"
             )
         if options.select not in SELECTION_RULES:
             raise ValueError(f"select must be one of {SELECTION_RULES}, got {options.select!r}")
@@ -377,12 +386,13 @@ class Adaptation:
         base = self._base()
         weight = audit["weight"] if self.o.art_base_weight is None else self.o.art_base_weight
         config = ARTTrainingConfig(
-            **self._common_training_options(steps, exports),
+            **{**self._common_training_options(steps, exports), "shared": not self.o.query_tower_only},
             questions=questions,
             evidence=Path(self.o.corpus),
             top_k=self.o.top_k,
             reindex_every=self.o.reindex_every,
             fixed_candidates=self.o.fixed_candidates,
+            freeze_passage_tower=self.o.query_tower_only,
             passage_max_length=self.o.passage_max_length or 128,
             # GradCache over the batch x top_k passages: one chunk's activations instead of all of them
             # (benchmarks/bench_art_memory.py: 16 x 32 passages, 6.3 GB -> 1.2 GB per step in bf16, no slower).

@@ -110,6 +110,11 @@ def register(subparsers) -> None:
         action="store_true",
         help="ART: each question's candidates are the base model's top K, searched once (needs --reindex-every 0)",
     )
+    parser.add_argument(
+        "--query-tower-only",
+        action="store_true",
+        help="ART: train a separate query tower and keep the base as the passage tower (needs --reindex-every 0)",
+    )
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     parser.add_argument(
         "--passage-max-length", type=positive_int, help="passage tokens in training (default: the base model's)"
@@ -166,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         reindex_every=args.reindex_every,
         fixed_candidates=args.fixed_candidates,
+        query_tower_only=args.query_tower_only,
         art_base_weight=args.art_base_weight,
         lr=args.lr,
         passage_max_length=args.passage_max_length,

@@ -20,6 +20,10 @@ With ``fixed_candidates`` (and ``reindex_every: 0``), step 2 is replaced: each q
 under the initial model, searched once before the first step with the query tower in eval mode and kept in every
 checkpoint. The student still scores those passages with its current towers.
 
+With ``freeze_passage_tower`` (two towers, ``reindex_every: 0``), only the query tower trains: step 3 reads the K
+passages' embeddings from the index (built once, before the first step, by the frozen passage tower) instead of
+re-embedding them, and the gradient reaches the query tower alone.
+
 Resuming is exact: the data order is a function of ``(seed, step)``; a checkpoint holds model, optimiser,
 scheduler, every rank's RNG, *and the evidence embeddings in use with the step that produced them*, so the
 resumed run retrieves exactly what the uninterrupted run retrieves (re-embedding with the resumed weights
@@ -42,7 +46,13 @@ Deviations from the reference (``DevSinghSachan/art``):
   tower drifts away from the passage embeddings it searches, its candidates change from step to step and most
   need new teacher scores. Fixed candidates are the base's own top K, the list a rerank of the base would read:
   the student learns the teacher's order of exactly those, and every teacher score after the first epoch comes
-  from the cache.
+  from the cache;
+- ``freeze_passage_tower`` (off by default) is not in ART, which trains both towers. With a frozen passage tower
+  the static index is never stale, so ``reindex_every: 0`` costs nothing in faithfulness: the query tower searches
+  the very embeddings it is scored against, a step skips the ``b*K`` passage forward and backward passes, and the
+  adapted model embeds the corpus exactly as the initial one (passages the training never retrieved cannot move).
+  The index embeddings are the encoder's inference-path output (eval mode, the run's encoding precision), where
+  ART's re-embedding runs in training mode.
 """
 
 from __future__ import annotations
@@ -142,6 +152,11 @@ class ARTTrainer(Trainer):
         ctx: DistributedContext | None = None,
         on_step_end: Callable[[int], None] | None = None,
     ) -> None:
+        if config.freeze_passage_tower:
+            if encoder.config.shared:
+                raise ValueError("freeze_passage_tower needs an encoder with separate towers (shared: false)")
+            # before the optimiser is built (over the parameters that require a gradient)
+            encoder.tower("passage").requires_grad_(False)
         super().__init__(config, encoder, len(questions), ctx, on_step_end, items="questions")
         if config.top_k > len(evidence):
             raise ValueError(f"top_k={config.top_k} exceeds the {len(evidence)} evidence passages")
@@ -230,13 +245,16 @@ class ARTTrainer(Trainer):
         teacher_scores = self._teacher_scores(questions, ids, titles, texts, b, k)
         teacher_s = time.perf_counter() - t0
 
-        p_inputs = enc.tokenize_passages(texts, titles)
-
         def loss_of(p: torch.Tensor) -> torch.Tensor:
             student = torch.einsum("bd,bkd->bk", q.float(), p.float().view(b, k, -1)) / self.temperature
             return self.loss_fn(student, teacher_scores.to(student.device))
 
         chunk = self.config.grad_cache_chunk
+        if self.config.freeze_passage_tower:  # the index holds the (frozen) passage tower's embeddings
+            loss = loss_of(torch.from_numpy(self.index.lookup(rows)).to(q.device))
+            self.scale(loss).backward()
+            return loss.detach(), {"retrieve_s": retrieve_s, "teacher_s": teacher_s}
+        p_inputs = enc.tokenize_passages(texts, titles)
         if chunk is None:
             loss = loss_of(self.embed_fn("passage")(p_inputs))  # outside autocast: the scores and the KL in fp32
             self.scale(loss).backward()
@@ -295,6 +313,7 @@ class ARTTrainer(Trainer):
             "evidence_embeddings": None if evidence is None else torch.from_numpy(np.array(evidence)),
             "evidence_ids_hash": _ids_hash(self.evidence.ids),
             "candidates": None if self.candidates is None else torch.from_numpy(self.candidates),
+            "freeze_passage_tower": self.config.freeze_passage_tower,
         }
 
     def check_state(self, state: Mapping[str, Any]) -> None:
@@ -307,6 +326,13 @@ class ARTTrainer(Trainer):
                 f"the checkpoint was trained {'with' if fixed else 'without'} fixed_candidates and this run is "
                 f"configured {'with' if self.config.fixed_candidates else 'without'}: the candidates of the steps "
                 "to come would differ; resume with the checkpoint's setting or start a new output_dir"
+            )
+        frozen = bool(state.get("freeze_passage_tower", False))  # older checkpoints: trained both towers
+        if frozen != self.config.freeze_passage_tower:
+            raise ValueError(
+                f"the checkpoint was trained {'with' if frozen else 'without'} freeze_passage_tower and this run is "
+                f"configured {'with' if self.config.freeze_passage_tower else 'without'}; resume with the "
+                "checkpoint's setting or start a new output_dir"
             )
         if fixed and tuple(state["candidates"].shape) != (len(self.questions), self.config.top_k):
             raise ValueError(

@@ -204,6 +204,32 @@ class ShardedEvidenceIndex:
         )
         return merged_scores[offset : offset + len(q)], merged_rows[offset : offset + len(q)]
 
+    def lookup(self, rows: np.ndarray) -> np.ndarray:
+        """The embeddings of global evidence ``rows`` (any shape), wherever their shard lives. Collective.
+
+        :returns: float32 array of shape ``rows.shape + (dim,)``.
+        """
+        if self.embeddings is None:
+            raise RuntimeError("the evidence index is empty: call rebuild() or set_embeddings() first")
+        rows = np.asarray(rows, dtype=np.int64)
+        flat = rows.reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= self.n_passages):
+            raise ValueError(f"evidence rows must lie in [0, {self.n_passages}), got {flat.min()}..{flat.max()}")
+        if self.world == 1:
+            return self.embeddings[flat].reshape(*rows.shape, self.dim)
+        # Every rank's rows; each rank fills those of its shard (contiguous) and a sum of one non-zero term per
+        # entry (exact) gives everyone every embedding.
+        every = _all_gather_rows(torch.from_numpy(flat).to(self.device), "gather evidence rows")
+        offset = sum(len(x) for x in every[: self.rank])
+        all_rows = torch.cat(every).cpu().numpy()
+        start = int(self.rows[0]) if len(self.rows) else 0
+        mine = (all_rows >= start) & (all_rows < start + len(self.rows))
+        out = np.zeros((len(all_rows), self.dim), dtype=np.float32)
+        out[mine] = self.embeddings[all_rows[mine] - start]
+        summed = torch.from_numpy(out).to(self.device)
+        guarded("sum evidence embeddings", dist.all_reduce, summed)
+        return summed.cpu().numpy()[offset : offset + flat.size].reshape(*rows.shape, self.dim)
+
     def gather_embeddings(self) -> np.ndarray | None:
         """The whole corpus's embeddings on rank 0 (``None`` elsewhere), for a checkpoint. Collective."""
         if self.embeddings is None:

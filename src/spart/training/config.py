@@ -247,6 +247,11 @@ class ARTTrainingConfig(EncoderTrainingConfig):
         towers of step 0, eval mode), computed once before the first step, instead of the current query tower's
         search of the index (ART). Needs ``reindex_every: 0``: without re-indexing, the current query tower would
         search passage embeddings of another model. Not in ART (see :mod:`spart.training.art`).
+    :param freeze_passage_tower: train the query tower only (query-side fine-tuning): the passage tower keeps its
+        initial weights, so the index built before the first step always holds the current passage embeddings
+        (never stale, never re-embedded) and the student scores each candidate with its index embedding instead
+        of re-embedding it. Needs ``shared: false`` and ``reindex_every: 0``. Not in ART (see
+        :mod:`spart.training.art`).
     :param index_factory: FAISS factory of each shard (``Flat``: exact search, as ART).
     :param encode_batch_size: batch size of evidence re-embedding.
     :param teacher: the teacher LM and its score cache.
@@ -263,6 +268,7 @@ class ARTTrainingConfig(EncoderTrainingConfig):
     teacher_temperature: float = Field(1.0, gt=0)
     reindex_every: int = Field(500, ge=0)
     fixed_candidates: bool = False
+    freeze_passage_tower: bool = False
     index_factory: str = "Flat"
     encode_batch_size: int = Field(64, gt=0)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
@@ -273,6 +279,20 @@ class ARTTrainingConfig(EncoderTrainingConfig):
             raise ValueError(
                 f"fixed_candidates needs reindex_every: 0 (got {self.reindex_every}): the candidates are the initial "
                 "model's top K, over the index that model built"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _a_frozen_passage_tower_is_separate_and_never_reindexed(self) -> ARTTrainingConfig:
+        if self.freeze_passage_tower and self.shared:
+            raise ValueError(
+                "freeze_passage_tower needs shared: false: with one shared tower, training the query side trains "
+                "the passage side too"
+            )
+        if self.freeze_passage_tower and self.reindex_every:
+            raise ValueError(
+                f"freeze_passage_tower needs reindex_every: 0 (got {self.reindex_every}): a frozen passage tower "
+                "re-embeds the evidence exactly as it was, so re-indexing would only cost time"
             )
         return self
 
