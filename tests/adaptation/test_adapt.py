@@ -395,6 +395,8 @@ def test_adapt_query_tower_only_keeps_the_base_passage_tower_end_to_end(options,
     # the corpus is embedded exactly as the base embeds it; the questions are not
     assert np.allclose(exported.encode_passages(texts, titles), base.encode_passages(texts, titles), atol=1e-6)
     assert not np.allclose(exported.encode_queries(texts), base.encode_queries(texts), atol=1e-4)
+    # ... so its evaluations read the base's encoded corpus from the cache
+    assert exported.passage_fingerprint == base.passage_fingerprint
     # the pipelines' embedder (hybrid_qa's type) embeds questions with the query tower of such a model
     from spart.components.embedders import SpiderTextEmbedder
 

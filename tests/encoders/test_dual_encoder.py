@@ -223,6 +223,23 @@ def test_fingerprint_tracks_weights_and_config(tiny_bert_dir):
     assert a.fingerprint != b.fingerprint
 
 
+def test_passage_fingerprint_tracks_the_passage_side_only(tiny_bert_dir):
+    shared = fp32(tiny_bert_dir)
+    two = fp32(tiny_bert_dir, shared=False)  # the passage tower starts as a copy of the query tower
+    assert two.fingerprint != shared.fingerprint and two.passage_fingerprint == shared.passage_fingerprint
+    assert fp32(tiny_bert_dir, query_max_length=8).passage_fingerprint == shared.passage_fingerprint
+    assert fp32(tiny_bert_dir, passage_max_length=8).passage_fingerprint != shared.passage_fingerprint
+    assert fp32(tiny_bert_dir, pooling="mean").passage_fingerprint != shared.passage_fingerprint
+    with torch.no_grad():
+        next(two.query_model.parameters()).add_(1e-3)  # a query side trained alone
+    assert two.passage_fingerprint == shared.passage_fingerprint
+    texts = ["a passage about rivers", "another about apples"]
+    assert np.allclose(two.encode_passages(texts), shared.encode_passages(texts), atol=1e-6)
+    with torch.no_grad():
+        next(two.passage_model.parameters()).add_(1e-3)
+    assert two.passage_fingerprint != shared.passage_fingerprint
+
+
 def test_forward_has_gradients_for_training(tiny_bert_dir):
     encoder = fp32(tiny_bert_dir, defaults=ART_DEFAULTS).train()
     q, p = encoder(encoder.tokenize_queries(["a question"]), encoder.tokenize_passages(["a passage"], ["t"]))

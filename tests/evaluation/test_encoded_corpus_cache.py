@@ -13,7 +13,7 @@ class CountingEncoder:
     """Deterministic fake encoder: vector = (len(text), len(title), hash bucket); counts passages encoded."""
 
     def __init__(self, fingerprint="m1", fail_after=None):
-        self.fingerprint = fingerprint
+        self.passage_fingerprint = fingerprint
         self.encoded = 0
         self.fail_after = fail_after
 

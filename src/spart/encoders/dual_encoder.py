@@ -216,10 +216,22 @@ class DualEncoder(nn.Module):
     @property
     def fingerprint(self) -> str:
         """A short hash of the configuration and every weight: equal fingerprints encode identically."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        return self._digest(self.config.to_dict(), self.state_dict())
+
+    @property
+    def passage_fingerprint(self) -> str:
+        """A short hash of what passage embeddings depend on: the passage tower's weights and the passage-side
+        configuration (pooling, normalisation, passage length, lowercasing), not the query tower. Equal passage
+        fingerprints embed passages identically, so a model trained on its query side only (e.g. ART's
+        ``freeze_passage_tower``) shares the base model's encoded corpora (:mod:`spart.evaluation.cache`)."""
+        config = {k: v for k, v in self.config.to_dict().items() if k not in ("shared", "query_max_length")}
+        return self._digest(config, self.tower(PASSAGE).state_dict())
+
+    def _digest(self, config: dict[str, Any], weights: Mapping[str, torch.Tensor]) -> str:
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         digest.update(self.tokenizer.__class__.__name__.encode())
         digest.update(str(len(self.tokenizer)).encode())
-        for name, tensor in sorted(self.state_dict().items()):
+        for name, tensor in sorted(weights.items()):
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]

@@ -1,9 +1,10 @@
 """On-disk cache of encoded corpora, so re-running an evaluation never re-encodes unchanged passages.
 
-Key: the encoder's ``fingerprint`` (weights + configuration) and a fingerprint of the corpus (sha256 over
-every passage's id, title and text, in order). Layout::
+Key: the encoder's ``passage_fingerprint`` (the passage tower's weights and the passage-side configuration: two
+models that embed passages identically, e.g. a base model and its query-side fine-tuning, share an entry) and a
+fingerprint of the corpus (sha256 over every passage's id, title and text, in order). Layout::
 
-    <cache>/embeddings/<model_fp>/<corpus_fp>/
+    <cache>/embeddings/<passage_fp>/<corpus_fp>/
         embeddings.npy   float32 (n_passages, dim), row i = passage i of the corpus, once complete
         meta.json        counts, dim, both fingerprints
         partial/         chunk files while encoding; an interrupted run resumes from the last whole chunk
@@ -37,7 +38,7 @@ class PassageEncoder(Protocol):
     """What the cache needs from an encoder (``spart.encoders.DualEncoder`` satisfies it)."""
 
     @property
-    def fingerprint(self) -> str: ...
+    def passage_fingerprint(self) -> str: ...
 
     def encode_passages(self, texts: Sequence[str], titles: Sequence[str] | None = None, **kwargs) -> np.ndarray: ...
 
@@ -103,7 +104,7 @@ def encode_corpus_cached(
         if not isinstance(passages, Sequence):
             passages = list(passages)
         corpus_fp, _ = corpus_fingerprint(passages)
-    model_fp = str(encoder.fingerprint)
+    model_fp = str(encoder.passage_fingerprint)
     directory = cache_root(cache_dir) / "embeddings" / model_fp / corpus_fp
     final = directory / "embeddings.npy"
     if final.is_file():
@@ -152,7 +153,7 @@ def encode_corpus_cached(
             row += len(block)
         out.flush()
         del out
-    meta = {"model_fingerprint": model_fp, "corpus_fingerprint": corpus_fp, "count": count, "dim": int(dim)}
+    meta = {"passage_fingerprint": model_fp, "corpus_fingerprint": corpus_fp, "count": count, "dim": int(dim)}
     write_text_atomic(directory / "meta.json", json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(partial, ignore_errors=True)
     return np.load(final, mmap_mode="r")
