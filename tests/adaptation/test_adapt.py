@@ -391,6 +391,8 @@ def test_adapt_query_tower_only_keeps_the_base_passage_tower_end_to_end(options,
     exported = DualEncoder.load(out / "checkpoints" / "step-00000002", device="cpu", precision="fp32")
     base = DualEncoder.load(options.model, device="cpu", precision="fp32")
     assert not exported.config.shared
+    # trained against the corpus as the deployed model embeds it: the base's passage length, not ART's 128
+    assert f"passage_max_length: {base.config.passage_max_length}" in config
     texts, titles = ["apple grows on trees", "the river flows"], ["Apple", "River"]
     # the corpus is embedded exactly as the base embeds it; the questions are not
     assert np.allclose(exported.encode_passages(texts, titles), base.encode_passages(texts, titles), atol=1e-6)

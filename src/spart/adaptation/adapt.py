@@ -89,7 +89,8 @@ class AdaptOptions:
         static index is then never stale, and the adapted model embeds the corpus exactly as the base does.
     :param art_base_weight: ART's target is ``(1 - w) z(teacher) + w z(base)``; ``w`` is this fixed weight (0.5) or,
         with ``None``, the audit's best pseudo-dev weight (which overfits the pseudo-labels: see the docs).
-    :param passage_max_length: passage tokens in training (``None``: the base model's own).
+    :param passage_max_length: passage tokens in training (``None``: the base model's own; 128 for ART, which
+        re-embeds its candidates every step, unless ``query_tower_only``).
     :param train_budget_minutes: stop training at the first step past this many minutes; the step reached is
         exported, and selection chooses among the base and the steps reached (the learning rate has not decayed
         to 0 then: the schedule is that of the planned steps).
@@ -383,7 +384,7 @@ class Adaptation:
         questions = self._training_questions()
         n_questions = sum(1 for _ in open(questions, encoding="utf-8"))
         steps, exports = self._steps(n_questions)
-        base = self._base()
+        base, base_lengths = self._base(), self._base_config
         weight = audit["weight"] if self.o.art_base_weight is None else self.o.art_base_weight
         config = ARTTrainingConfig(
             **{**self._common_training_options(steps, exports), "shared": not self.o.query_tower_only},
@@ -393,7 +394,10 @@ class Adaptation:
             reindex_every=self.o.reindex_every,
             fixed_candidates=self.o.fixed_candidates,
             freeze_passage_tower=self.o.query_tower_only,
-            passage_max_length=self.o.passage_max_length or 128,
+            # ART re-embeds b x K passages a step: 128 tokens keep that affordable; a frozen passage tower embeds the
+            # corpus once, at the length the adapted model will be deployed with (the base's)
+            passage_max_length=self.o.passage_max_length
+            or (base_lengths.passage_max_length if self.o.query_tower_only else 128),
             # GradCache over the batch x top_k passages: one chunk's activations instead of all of them
             # (benchmarks/bench_art_memory.py: 16 x 32 passages, 6.3 GB -> 1.2 GB per step in bf16, no slower).
             grad_cache_chunk=ART_GRAD_CACHE_CHUNK,
