@@ -164,6 +164,30 @@ class RecordingTeacher(LexicalTeacher):
         return super().score_topk(questions, passages)
 
 
+def crash_and_resume(config, after_step):
+    """Train ``config`` until a crash after step ``after_step``, then resume it to the end: the resumed trainer."""
+
+    def crash(step):
+        if step == after_step:
+            raise Crash
+
+    with pytest.raises(Crash):
+        make_trainer(config, on_step_end=crash).train()
+    resumed = make_trainer(config)
+    resumed.train(resume=True)
+    return resumed
+
+
+def assert_resume_refuses_a_switch_of(option, config, plain):
+    """A checkpoint of ``config`` (trained with ``option``) and one of ``plain`` (without it, trained here) each
+    refuse a resume with the other setting."""
+    with pytest.raises(ValueError, match=f"trained with {option} and this run is configured without"):
+        make_trainer(config.model_copy(update={option: False})).resume()
+    make_trainer(plain).train()
+    with pytest.raises(ValueError, match=f"trained without {option} and this run is configured with"):
+        make_trainer(plain.model_copy(update={option: True})).resume()
+
+
 def test_fixed_candidates_are_the_initial_models_top_k_at_every_step(tmp_path, model_dropout):
     questions, evidence = synthetic_questions(), synthetic_evidence()
     options = dict(max_steps=8, lr=5e-3, reindex_every=0, checkpoint_every=0)
@@ -189,25 +213,13 @@ def test_fixed_candidates_resume_exactly_and_refuse_a_switch(tmp_path, model_dro
     options = dict(reindex_every=0, fixed_candidates=True)
     straight = make_trainer(art_config(tmp_path / "a", model_dropout, **options))
     straight.train()
-
-    def crash_after_3(step):
-        if step == 3:
-            raise Crash
-
     config = art_config(tmp_path / "b", model_dropout, **options)
-    with pytest.raises(Crash):
-        make_trainer(config, on_step_end=crash_after_3).train()
-    resumed = make_trainer(config)
-    resumed.train(resume=True)
+    resumed = crash_and_resume(config, after_step=3)
     a, b = weights(straight.encoder), weights(resumed.encoder)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert np.array_equal(straight.candidates, resumed.candidates)
-    with pytest.raises(ValueError, match="trained with fixed_candidates and this run is configured without"):
-        make_trainer(config.model_copy(update={"fixed_candidates": False})).resume()
     plain = art_config(tmp_path / "c", model_dropout, reindex_every=0, max_steps=2)
-    make_trainer(plain).train()
-    with pytest.raises(ValueError, match="trained without fixed_candidates and this run is configured with"):
-        make_trainer(plain.model_copy(update={"fixed_candidates": True})).resume()
+    assert_resume_refuses_a_switch_of("fixed_candidates", config, plain)
 
 
 def test_a_frozen_passage_tower_takes_the_query_side_of_arts_gradient(tmp_path, model_no_dropout):
@@ -238,24 +250,11 @@ def test_a_frozen_passage_tower_keeps_its_weights_learns_and_resumes_exactly(tmp
     assert any(not torch.equal(trained[k], initial[k]) for k in trained if k.startswith("query_model"))
     assert teacher_agreement(straight.encoder, questions, evidence) > agreement_before  # the query side learns
     assert straight.index.step == 0  # never re-embedded: the index is the passage tower's, always
-
-    def crash_after_5(step):
-        if step == 5:
-            raise Crash
-
     config = art_config(tmp_path / "b", model_dropout, **options)
-    with pytest.raises(Crash):
-        make_trainer(config, on_step_end=crash_after_5).train()
-    resumed = make_trainer(config)
-    resumed.train(resume=True)
-    b = weights(resumed.encoder)
+    b = weights(crash_and_resume(config, after_step=5).encoder)
     assert all(torch.equal(trained[k], b[k]) for k in trained)
-    with pytest.raises(ValueError, match="trained with freeze_passage_tower and this run is configured without"):
-        make_trainer(config.model_copy(update={"freeze_passage_tower": False})).resume()
     plain = art_config(tmp_path / "c", model_dropout, reindex_every=0, max_steps=2)
-    make_trainer(plain).train()
-    with pytest.raises(ValueError, match="trained without freeze_passage_tower and this run is configured with"):
-        make_trainer(plain.model_copy(update={"freeze_passage_tower": True})).resume()
+    assert_resume_refuses_a_switch_of("freeze_passage_tower", config, plain)
 
 
 def first_step_gradients(trainer):
