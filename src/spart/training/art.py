@@ -321,19 +321,11 @@ class ARTTrainer(Trainer):
         if state["evidence_ids_hash"] != _ids_hash(self.evidence.ids):
             raise ValueError("the checkpoint's evidence corpus differs from the configured one")
         fixed = state.get("candidates") is not None
-        if fixed != self.config.fixed_candidates:
-            raise ValueError(
-                f"the checkpoint was trained {'with' if fixed else 'without'} fixed_candidates and this run is "
-                f"configured {'with' if self.config.fixed_candidates else 'without'}: the candidates of the steps "
-                "to come would differ; resume with the checkpoint's setting or start a new output_dir"
-            )
-        frozen = bool(state.get("freeze_passage_tower", False))  # older checkpoints: trained both towers
-        if frozen != self.config.freeze_passage_tower:
-            raise ValueError(
-                f"the checkpoint was trained {'with' if frozen else 'without'} freeze_passage_tower and this run is "
-                f"configured {'with' if self.config.freeze_passage_tower else 'without'}; resume with the "
-                "checkpoint's setting or start a new output_dir"
-            )
+        _refuse_a_switch("fixed_candidates", fixed, self.config.fixed_candidates)
+        # older checkpoints trained both towers
+        _refuse_a_switch(
+            "freeze_passage_tower", bool(state.get("freeze_passage_tower")), self.config.freeze_passage_tower
+        )
         if fixed and tuple(state["candidates"].shape) != (len(self.questions), self.config.top_k):
             raise ValueError(
                 f"the checkpoint's fixed candidates are {tuple(state['candidates'].shape)} rows, this run has "
@@ -349,6 +341,16 @@ class ARTTrainer(Trainer):
 
 
 # ---------------------------------------------------------------------- helpers
+def _refuse_a_switch(option: str, trained_with: bool, configured_with: bool) -> None:
+    """A resume must keep the checkpoint's setting of an option that changes the steps to come."""
+    if trained_with != configured_with:
+        raise ValueError(
+            f"the checkpoint was trained {'with' if trained_with else 'without'} {option} and this run is configured "
+            f"{'with' if configured_with else 'without'}: the steps to come would differ; resume with the "
+            "checkpoint's setting or start a new output_dir"
+        )
+
+
 def _ids_hash(ids: Sequence[str]) -> str:
     import hashlib
 
