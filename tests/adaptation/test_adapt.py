@@ -153,7 +153,7 @@ def test_adapt_train_budget_stops_training_and_selects_among_the_steps_reached(o
 def test_adapt_method_defaults_and_the_art_base_weight_option(options):
     import argparse
 
-    from spart.cli.adapt import parse_base_weight
+    from spart.cli.adapt import parse_base_weight, parse_teacher_temperature
 
     options.epochs = options.batch_size = options.steps = None
     adaptation = Adaptation(options, generator=FakeGenerator())
@@ -167,6 +167,15 @@ def test_adapt_method_defaults_and_the_art_base_weight_option(options):
     assert parse_base_weight("audit") is None and parse_base_weight("0.25") == 0.25
     with pytest.raises(argparse.ArgumentTypeError, match="art-base-weight"):
         parse_base_weight("2")
+    options.art_base_weight = 0.5
+    for bad in (0, -1.0, "warm"):
+        options.art_teacher_temperature = bad
+        with pytest.raises(ValueError, match="art_teacher_temperature must be a positive number or 'auto'"):
+            Adaptation(options)
+    assert parse_teacher_temperature("auto") == "auto" and parse_teacher_temperature("0.4") == 0.4
+    for bad in ("0", "-2", "warm"):
+        with pytest.raises(argparse.ArgumentTypeError, match="art-teacher-temperature"):
+            parse_teacher_temperature(bad)
 
 
 def test_adapt_rejects_an_unknown_method(options):
@@ -354,7 +363,7 @@ def test_a_run_started_before_an_option_existed_resumes_with_its_default(options
         Adaptation(options)
 
 
-def test_adapt_passes_fixed_candidates_to_art(options, monkeypatch):
+def test_adapt_passes_fixed_candidates_and_the_teacher_temperature_to_art(options, monkeypatch):
     import spart.training.registry
 
     class Captured(Exception):
@@ -368,12 +377,13 @@ def test_adapt_passes_fixed_candidates_to_art(options, monkeypatch):
     options.fixed_candidates = True
     with pytest.raises(ValueError, match="fixed_candidates needs reindex_every=0"):
         Adaptation(options)
-    options.reindex_every = 0
+    options.reindex_every, options.art_teacher_temperature = 0, "auto"
     monkeypatch.setattr(spart.training.registry, "run_training", capture)
     with pytest.raises(Captured) as caught:
         Adaptation(options, generator=FakeGenerator()).run()
     config = caught.value.args[0]
     assert config.fixed_candidates and config.reindex_every == 0 and config.top_k == options.top_k
+    assert config.teacher_temperature == "auto"
 
 
 def test_adapt_query_tower_only_keeps_the_base_passage_tower_end_to_end(options, tmp_path):

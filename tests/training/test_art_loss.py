@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from spart.training.losses.kl_distillation_loss import KLDistillationLoss
+from spart.training.losses.kl_distillation_loss import (
+    KLDistillationLoss,
+    entropy_matched_temperature,
+    softmax_entropy,
+)
 
 
 def softmax(xs):
@@ -81,3 +86,29 @@ def test_bad_input_is_a_clear_error(student, teacher, mask):
         KLDistillationLoss()(student, teacher, mask)
     with pytest.raises(ValueError, match="teacher_temperature"):
         KLDistillationLoss(teacher_temperature=0)
+
+
+def test_softmax_entropy_by_hand():
+    rows = [[0.0, 0.0, 0.0, 0.0], [2.0, 0.0, -1.0, 5.0]]
+    by_hand = [-sum(p * math.log(p) for p in softmax(row)) for row in rows]
+    assert softmax_entropy(np.array(rows)) == pytest.approx(by_hand, rel=1e-12)
+    assert softmax_entropy(np.array([[1000.0, 0.0]]))[0] == pytest.approx(0.0, abs=1e-12)  # no overflow
+
+
+def test_entropy_matched_temperature_reaches_the_target():
+    scores = np.random.default_rng(0).normal(size=(50, 40)) * 0.7
+    for target in (0.5, 1.86, 3.0):
+        t = entropy_matched_temperature(scores, target)
+        assert softmax_entropy(scores / t).mean() == pytest.approx(target, abs=1e-9)
+    # sharper target -> lower temperature; scaling the scores scales the temperature
+    assert entropy_matched_temperature(scores, 1.0) < entropy_matched_temperature(scores, 2.0)
+    assert entropy_matched_temperature(3 * scores, 1.5) == pytest.approx(3 * entropy_matched_temperature(scores, 1.5))
+
+
+def test_entropy_matched_temperature_clamps_and_rejects_bad_input():
+    ties = np.zeros((3, 4))  # always uniform: no temperature reaches a lower entropy
+    assert entropy_matched_temperature(ties, 0.5) == pytest.approx(1e-4)
+    assert entropy_matched_temperature(np.array([[0.0, 1.0]]), 10.0) == pytest.approx(1e4)  # above log K
+    for bad in (np.zeros((0, 4)), np.zeros((2, 1)), np.zeros(4), np.array([[0.0, np.nan]])):
+        with pytest.raises(ValueError, match="teacher scores"):
+            entropy_matched_temperature(bad, 1.0)

@@ -13,11 +13,14 @@ from _dist_helpers import init_gloo, spawn
 from _tiny_models import build_tiny_gpt2
 from _trainer_helpers import make_tiny_bert, weights
 
+from spart.data import Passage
 from spart.encoders import DualEncoder
 from spart.training.art import ARTTrainer, resolve_temperature
 from spart.training.config import ARTTrainingConfig, load_config
 from spart.training.distributed import DistributedContext
+from spart.training.losses.kl_distillation_loss import entropy_matched_temperature, softmax_entropy
 from spart.training.models import art_encoder
+from spart.training.trainer import epoch_order
 
 
 @pytest.fixture(scope="module")
@@ -257,15 +260,45 @@ def test_a_frozen_passage_tower_keeps_its_weights_learns_and_resumes_exactly(tmp
     assert_resume_refuses_a_switch_of("freeze_passage_tower", config, plain)
 
 
+def test_an_auto_teacher_temperature_matches_the_students_entropy_and_resumes_exactly(tmp_path, model_dropout):
+    questions, evidence = synthetic_questions(), synthetic_evidence()
+    options = dict(teacher_temperature="auto", calibration_questions=6, max_steps=6)
+    trainer = make_trainer(art_config(tmp_path / "a", model_dropout, **options))
+    # by hand, from the initial model's public encode methods: its top 5 of the first 6 questions of the data order
+    order = epoch_order(len(questions), trainer.config.seed, 0)[:6].tolist()
+    q = trainer.encoder.encode_queries([questions[i] for i in order])
+    p = trainer.encoder.encode_passages(evidence.texts, evidence.titles)
+    scores = q @ p.T
+    top = np.argsort(-scores, axis=1)[:, :5]
+    student = np.take_along_axis(scores, top, 1) / trainer.temperature
+    passages = [Passage(id=i, text=x, title=t) for i, t, x in zip(evidence.ids, evidence.titles, evidence.texts)]
+    teacher = LexicalTeacher().score_topk([questions[i] for i in order], [[passages[j] for j in row] for row in top])
+    expected = entropy_matched_temperature(teacher, softmax_entropy(student).mean())
+    assert softmax_entropy(teacher / expected).mean() == pytest.approx(softmax_entropy(student).mean(), abs=1e-6)
+    assert abs(expected - 1.0) > 0.1  # the test means something: 1.0 (ART's) is not the answer
+    trainer.train()
+    assert trainer.loss_fn.teacher_temperature == pytest.approx(expected, rel=1e-4)
+    # crash and resume: the calibrated value comes back from the checkpoint, and the run continues exactly
+    config = art_config(tmp_path / "b", model_dropout, **options)
+    resumed = crash_and_resume(config, after_step=3)
+    assert resumed.loss_fn.teacher_temperature == trainer.loss_fn.teacher_temperature
+    a, b = weights(trainer.encoder), weights(resumed.encoder)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and a resume may not switch between a calibrated and a fixed temperature, either way
+    with pytest.raises(ValueError, match="trained with teacher_temperature: auto and this run is configured without"):
+        make_trainer(config.model_copy(update={"teacher_temperature": 1.0})).resume()
+    plain = art_config(tmp_path / "c", model_dropout, max_steps=2)
+    make_trainer(plain).train()
+    with pytest.raises(ValueError, match="trained without teacher_temperature: auto and this run is configured with"):
+        make_trainer(plain.model_copy(update={"teacher_temperature": "auto"})).resume()
+
+
 def first_step_gradients(trainer):
     """Step 0's loss and rank-averaged gradients, before any optimiser update."""
     from spart.training.distributed import average_gradients
 
-    trainer.reindex(0)
-    rows = None
-    if trainer.config.fixed_candidates:
-        trainer.candidates = trainer.initial_candidates()
-        rows = trainer.candidates[trainer.local_indices(0)]
+    trainer.before_training(resumed=False)  # the index, fixed candidates, an auto teacher temperature
+    rows = None if trainer.candidates is None else trainer.candidates[trainer.local_indices(0)]
     trainer.encoder.train()
     loss, _ = trainer.compute_loss_and_backward(trainer.local_questions(0), rows)
     params = dict(trainer.encoder.named_parameters())
@@ -303,8 +336,9 @@ def _two_rank_worker(rank, world, rendezvous, out_dir, model_dir, options):
         {"reindex_every": 2},
         {"reindex_every": 0, "fixed_candidates": True},
         {"reindex_every": 0, "freeze_passage_tower": True},
+        {"reindex_every": 2, "teacher_temperature": "auto", "calibration_questions": 7},
     ],
-    ids=["reindex", "fixed", "frozen"],
+    ids=["reindex", "fixed", "frozen", "auto-teacher-temperature"],
 )
 def test_two_ranks_train_like_one_process(tmp_path, model_no_dropout, options):
     config = art_config(tmp_path / "single", model_no_dropout, max_steps=3, checkpoint_every=0, **options)

@@ -89,6 +89,9 @@ class AdaptOptions:
         static index is then never stale, and the adapted model embeds the corpus exactly as the base does.
     :param art_base_weight: ART's target is ``(1 - w) z(teacher) + w z(base)``; ``w`` is this fixed weight (0.5) or,
         with ``None``, the audit's best pseudo-dev weight (which overfits the pseudo-labels: see the docs).
+    :param art_teacher_temperature: ART's target is divided by it before the softmax (ART: 1.0), or ``"auto"``: the
+        temperature that makes the target as confident as the base student over its candidates (the same mean
+        entropy; see :class:`~spart.training.config.ARTTrainingConfig`).
     :param passage_max_length: passage tokens in training (``None``: the base model's own; 128 for ART, which
         re-embeds its candidates every step, unless ``query_tower_only``).
     :param train_budget_minutes: stop training at the first step past this many minutes; the step reached is
@@ -123,6 +126,7 @@ class AdaptOptions:
     fixed_candidates: bool = False
     query_tower_only: bool = False
     art_base_weight: float | None = 0.5
+    art_teacher_temperature: float | str = 1.0
     lr: float = 2e-5
     exports: int = 4
     select: str = "latest"
@@ -148,6 +152,12 @@ class Adaptation:
             raise ValueError(f"method must be one of {METHODS}, got {options.method!r}")
         if options.art_base_weight is not None and not 0.0 <= options.art_base_weight <= 1.0:
             raise ValueError(f"art_base_weight must be in [0, 1] (or None: the audit's), got {options.art_base_weight}")
+        if options.art_teacher_temperature != "auto" and not (
+            isinstance(options.art_teacher_temperature, (int, float)) and options.art_teacher_temperature > 0
+        ):
+            raise ValueError(
+                f"art_teacher_temperature must be a positive number or 'auto', got {options.art_teacher_temperature!r}"
+            )
         if options.fixed_candidates and options.reindex_every:
             raise ValueError(
                 f"fixed_candidates needs reindex_every=0 (got {options.reindex_every}): the candidates are the base "
@@ -394,6 +404,7 @@ class Adaptation:
             reindex_every=self.o.reindex_every,
             fixed_candidates=self.o.fixed_candidates,
             freeze_passage_tower=self.o.query_tower_only,
+            teacher_temperature=self.o.art_teacher_temperature,
             # ART re-embeds b x K passages a step: 128 tokens keep that affordable; a frozen passage tower embeds the
             # corpus once, at the length the adapted model will be deployed with (the base's)
             passage_max_length=self.o.passage_max_length

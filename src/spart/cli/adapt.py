@@ -40,6 +40,19 @@ def parse_base_weight(text: str) -> float | None:
     return weight
 
 
+def parse_teacher_temperature(text: str) -> float | str:
+    """``--art-teacher-temperature``: a positive number, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--art-teacher-temperature takes a positive number or 'auto', got {text!r}")
+    return value
+
+
 def register(subparsers) -> None:
     from spart.adaptation.adapt import METHODS, AdaptOptions
     from spart.adaptation.selection import SELECTION_RULES
@@ -104,6 +117,12 @@ def register(subparsers) -> None:
         type=parse_base_weight,
         default=d.art_base_weight,
         help="ART target = (1-w) z(teacher) + w z(base): w (default 0.5), or 'audit' for the audit's pseudo-dev pick",
+    )
+    parser.add_argument(
+        "--art-teacher-temperature",
+        type=parse_teacher_temperature,
+        default=d.art_teacher_temperature,
+        help="ART: the target's softmax temperature (default 1.0, ART's), or 'auto': as confident as the base student",
     )
     parser.add_argument(
         "--fixed-candidates",
@@ -173,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         fixed_candidates=args.fixed_candidates,
         query_tower_only=args.query_tower_only,
         art_base_weight=args.art_base_weight,
+        art_teacher_temperature=args.art_teacher_temperature,
         lr=args.lr,
         passage_max_length=args.passage_max_length,
         train_budget_minutes=args.train_budget,

@@ -36,7 +36,13 @@ Deviations from the reference (``DevSinghSachan/art``):
   for unnormalised embeddings, but a model with L2-normalised outputs (e.g. all-MiniLM-L6-v2, which keeps its
   normalisation) gets ``tau = 0.05`` instead, because cosine scores / sqrt(384) would make the student almost
   uniform. ``temperature`` in the config overrides both;
-- ``teacher_temperature`` (ART: 1, the default) is exposed because a small teacher's scores span less;
+- ``teacher_temperature`` (ART: 1, the default) is exposed because a small teacher's scores span less; ``auto``
+  (not in ART) sets it, once before the first step, so that the teacher's distribution over the candidates of the
+  first ``calibration_questions`` questions has the student's mean entropy at step 0. With temperature 1 a small
+  teacher's mean log-likelihoods give a nearly uniform distribution over 40 candidates (Qwen2.5-Coder-0.5B on
+  trivia: mean entropy 3.46 nats of at most 3.69) where the student (cosine / 0.05) is much sharper (1.86): the KL
+  then teaches the student mostly to be less sure of its own ranking, not the teacher's order. Matching the two
+  entropies leaves the order as the thing to learn. The value is kept in every checkpoint;
 - passages are ``title [SEP] text`` with the DualEncoder's own tokenisation; questions have no source passage,
   so ART's "drop the trivial passage" step does not apply;
 - the evidence embeddings are stored in float32 (ART: fp16), and gathered to rank 0 for checkpoints (fine for
@@ -78,8 +84,12 @@ from spart.training.art_data import (
 from spart.training.config import ARTTrainingConfig
 from spart.training.distributed import DistributedContext, average_gradients, guarded
 from spart.training.grad_cache import grad_cache_step, split_inputs
-from spart.training.losses.kl_distillation_loss import KLDistillationLoss
-from spart.training.trainer import Trainer
+from spart.training.losses.kl_distillation_loss import (
+    KLDistillationLoss,
+    entropy_matched_temperature,
+    softmax_entropy,
+)
+from spart.training.trainer import Trainer, epoch_order
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +174,9 @@ class ARTTrainer(Trainer):
         self.evidence = evidence
         self.teacher = teacher
         self.temperature = resolve_temperature(config, encoder)
-        self.loss_fn = KLDistillationLoss(config.teacher_temperature)
+        self.auto_teacher_temperature = config.teacher_temperature == "auto"
+        # "auto": resolved before the first step (calibrate_teacher_temperature) or from the checkpoint
+        self.loss_fn = KLDistillationLoss(1.0 if self.auto_teacher_temperature else config.teacher_temperature)
         self.index = ShardedEvidenceIndex(len(evidence), encoder.embedding_dim, config.index_factory, self.ctx.device)
         self.candidates: np.ndarray | None = None  # (n_questions, K) evidence rows with fixed_candidates
         self._teacher_stats_at_window_start = _teacher_stats(teacher)
@@ -205,6 +217,8 @@ class ARTTrainer(Trainer):
             self.reindex(0)
             if self.config.fixed_candidates:
                 self.candidates = self.initial_candidates()
+            if self.auto_teacher_temperature:
+                self.loss_fn = KLDistillationLoss(self.calibrate_teacher_temperature())
 
     def initial_candidates(self) -> np.ndarray:
         """Every question's top K under the current (initial) model: ``(n_questions, K)`` evidence rows.
@@ -217,6 +231,66 @@ class ARTTrainer(Trainer):
         check_topk_rows(rows, k)
         logger.info("fixed candidates: the initial model's top %d of %d questions", k, len(self.questions))
         return rows.astype(np.int64)
+
+    def calibrate_teacher_temperature(self) -> float:
+        """``teacher_temperature: auto``: the temperature at which the teacher's distribution over the candidates
+        of the first ``calibration_questions`` questions of the data order is, on average, exactly as confident
+        (the same mean entropy) as the student's at step 0.
+
+        The candidates are those of step 0 (the fixed candidates, or the initial model's top K); the student scores
+        them with its inference path (eval mode, the index embeddings); the teacher's scores go through its cache,
+        so the first steps reuse them. Collective: every rank searches and looks up all calibration questions,
+        the teacher's work is split between ranks and gathered, and every rank solves for the same temperature."""
+        cfg, k = self.config, self.config.top_k
+        n = min(cfg.calibration_questions, len(self.questions))
+        order = [int(i) for i in epoch_order(len(self.questions), cfg.seed, 0)[:n]]
+        questions = [self.questions[i] for i in order]
+        q = self.encoder.encode_queries(questions, batch_size=cfg.encode_batch_size)
+        if self.candidates is not None:
+            rows = self.candidates[order]
+        else:
+            _, rows = self.index.search(q, k)
+            check_topk_rows(rows, k)
+        student = np.einsum("nd,nkd->nk", q.astype(np.float32), self.index.lookup(rows)) / self.temperature
+        mine = list(range(self.ctx.rank, n, self.ctx.world_size))
+        ids, titles, texts = gather_passages(self.evidence, rows[mine])
+        local = (
+            self._teacher_scores([questions[i] for i in mine], ids, titles, texts, len(mine), k).numpy()
+            if mine
+            else np.zeros((0, k), dtype=np.float32)
+        )
+        if self.ctx.world_size > 1:
+            import torch.distributed as dist
+
+            every: list = [None] * self.ctx.world_size
+            guarded("gather calibration scores", dist.all_gather_object, every, (mine, local))
+        else:
+            every = [(mine, local)]
+        teacher = np.zeros((n, k), dtype=np.float64)
+        for positions, scores in every:
+            teacher[positions] = scores
+        target = float(softmax_entropy(student).mean())
+        temperature = entropy_matched_temperature(teacher, target)
+        logger.info(
+            "teacher temperature auto: %.4g (student mean entropy %.3f nats over %d candidates of %d questions; "
+            "the teacher's at temperature 1: %.3f; uniform: %.3f)",
+            temperature,
+            target,
+            k,
+            n,
+            float(softmax_entropy(teacher).mean()),
+            math.log(k),
+        )
+        reached = float(softmax_entropy(teacher / temperature).mean())
+        if abs(reached - target) > 0.01:  # e.g. ties at the top of the teacher's scores bound its entropy below
+            logger.warning(
+                "teacher temperature auto: no temperature gives the teacher the student's mean entropy (%.3f nats); "
+                "%.4g gives %.3f",
+                target,
+                temperature,
+                reached,
+            )
+        return temperature
 
     def after_step(self) -> dict[str, float]:
         every, step = self.config.reindex_every, self.step
@@ -314,6 +388,8 @@ class ARTTrainer(Trainer):
             "evidence_ids_hash": _ids_hash(self.evidence.ids),
             "candidates": None if self.candidates is None else torch.from_numpy(self.candidates),
             "freeze_passage_tower": self.config.freeze_passage_tower,
+            "teacher_temperature": self.loss_fn.teacher_temperature,
+            "teacher_temperature_auto": self.auto_teacher_temperature,
         }
 
     def check_state(self, state: Mapping[str, Any]) -> None:
@@ -325,6 +401,9 @@ class ARTTrainer(Trainer):
         # older checkpoints trained both towers
         _refuse_a_switch(
             "freeze_passage_tower", bool(state.get("freeze_passage_tower")), self.config.freeze_passage_tower
+        )
+        _refuse_a_switch(
+            "teacher_temperature: auto", bool(state.get("teacher_temperature_auto")), self.auto_teacher_temperature
         )
         if fixed and tuple(state["candidates"].shape) != (len(self.questions), self.config.top_k):
             raise ValueError(
@@ -338,6 +417,9 @@ class ARTTrainer(Trainer):
         logger.info("evidence index restored as built at step %d", state["index_step"])
         if state.get("candidates") is not None:
             self.candidates = state["candidates"].cpu().numpy().astype(np.int64)
+        if self.auto_teacher_temperature:  # the value calibrated before the run's first step
+            self.loss_fn = KLDistillationLoss(float(state["teacher_temperature"]))
+            logger.info("teacher temperature (auto, from the checkpoint): %.4g", self.loss_fn.teacher_temperature)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -241,7 +241,12 @@ class ARTTrainingConfig(EncoderTrainingConfig):
     :param max_questions / max_evidence: keep only the first N (small runs).
     :param top_k: retrieved passages per question (ART: 32).
     :param temperature: student temperature; ``None`` = sqrt(dim), or 0.05 for normalised embeddings.
-    :param teacher_temperature: teacher scores are divided by it (ART: 1.0).
+    :param teacher_temperature: teacher scores are divided by it (ART: 1.0), or ``"auto"``: the temperature at
+        which the teacher's distribution over the candidates of the first ``calibration_questions`` questions of
+        the data order has the student's mean entropy at step 0 (computed once before the first step, kept in
+        every checkpoint). Not in ART (see :mod:`spart.training.art`).
+    :param calibration_questions: how many questions ``teacher_temperature: auto`` calibrates on (their teacher
+        scores go through the teacher's cache, so training reuses them).
     :param reindex_every: re-embed the evidence every N steps (ART: 500); 0 never re-embeds.
     :param fixed_candidates: each question's K passages are its top K under the initial model (query and passage
         towers of step 0, eval mode), computed once before the first step, instead of the current query tower's
@@ -265,7 +270,8 @@ class ARTTrainingConfig(EncoderTrainingConfig):
     max_evidence: int | None = Field(None, gt=0)
     top_k: int = Field(32, gt=0)
     temperature: float | None = Field(None, gt=0)
-    teacher_temperature: float = Field(1.0, gt=0)
+    teacher_temperature: Annotated[float, Field(gt=0)] | Literal["auto"] = 1.0
+    calibration_questions: int = Field(128, gt=0)
     reindex_every: int = Field(500, ge=0)
     fixed_candidates: bool = False
     freeze_passage_tower: bool = False

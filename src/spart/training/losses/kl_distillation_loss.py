@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,3 +71,40 @@ class KLDistillationLoss(nn.Module):
         # Masked slots have p_t = 0 and log terms of -inf; where() keeps 0 * inf from becoming NaN.
         terms = torch.where(p_teacher > 0, p_teacher * (log_teacher - log_student), torch.zeros_like(p_teacher))
         return terms.sum(dim=1).mean()
+
+
+def softmax_entropy(scores: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of ``softmax`` over the last axis of ``scores``, per row, in float64."""
+    x = np.asarray(scores, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    log_p = x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+    return -(np.exp(log_p) * log_p).sum(axis=-1)
+
+
+def entropy_matched_temperature(
+    teacher_scores: np.ndarray, target_entropy: float, low: float = 1e-4, high: float = 1e4
+) -> float:
+    """The teacher temperature at which ``softmax(teacher_scores / t)`` has mean entropy ``target_entropy``.
+
+    ART's ``teacher_temperature: auto`` sets ``target_entropy`` to the student's mean entropy over the same
+    passages at step 0, so the teacher's distribution starts as confident as the student's and the KL teaches
+    the order of the passages, not a flatter or sharper distribution (see :mod:`spart.training.art`). The mean
+    entropy grows monotonically with ``t``, so this is a bisection on ``log t`` within ``[low, high]``; a target
+    outside the range reachable there returns the nearest bound.
+
+    :param teacher_scores: ``(n, K)`` teacher scores (e.g. mean question log-likelihoods), ``K >= 2``.
+    :param target_entropy: the mean entropy to reach, in nats (between 0 and ``log K``).
+    :returns: the temperature, a positive float.
+    :raises ValueError: on scores that are not a non-empty finite ``(n, K >= 2)`` array.
+    """
+    scores = np.asarray(teacher_scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] < 2 or not np.isfinite(scores).all():
+        raise ValueError(f"teacher scores must be a finite (n >= 1, K >= 2) array, got shape {scores.shape}")
+    lo, hi = math.log(low), math.log(high)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if softmax_entropy(scores / math.exp(mid)).mean() < target_entropy:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)
