@@ -377,13 +377,13 @@ def test_adapt_passes_fixed_candidates_and_the_teacher_temperature_to_art(option
     options.fixed_candidates = True
     with pytest.raises(ValueError, match="fixed_candidates needs reindex_every=0"):
         Adaptation(options)
-    options.reindex_every, options.art_teacher_temperature = 0, "auto"
+    options.reindex_every, options.art_teacher_temperature = 0, 0.7
     monkeypatch.setattr(spart.training.registry, "run_training", capture)
     with pytest.raises(Captured) as caught:
         Adaptation(options, generator=FakeGenerator()).run()
     config = caught.value.args[0]
     assert config.fixed_candidates and config.reindex_every == 0 and config.top_k == options.top_k
-    assert config.teacher_temperature == "auto"
+    assert config.teacher_temperature == 0.7
 
 
 def test_adapt_query_tower_only_keeps_the_base_passage_tower_end_to_end(options, tmp_path):

@@ -28,7 +28,7 @@ def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
     assert (o.method, o.teachers, o.generator, o.batch_size, o.epochs) == ("pairs", [], None, None, None)
     assert o.train_budget_minutes is None and o.passage_max_length is None
     assert (o.reindex_every, o.art_base_weight, o.instruction, o.select) == (0, 0.5, None, "latest")
-    assert not o.fixed_candidates and not o.query_tower_only and o.art_teacher_temperature == 1.0
+    assert not o.fixed_candidates and not o.query_tower_only and o.art_teacher_temperature == "auto"
     assert "report: r.md" in capsys.readouterr().out
 
 
@@ -36,13 +36,13 @@ def test_art_teachers_budget_and_lengths_are_passed(captured):
     argv = ["adapt", "--corpus", "c.jsonl", "--out", "run", "--method", "art", "--teacher", "q=lm", "--teacher"]
     argv += ["smollm2", "--train-budget", "30", "--passage-max-length", "128", "--generation-batch-size", "8"]
     argv += ["--exports", "2", "--art-base-weight", "audit", "--epochs", "1.5", "--instruction", "Ask a quiz question."]
-    argv += ["--select", "best", "--fixed-candidates", "--query-tower-only", "--art-teacher-temperature", "auto"]
+    argv += ["--select", "best", "--fixed-candidates", "--query-tower-only", "--art-teacher-temperature", "0.5"]
     assert main(argv) == 0
     o = captured["options"]
     assert (o.method, o.teachers, o.train_budget_minutes) == ("art", ["q=lm", "smollm2"], 30.0)
     assert (o.passage_max_length, o.generation_batch_size, o.exports) == (128, 8, 2)
     assert (o.art_base_weight, o.epochs, o.instruction, o.select) == (None, 1.5, "Ask a quiz question.", "best")
-    assert o.fixed_candidates and o.query_tower_only and o.art_teacher_temperature == "auto"
+    assert o.fixed_candidates and o.query_tower_only and o.art_teacher_temperature == 0.5
 
 
 def test_unknown_method_is_refused(captured, capsys):

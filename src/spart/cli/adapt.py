@@ -122,7 +122,7 @@ def register(subparsers) -> None:
         "--art-teacher-temperature",
         type=parse_teacher_temperature,
         default=d.art_teacher_temperature,
-        help="ART: the target's softmax temperature (default 1.0, ART's), or 'auto': as confident as the base student",
+        help="ART: the target's softmax temperature, or 'auto' (default): as confident as the base student at step 0",
     )
     parser.add_argument(
         "--fixed-candidates",
