@@ -82,7 +82,7 @@ from spart.training.art_data import (
     gather_passages,
 )
 from spart.training.config import ARTTrainingConfig
-from spart.training.distributed import DistributedContext, average_gradients, guarded
+from spart.training.distributed import DistributedContext, average_gradients, gather_objects, guarded
 from spart.training.grad_cache import grad_cache_step, split_inputs
 from spart.training.losses.kl_distillation_loss import (
     KLDistillationLoss,
@@ -259,15 +259,8 @@ class ARTTrainer(Trainer):
             if mine
             else np.zeros((0, k), dtype=np.float32)
         )
-        if self.ctx.world_size > 1:
-            import torch.distributed as dist
-
-            every: list = [None] * self.ctx.world_size
-            guarded("gather calibration scores", dist.all_gather_object, every, (mine, local))
-        else:
-            every = [(mine, local)]
         teacher = np.zeros((n, k), dtype=np.float64)
-        for positions, scores in every:
+        for positions, scores in gather_objects("gather calibration scores", (mine, local)):
             teacher[positions] = scores
         target = float(softmax_entropy(student).mean())
         temperature = entropy_matched_temperature(teacher, target)

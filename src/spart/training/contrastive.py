@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from spart.data.passages import Passage, as_passage
 from spart.encoders import DualEncoder
@@ -41,6 +40,7 @@ from spart.training.distributed import (
     DistributedContext,
     all_gather_with_grad,
     average_gradients,
+    gather_objects,
     gathered_offset,
     guarded,
 )
@@ -126,13 +126,8 @@ class ContrastiveTrainer(Trainer):
 
     # ------------------------------------------------------------------ one step
     def _candidate_mask(self, batch: Batch, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-        local_ids = [p.id for p in batch.passages]
-        if self.ctx.enabled:
-            gathered: list = [None] * self.ctx.world_size
-            guarded("gather passage ids", dist.all_gather_object, gathered, local_ids)
-            all_ids = [pid for ids in gathered for pid in ids]
-        else:
-            all_ids = local_ids
+        gathered = gather_objects("gather passage ids", [p.id for p in batch.passages])
+        all_ids = [pid for ids in gathered for pid in ids]
         target = torch.arange(len(batch.queries)) + offset
         mask = torch.tensor([[pid not in rel for pid in all_ids] for rel in batch.positive_ids], dtype=torch.bool)
         mask[torch.arange(len(batch.queries)), target] = True

@@ -33,6 +33,7 @@ import datetime as _dt
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -141,6 +142,15 @@ def guarded(operation: str, fn, *args, **kwargs):
             f"rank {rank}/{world}: collective '{operation}' failed ({error}); another rank has probably exited "
             "or stopped responding (the job is stopped instead of waiting forever)"
         ) from error
+
+
+def gather_objects(operation: str, obj: Any) -> list:
+    """Every rank's picklable ``obj`` in rank order (``[obj]`` in a world of one); a guarded collective."""
+    if _world() == 1:
+        return [obj]
+    every: list = [None] * dist.get_world_size()
+    guarded(operation, dist.all_gather_object, every, obj)
+    return every
 
 
 class _AllGatherWithGrad(torch.autograd.Function):

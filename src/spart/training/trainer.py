@@ -29,6 +29,7 @@ from spart.training.distributed import (
     DistributedContext,
     all_reduce_mean,
     broadcast_parameters,
+    gather_objects,
     guarded,
 )
 from spart.training.metrics_log import MetricsLog, step_progress
@@ -192,14 +193,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs. Collective (every rank's RNG state is gathered)."""
-        rng = capture_rng_state()
-        if self.ctx.enabled:
-            import torch.distributed as dist
-
-            every: list = [None] * self.ctx.world_size
-            guarded("gather RNG states", dist.all_gather_object, every, rng)
-        else:
-            every = [rng]
+        every = gather_objects("gather RNG states", capture_rng_state())
         return {
             "model": self.encoder.state_dict(),
             "optimizer": self.optimizer.state_dict(),
