@@ -81,6 +81,8 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     report = (out / "report.md").read_text()
     assert "Audit on pseudo-dev" in report and "Learning curve" in report and "| train |" in report
     assert "Rule `latest`: the last step (2)" in report and "| base | " in report
+    assert "## Is it better than the encoder you had?" in report  # no labelled set: never a plain yes
+    assert ("**No.**" if selected["selected"] == "base" else "**Not shown.**") in report and "**Yes.**" not in report
     audit = json.loads((out / "audit-pseudo-dev.json").read_text())
     assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid", "base + tiny", "base + tiny (w=0.5)"]
     for row in audit["rows"][1:]:  # a p-value against the base for every metric, the objective's also on its own
@@ -285,6 +287,9 @@ def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypat
     assert all(0.0 <= row["p"] <= 1.0 for table in versus.values() for row in table["rows"].values())
     assert f"## The selected model (step {select['selected']}) vs the base" in report
     assert "| real labels (report only), 4 q. | ndcg@10 |" in report
+    verdict = report.split("## Is it better than the encoder you had?")[1].split("##")[0]  # first, before the stages
+    assert report.index("## Is it better") < report.index("## Stages")
+    assert "On your labelled set (report only, 4 questions)" in verdict and "ndcg@10" in verdict
 
 
 def _ranked(system, good_queries, n=40):
@@ -435,3 +440,35 @@ def test_selection_lines_explain_either_rule():
         selection_lines({"rule": "best", "objective": "ndcg@10"})[-1] == "Rule `best`: the highest pseudo-dev ndcg@10."
     )
     assert selection_lines(None) == [] and selection_lines({}) == []
+
+
+def test_the_verdict_says_yes_only_on_a_significant_gain_on_real_labels():
+    from spart.adaptation.report import verdict_lines
+
+    def select(real=None, selected=54):
+        tables = {"pseudo_dev": {"n_queries": 113, "rows": {"ndcg@10": {"base": 0.875, "selected": 0.953, "p": 1e-5}}}}
+        if real is not None:
+            tables["report"] = {"n_queries": 133, "rows": {"top20": real}}
+        return {
+            "selected": selected,
+            "objective": "ndcg@10",
+            "report_metric": "top20" if real is not None else None,
+            "versus_base": tables if selected != "base" else {},
+        }
+
+    def text(record):
+        return "\n".join(verdict_lines(record))
+
+    assert verdict_lines(None) == [] and verdict_lines({}) == []
+    assert "**No.** No trained checkpoint beat your base" in text(select(selected="base"))
+    unproven = text(select())  # a pseudo-dev gain alone is no evidence
+    assert "**Not shown.**" in unproven and "ndcg@10 0.875 -> 0.953 (+0.078, p = 1e-05)" in unproven
+    assert "--report-dataset" in unproven and "spart eval --pipeline dense_qa --model model" in unproven
+    yes = text(select({"base": 0.444, "selected": 0.474, "p": 0.045}))
+    assert "**Yes.**" in yes and "top20 44.4 -> 47.4 (+3.0, p = 0.045)" in yes and "133 questions" in yes
+    assert "deploy `model/`" in yes and "ndcg@10 0.875 -> 0.953" in yes
+    level = text(select({"base": 0.444, "selected": 0.436, "p": 0.71}))
+    assert "**Not shown.**" in level and "(-0.8, p = 0.71)" in level and "keep the encoder you had" in level
+    assert "**Not shown.**" in text(select({"base": 0.444, "selected": 0.474, "p": 0.06}))  # a gain, not significant
+    worse = text(select({"base": 0.444, "selected": 0.376, "p": 0.02}))
+    assert "**No, it is worse.**" in worse and "keep the encoder you had" in worse

@@ -82,21 +82,86 @@ def versus_base_lines(select: dict[str, Any]) -> list[str]:
     for name, table in tables.items():
         for metric, row in table["rows"].items():
             dpr = metric.startswith("top")
-            diff = row["selected"] - row["base"]
-            diff_text = f"{100 * diff:+.1f}" if dpr else f"{diff:+.3f}"
             lines.append(
                 f"| {names.get(name, name)}, {table['n_queries']} q. | {metric} | {_fmt(row['base'], dpr)} "
-                f"| {_fmt(row['selected'], dpr)} | {diff_text} | {row['p']:.3g} |"
+                f"| {_fmt(row['selected'], dpr)} | {_difference(metric, row)} | {row['p']:.3g} |"
             )
     lines += ["", "p: paired t-test per question (ranx on BEIR sets; top-k hits on DPR sets)."]
+    return lines
+
+
+def _difference(metric: str, row: dict[str, float]) -> str:
+    """The selected model's difference to the base, in the metric's unit (points for top-k accuracy)."""
+    diff = row["selected"] - row["base"]
+    return f"{100 * diff:+.1f}" if metric.startswith("top") else f"{diff:+.3f}"
+
+
+def _change(metric: str, row: dict[str, float]) -> str:
+    dpr = metric.startswith("top")
+    return (
+        f"{metric} {_fmt(row['base'], dpr)} -> {_fmt(row['selected'], dpr)} "
+        f"({_difference(metric, row)}, p = {row['p']:.2g})"
+    )
+
+
+def verdict_lines(select: dict[str, Any] | None, alpha: float = 0.05) -> list[str]:
+    """The answer to "is the adapted model better than the encoder I had?", first in the report.
+
+    Only the real labels (``--report-dataset``) can say yes: a gain on the held-out generated questions alone is
+    reported as unproven, because generated questions favour a model trained on their like (docs/adaptation.md
+    measured pseudo-dev gains of +0.03 to +0.09 nDCG@10 with the real labels level).
+
+    :param select: the ``select`` stage's record (``None``: selection has not run; no lines).
+    :param alpha: the significance level of "better" and "worse" (paired p-value on the report set).
+    :returns: the section's Markdown lines.
+    """
+    if not select:
+        return []
+    lines = ["", "## Is it better than the encoder you had?", ""]
+    if select["selected"] == "base":
+        lines.append(
+            "**No.** No trained checkpoint beat your base model on the held-out generated questions, so the run "
+            "kept the base: deploy the encoder you had (the hybrid and rerank pipelines below use it)."
+        )
+        return lines
+    tables = select.get("versus_base") or {}
+    objective = select.get("objective", "ndcg@10")
+    dev = tables.get("pseudo_dev", {}).get("rows", {}).get(objective)
+    dev_change = _change(objective, dev) if dev else None
+    metric = select.get("report_metric")
+    real = tables.get("report", {}).get("rows", {}).get(metric) if metric else None
+    if real is None:
+        lines.append(
+            f"**Not shown.** The selected model (step {select['selected']}) was chosen on the held-out generated "
+            f"questions{f' ({dev_change})' if dev_change else ''}, which favour a model trained on their like: "
+            "no evidence of a gain on your users' questions. Check it on a few labelled questions of yours before "
+            "deploying it: `spart eval --pipeline dense_qa --model "
+            "model --dataset DIR` against the same without `--model` (`--report-dataset` makes `spart adapt` do "
+            "this, with paired p-values)."
+        )
+        return lines
+    diff = real["selected"] - real["base"]
+    if diff > 0 and real["p"] < alpha:
+        head, advice = "**Yes.**", "deploy `model/`."
+    elif diff < 0 and real["p"] < alpha:
+        head, advice = "**No, it is worse.**", "keep the encoder you had."
+    else:
+        head = "**Not shown.**"
+        advice = "the difference is not significant, so keep the encoder you had unless it helps elsewhere."
+    lines.append(
+        f"{head} On your labelled set (report only, {tables['report']['n_queries']} questions) the selected model "
+        f"(step {select['selected']}) scores {_change(metric, real)}: {advice}"
+        + (f" For comparison, on the held-out generated questions: {dev_change}." if dev_change else "")
+    )
     return lines
 
 
 def write_report(out: Path, state: dict[str, Any]) -> Path:
     """Write ``out/report.md`` (and the curve PNG); returns the report path."""
     stages, options = state["stages"], state["options"]
-    lines = [f"# spart adapt: {Path(options['corpus']).name}", ""]
-    lines += ["## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
+    lines = [f"# spart adapt: {Path(options['corpus']).name}"]
+    lines += verdict_lines(stages.get("select"))
+    lines += ["", "## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
     for name, record in stages.items():
         summary = {
             k: v
