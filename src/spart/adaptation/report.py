@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from spart.adaptation.selection import SELECTION_ALPHA
 from spart.atomic import atomic_write
 
 
@@ -104,7 +105,7 @@ def _change(metric: str, row: dict[str, float]) -> str:
     )
 
 
-def verdict_lines(select: dict[str, Any] | None, alpha: float = 0.05) -> list[str]:
+def verdict_lines(select: dict[str, Any] | None, alpha: float = SELECTION_ALPHA) -> list[str]:
     """The answer to "is the adapted model better than the encoder I had?", first in the report.
 
     Only the real labels (``--report-dataset``) can say yes: a gain on the held-out generated questions alone is
@@ -135,9 +136,8 @@ def verdict_lines(select: dict[str, Any] | None, alpha: float = 0.05) -> list[st
             f"**Not shown.** The selected model (step {select['selected']}) was chosen on the held-out generated "
             f"questions{f' ({dev_change})' if dev_change else ''}, which favour a model trained on their like: "
             "no evidence of a gain on your users' questions. Check it on a few labelled questions of yours before "
-            "deploying it: `spart eval --pipeline dense_qa --model "
-            "model --dataset DIR` against the same without `--model` (`--report-dataset` makes `spart adapt` do "
-            "this, with paired p-values)."
+            "deploying it: `spart eval --pipeline dense_qa --model model --dataset DIR` against the same without "
+            "`--model` (`--report-dataset` makes `spart adapt` do this, with paired p-values)."
         )
         return lines
     diff = real["selected"] - real["base"]
