@@ -298,3 +298,19 @@ def test_tuned_packaged_hybrid_round_trip(tmp_path, wiki, tiny_bert_dir):
 
     fuser = load_pipeline(tuned).get_component("fuser")
     assert (fuser.mode, fuser.weights) == ("convex_minmax", best["weights"])
+
+
+def test_component_overrides_go_to_the_pipelines_that_have_them(tmp_path, wiki, tiny_bert_dir, tiny_causal_dir, capsys):
+    """dense_qa beside dense_expand_qa with --set components={expander: ...}: dense_qa has no expander and runs
+    as it is; a component no evaluated pipeline has is an error before any store is built."""
+    expander = f"components={{expander: {{model: {tiny_causal_dir}, max_new_tokens: 3, precision: fp32}}}}"
+    common = ["--dataset", str(wiki), "--model", str(tiny_bert_dir), "--cache-dir", str(tmp_path / "cache")]
+    out = tmp_path / "r.json"
+    args = ["eval", "--pipeline", "dense_qa", "--pipeline", "dense_expand_qa", "--set", expander, *common]
+    assert main([*args, "--top-k", "1,4", "--depth", "4", "--out", str(out), "--no-progress"]) == 0
+    systems = {s["system"] for s in json.loads(out.read_text())["systems"]}
+    assert systems == {"dense_qa", "dense_expand_qa"}
+    typo = "components={expandr: {max_new_tokens: 3}}"
+    assert main(["eval", "--pipeline", "dense_qa", "--pipeline", "dense_expand_qa", "--set", typo, *common]) == 2
+    err = capsys.readouterr().err
+    assert "expandr" in err and "no evaluated pipeline" in err

@@ -26,6 +26,17 @@ def test_causal_generation_is_seeded_and_one_reply_per_passage(tiny_causal_dir):
     assert gen.settings()["fingerprint"] and gen.settings() != greedy.settings()
 
 
+def test_generate_is_reply_to_the_passage_messages(tiny_causal_dir):
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, batch_size=2, precision="fp32")
+    with pytest.raises(RuntimeError, match="warm_up"):
+        gen.reply(["What is a river?"])
+    gen.warm_up()
+    messages = [gen.prompt.user_message(p.title, p.text) for p in PASSAGES[:3]]
+    assert gen.generate(PASSAGES[:3]) == gen.reply(messages, cue="Question")
+    assert gen._prompts(messages[:1], "Answer")[0].endswith("\n\nAnswer:")
+    assert gen.reply([]) == []
+
+
 def test_seq2seq_generation(tmp_path, minilm_dir):
     t5 = build_tiny_t5(tmp_path / "t5", minilm_dir)
     gen = QuestionGenerator(str(t5), max_new_tokens=4, precision="fp32")

@@ -108,12 +108,37 @@ def pipeline_overrides(args: argparse.Namespace, dataset) -> dict[str, Any]:
 
 
 def load_for_eval(spec: str, overrides: dict[str, Any]):
-    """Load one pipeline; model overrides are dropped for pipelines without a text embedder (e.g. BM25)."""
-    from spart.evaluation.loading import has_text_embedder, load_any_pipeline
+    """Load one pipeline; model overrides are dropped for pipelines without a text embedder (e.g. BM25), and
+    ``components`` overrides for components this pipeline does not have (:func:`check_component_overrides` makes
+    sure each applies to one of the systems)."""
+    from spart.evaluation.loading import component_names, has_text_embedder, load_any_pipeline
 
     if "model" in overrides and not has_text_embedder(spec):
         overrides = {k: v for k, v in overrides.items() if k not in ("model", "method", "passage_model")}
+    names = component_names(spec) if overrides.get("components") else None
+    if names is not None:
+        overrides = dict(overrides, components={k: v for k, v in overrides["components"].items() if k in names})
     return load_any_pipeline(spec, **overrides)
+
+
+def check_component_overrides(specs: list[str], overrides: dict[str, Any]) -> None:
+    """``--set components=...`` must name components of at least one evaluated pipeline (a typo is an error)."""
+    from spart.evaluation.loading import component_names
+
+    wanted = overrides.get("components") or {}
+    if not isinstance(wanted, dict):
+        raise ValueError(f"--set components= expects a mapping of component name to init parameters, got {wanted!r}")
+    known: set[str] = set()
+    for spec in specs:
+        names = component_names(spec)
+        if names is None:
+            return  # the loader reports what does not apply
+        known |= names
+    missing = sorted(set(wanted) - known)
+    if missing:
+        raise ValueError(
+            f"--set components names {missing}, which no evaluated pipeline has; they have {sorted(known)}"
+        )
 
 
 def load_dataset_from_args(args: argparse.Namespace):
@@ -198,10 +223,11 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset_from_args(args)
     depth = args.depth if args.depth is not None else max(100, max(args.top_k))
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    overrides = pipeline_overrides(args, dataset)
     labels = [split_label(spec) for spec in args.pipeline]
     if len({label for label, _ in labels}) != len(labels):
         raise ValueError(f"systems need distinct labels, got {[label for label, _ in labels]}; use LABEL=PIPELINE")
+    check_component_overrides([spec for _, spec in labels], dict(args.overrides))  # before building a store
+    overrides = pipeline_overrides(args, dataset)
     out = Path(args.out) if args.out else None
     print(
         f"data set {dataset.name}: {dataset.kind}, {len(dataset.queries)} questions, corpus {dataset.corpus_path}",

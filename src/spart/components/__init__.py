@@ -20,5 +20,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "BM25Retriever": ".retrievers",
         "HybridScoreFuser": ".fusers",
         "QuestionLikelihoodRanker": ".rankers",
+        "AnswerQueryExpander": ".expanders",
     },
 )

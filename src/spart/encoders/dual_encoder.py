@@ -289,6 +289,23 @@ class DualEncoder(nn.Module):
         _check_texts(texts, "query")
         return self._encode(list(texts), QUERY, self.config.query_max_length, batch_size, show_progress)
 
+    def encode_expanded_queries(
+        self, texts: Sequence[str], expansions: Sequence[str], batch_size: int = 32
+    ) -> np.ndarray:
+        """Queries expanded by generated text (GAR / HyDE): the mean of the query tower's embedding of each query
+        and the passage tower's embedding of its expansion (e.g. an LM's closed-book answer), ``float32``
+        ``(len(texts), dim)``.
+
+        The expansion goes through the passage tower because it reads like evidence, as HyDE embeds its
+        hypothetical document with the document encoder; the mean (not the sum) keeps inner products on the plain
+        query's scale, so a hybrid fusion weighted on raw scores still fits.
+        """
+        if len(texts) != len(expansions):
+            raise ValueError(f"{len(texts)} queries but {len(expansions)} expansions")
+        _check_texts(expansions, "expansion")
+        queries = self.encode_queries(texts, batch_size=batch_size)
+        return (queries + self.encode_passages(list(expansions), batch_size=batch_size)) / 2
+
     def encode_passages(
         self,
         texts: Sequence[str],

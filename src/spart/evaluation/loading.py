@@ -60,3 +60,12 @@ def has_text_embedder(spec: str) -> bool:
         return True  # let the loader decide
     data = read_pipeline_dict(spec)
     return any(str(c.get("type", "")).endswith("TextEmbedder") for c in data["components"].values())
+
+
+def component_names(spec: str) -> set[str] | None:
+    """The component names of a pipeline file/name (``None`` when they cannot be read without loading it)."""
+    try:
+        from spart.pipelines import read_pipeline_dict
+    except ImportError:
+        return None
+    return set(read_pipeline_dict(spec)["components"])

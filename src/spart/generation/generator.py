@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from spart.data.passages import Passage, as_passage
+from spart.data.passages import as_passage
 from spart.generation.prompts import GenerationPrompt
 
 logger = logging.getLogger(__name__)
@@ -108,8 +108,7 @@ class QuestionGenerator:
             "batch_size": self.batch_size,
         }
 
-    def _prompts(self, passages: list[Passage]) -> list[str]:
-        messages = [self.prompt.user_message(p.title or "", p.text) for p in passages]
+    def _prompts(self, messages: list[str], cue: str) -> list[str]:
         if self.model_kind != "causal":
             return messages
         if self.use_chat_template:
@@ -119,7 +118,7 @@ class QuestionGenerator:
                 )
                 for m in messages
             ]
-        return [m + "\n\nQuestion:" for m in messages]
+        return [f"{m}\n\n{cue}:" for m in messages]
 
     def generate(self, passages: Sequence[Any], seed: int = 0) -> list[str]:
         """The raw reply for each passage (clean it with :func:`spart.generation.clean_question`).
@@ -127,11 +126,23 @@ class QuestionGenerator:
         ``seed`` seeds the sampling of this call, so a batch gives the same replies whenever it is generated
         (resumed runs write what the uninterrupted run would have written, up to float rounding).
         """
+        items = [as_passage(p) for p in passages]
+        messages = [self.prompt.user_message(p.title or "", p.text) for p in items]
+        return self.reply(messages, seed=seed, cue="Question")
+
+    def reply(self, messages: Sequence[str], seed: int = 0, cue: str = "Answer") -> list[str]:
+        """The raw reply to each user message, batched (``generate`` and the query expander both come here).
+
+        :param messages: the user turns (wrapped in the chat template when it is used).
+        :param seed: seeds the sampling of this call (greedy decoding ignores it).
+        :param cue: without a chat template a causal LM's prompt ends ``"\n\n{cue}:"``.
+        :returns: one decoded reply per message.
+        """
         if self.model is None:
             raise RuntimeError("call warm_up() first")
         import torch
 
-        items = [as_passage(p) for p in passages]
+        items = list(messages)
         if not items:
             return []
         replies: list[str] = []
@@ -139,7 +150,7 @@ class QuestionGenerator:
             chunk = items[start : start + self.batch_size]
             add_special = self.model_kind != "causal" or not self.use_chat_template  # the template has its own
             encoded = self.tokenizer(
-                self._prompts(chunk), return_tensors="pt", padding=True, add_special_tokens=add_special
+                self._prompts(chunk, cue), return_tensors="pt", padding=True, add_special_tokens=add_special
             )
             enc = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}  # no token_type_ids
             torch.manual_seed(seed * 1_000_003 + start)

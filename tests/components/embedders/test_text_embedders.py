@@ -103,6 +103,30 @@ def test_run_rejects_bad_text(cls, _defaults, tiny_bert_dir, bad):
         embedder.run(bad)
 
 
+@pytest.mark.parametrize(("cls", "defaults"), CLASSES, ids=IDS)
+def test_an_expansion_averages_the_query_with_the_passage_tower_embedding(cls, defaults, tiny_bert_dir):
+    embedder = cls(model=str(tiny_bert_dir), device="cpu", precision="fp32")
+    query, answer = "which country was formerly abyssinia?", "Ethiopia"
+    plain = np.asarray(embedder.run(query)["embedding"])
+    expanded = np.asarray(embedder.run(query, expansion=answer)["embedding"])
+    reference = DualEncoder.load(tiny_bert_dir, defaults=defaults, device="cpu", precision="fp32")
+    passage = reference.encode_passages([answer])[0]
+    np.testing.assert_allclose(expanded, (plain + passage) / 2, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(expanded, plain)
+    # a blank expansion (an LM that wrote nothing) leaves the plain query embedding
+    np.testing.assert_allclose(embedder.run(query, expansion="  ")["embedding"], plain, rtol=1e-6)
+    with pytest.raises(ValueError, match="expansion"):
+        embedder.run(query, expansion=["Ethiopia"])
+
+
+def test_expanded_queries_check_their_inputs(tiny_bert_dir):
+    encoder = DualEncoder.load(tiny_bert_dir, device="cpu", precision="fp32")
+    with pytest.raises(ValueError, match="2 queries but 1 expansions"):
+        encoder.encode_expanded_queries(["a?", "b?"], ["x"])
+    with pytest.raises(ValueError, match="expansion 0 is empty"):
+        encoder.encode_expanded_queries(["a?"], [""])
+
+
 def test_default_model_is_the_packaged_minilm(minilm_dir):
     embedder = SpiderTextEmbedder(device="cpu", precision="fp32")
     assert embedder.resolved_model == str(minilm_dir)

@@ -252,12 +252,17 @@ class TextEmbedderBase(DualEncoderEmbedderBase):
     """Embeds one query string with the query tower. Subclasses are the `@component` classes."""
 
     @component.output_types(embedding=list[float])
-    def run(self, text: str) -> dict[str, Any]:
-        """Embed a query.
+    def run(self, text: str, expansion: str | None = None) -> dict[str, Any]:
+        """Embed a query, optionally expanded by generated text.
 
         :param text: the query; must be a non-empty string.
+        :param expansion: optional text about the query written by an LM (e.g. by
+            :class:`~spart.components.expanders.AnswerQueryExpander`, GAR / HyDE style): the embedding is then
+            the mean of the query's embedding and the passage tower's embedding of the expansion
+            (:meth:`~spart.encoders.dual_encoder.DualEncoder.encode_expanded_queries`). ``None`` or blank: the
+            plain query embedding.
         :returns: ``{"embedding": list[float]}``.
-        :raises ValueError: if ``text`` is None, not a string, or blank.
+        :raises ValueError: if ``text`` is None, not a string, or blank, or ``expansion`` is not a string.
         """
         if not isinstance(text, str):
             raise ValueError(
@@ -266,7 +271,12 @@ class TextEmbedderBase(DualEncoderEmbedderBase):
             )
         if not text.strip():
             raise ValueError(f"{type(self).__name__} got an empty query text")
-        vector = self.encoder.encode_queries([text], batch_size=1)[0]
+        if expansion is not None and not isinstance(expansion, str):
+            raise ValueError(f"{type(self).__name__} expects the expansion as a string, got {type(expansion).__name__}")
+        if expansion is not None and expansion.strip():
+            vector = self.encoder.encode_expanded_queries([text], [expansion], batch_size=1)[0]
+        else:
+            vector = self.encoder.encode_queries([text], batch_size=1)[0]
         return {"embedding": vector.tolist()}
 
 
