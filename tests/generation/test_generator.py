@@ -56,3 +56,74 @@ def test_bad_options_are_clear_errors(tiny_causal_dir):
     gen = QuestionGenerator(str(tiny_causal_dir), use_chat_template=True)
     with pytest.raises(ValueError, match="chat template"):
         gen.warm_up()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_casts_the_weights_to_bf16_where_native(tiny_causal_dir, monkeypatch, native):
+    """``auto`` = bf16 weights (no autocast) where bf16 is native, fp32 elsewhere; greedy replies stay strings of
+    the same count, and the fp32 generator is untouched."""
+    import torch
+
+    from spart.encoders import precision
+
+    monkeypatch.setattr(precision, "bf16_supported", lambda device: native)
+    auto = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, device="cpu")
+    auto.warm_up()
+    assert auto.resolved_precision == ("bf16-weights" if native else "fp32")
+    assert auto.uses_bf16 is False  # bf16 weights need no autocast
+    assert next(auto.model.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
+    replies = auto.reply(["What is a river?", "Where is the engine?"])
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+
+
+@pytest.mark.parametrize(
+    ("requested", "dtype_is_bf16", "autocast"), [("bf16", False, True), ("bf16-weights", True, False)]
+)
+def test_explicit_bf16_precisions(tiny_causal_dir, requested, dtype_is_bf16, autocast):
+    import torch
+
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=3, temperature=0, precision=requested, device="cpu")
+    gen.warm_up()
+    assert gen.resolved_precision == requested and gen.uses_bf16 is autocast
+    assert (next(gen.model.parameters()).dtype == torch.bfloat16) is dtype_is_bf16
+    assert len(gen.reply(["What is a river?"])) == 1
+
+
+QUESTIONS = ["What is a river?", "Where is the engine of the train?", "Who built the bridge?"]
+INSTRUCTION = "Answer this question in a few words about rivers and engines.\nQuestion: "
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_shared_prefix_is_run_once_and_gives_the_same_replies(tiny_causal_dir, monkeypatch, chat):
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=5, temperature=0, batch_size=1, precision="fp32")
+    gen.warm_up()
+    if chat:  # a template with a system turn, as instruct LMs have
+        gen.tokenizer.chat_template = (
+            "system: be brief.\n{% for m in messages %}user: {{ m['content'] }}\n{% endfor %}assistant:"
+        )
+        gen.use_chat_template = True
+    messages = [INSTRUCTION + q for q in QUESTIONS]
+    plain = gen.reply(messages)
+    seen = []
+    generate = gen.model.generate
+    monkeypatch.setattr(gen.model, "generate", lambda **kw: seen.append(kw) or generate(**kw))
+    assert gen.reply(messages, prefix=INSTRUCTION) == plain
+    first_cache = gen._prefix[1]
+    assert len(first_cache[0]) >= 5  # the instruction's tokens (and the template's head)
+    assert all(any(k in kw for k in ("cache", "past_key_values")) for kw in seen)  # every prompt reused it
+    assert gen.reply(messages[:1], prefix=INSTRUCTION) == plain[:1] and gen._prefix[1] is first_cache  # kept
+    # the cached prefix is never extended in place: a second pass gives the same replies
+    assert gen.reply(messages, prefix=INSTRUCTION) == plain
+
+
+def test_prefix_is_checked_and_ignored_for_batches(tiny_causal_dir, monkeypatch):
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, batch_size=2, precision="fp32")
+    gen.warm_up()
+    with pytest.raises(ValueError, match="prefix"):
+        gen.reply(["Where is it?"], prefix=INSTRUCTION)
+    seen = []
+    generate = gen.model.generate
+    monkeypatch.setattr(gen.model, "generate", lambda **kw: seen.append(kw) or generate(**kw))
+    messages = [INSTRUCTION + q for q in QUESTIONS]
+    gen.reply(messages, prefix=INSTRUCTION)
+    assert len(seen) == 2 and not any("cache" in kw or "past_key_values" in kw for kw in seen)  # left-padded

@@ -190,3 +190,15 @@ def test_bad_inputs(tiny_causal_dir, causal, passages):
         QuestionLikelihoodScorer("/nonexistent/teacher.gguf").warm_up()
     with pytest.raises(ValueError, match="chat template"):
         QuestionLikelihoodScorer(str(tiny_causal_dir), use_chat_template=True).warm_up()
+
+
+def test_apply_lm_precision_needs_a_resolved_precision():
+    from spart.teacher.loading import apply_lm_precision
+
+    model = torch.nn.Linear(2, 2)
+    for unresolved in ("auto", "fp16", "int8"):
+        with pytest.raises(ValueError, match="resolved"):
+            apply_lm_precision(model, unresolved, True, "cpu")
+    assert apply_lm_precision(model, "fp32", True, "cpu") is False and model.weight.dtype == torch.float32
+    assert apply_lm_precision(model, "bf16", True, "cpu") is True and model.weight.dtype == torch.float32
+    assert apply_lm_precision(model, "bf16-weights", True, "cpu") is False and model.weight.dtype == torch.bfloat16

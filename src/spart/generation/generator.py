@@ -6,12 +6,14 @@ a teacher can write questions, and the same GGUF file serves both roles.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from spart.data.passages import as_passage
 from spart.generation.prompts import GenerationPrompt
+from spart.teacher.loading import LM_PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,9 @@ class QuestionGenerator:
     :param temperature: sampling temperature; ``0`` = greedy decoding.
     :param top_p: nucleus sampling mass.
     :param batch_size: passages per ``generate`` call.
-    :param precision: ``"auto"`` (bf16 autocast where native), ``"fp32"`` or ``"bf16"``.
+    :param precision: ``"fp32"``; ``"bf16"`` (autocast); ``"bf16-weights"`` (weights cast once: half the bytes
+        read per decoded token, about 1.7x fp32 for batch-one answers, docs/adaptation.md); ``"auto"`` =
+        ``"bf16-weights"`` where bf16 is native, else ``"fp32"``.
     :param device: ``None`` = CUDA when available, else CPU.
 
     Usage::
@@ -58,8 +62,8 @@ class QuestionGenerator:
             raise ValueError(f"max_new_tokens and batch_size must be positive, got {max_new_tokens}, {batch_size}")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+        if precision not in LM_PRECISIONS:
+            raise ValueError(f"precision must be one of {LM_PRECISIONS}, got {precision!r}")
         self.model_name, self.gguf_file, self.model_kind = model, gguf_file, model_kind
         self.prompt = prompt or GenerationPrompt()
         self.use_chat_template = use_chat_template
@@ -68,6 +72,8 @@ class QuestionGenerator:
         self.model = self.tokenizer = None
         self.fingerprint: str | None = None
         self.uses_bf16 = False
+        self.resolved_precision: str | None = None
+        self._prefix = None  # ((prefix, cue), (token ids, key/value cache)) of the last prefix reused
 
     def warm_up(self) -> None:
         """Load the LM (once)."""
@@ -76,7 +82,7 @@ class QuestionGenerator:
         import torch
 
         from spart.encoders.precision import bf16_supported
-        from spart.teacher.loading import fingerprint_source, load_teacher, resolve_model_source
+        from spart.teacher.loading import apply_lm_precision, fingerprint_source, load_teacher, resolve_model_source
 
         source = resolve_model_source(self.model_name, self.gguf_file)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,7 +97,9 @@ class QuestionGenerator:
             tokenizer.pad_token = tokenizer.eos_token
         self.device, self.model_kind, self.model, self.tokenizer = device, kind, model, tokenizer
         native = bf16_supported(torch.device(device))
-        self.uses_bf16 = self.precision == "bf16" or (self.precision == "auto" and native)
+        resolved = self.precision if self.precision != "auto" else ("bf16-weights" if native else "fp32")
+        self.uses_bf16 = apply_lm_precision(model, resolved, native, device)  # the autocast flag
+        self.resolved_precision = resolved
         self.fingerprint = fingerprint_source(source)
 
     def settings(self) -> dict[str, Any]:
@@ -130,13 +138,21 @@ class QuestionGenerator:
         messages = [self.prompt.user_message(p.title or "", p.text) for p in items]
         return self.reply(messages, seed=seed, cue="Question")
 
-    def reply(self, messages: Sequence[str], seed: int = 0, cue: str = "Answer") -> list[str]:
+    def reply(
+        self, messages: Sequence[str], seed: int = 0, cue: str = "Answer", prefix: str | None = None
+    ) -> list[str]:
         """The raw reply to each user message, batched (``generate`` and the query expander both come here).
 
         :param messages: the user turns (wrapped in the chat template when it is used).
         :param seed: seeds the sampling of this call (greedy decoding ignores it).
         :param cue: without a chat template a causal LM's prompt ends ``"\n\n{cue}:"``.
+        :param prefix: text every message starts with (e.g. an instruction before the question). With a causal
+            LM and ``batch_size == 1`` the prompt's tokens up to the end of the prefix (the chat template's
+            system turn included) are run once and their key/value cache is reused by every later prompt that
+            starts with the same tokens, so each reply runs only the tokens after it; the replies are those of
+            the plain path up to float rounding. Ignored otherwise (a left-padded batch has no common prefix).
         :returns: one decoded reply per message.
+        :raises ValueError: if a message does not start with ``prefix``.
         """
         if self.model is None:
             raise RuntimeError("call warm_up() first")
@@ -145,12 +161,14 @@ class QuestionGenerator:
         items = list(messages)
         if not items:
             return []
+        if prefix is not None and not all(m.startswith(prefix) for m in items):
+            raise ValueError(f"every message must start with the prefix {prefix!r}")
+        cached = self._prefix_cache(prefix, cue) if prefix and self.batch_size == 1 else None
         replies: list[str] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            add_special = self.model_kind != "causal" or not self.use_chat_template  # the template has its own
             encoded = self.tokenizer(
-                self._prompts(chunk, cue), return_tensors="pt", padding=True, add_special_tokens=add_special
+                self._prompts(chunk, cue), return_tensors="pt", padding=True, add_special_tokens=self._add_special
             )
             enc = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}  # no token_type_ids
             torch.manual_seed(seed * 1_000_003 + start)
@@ -160,10 +178,12 @@ class QuestionGenerator:
                 if sample
                 else {"do_sample": False}
             )
-            autocast = torch.autocast(
-                device_type=torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.uses_bf16
-            )
-            with torch.inference_mode(), autocast:
+            if cached is not None:
+                prefix_ids, cache = cached
+                ids = enc["input_ids"][0]
+                if len(ids) > len(prefix_ids) and torch.equal(ids[: len(prefix_ids)], prefix_ids):
+                    kwargs[_cache_argument()] = copy.deepcopy(cache)  # generate extends the cache it is given
+            with torch.inference_mode(), self._autocast():
                 out = self.model.generate(
                     **enc, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **kwargs
                 )
@@ -172,5 +192,44 @@ class QuestionGenerator:
             replies.extend(self.tokenizer.batch_decode(out, skip_special_tokens=True))
         return replies
 
+    @property
+    def _add_special(self) -> bool:
+        return self.model_kind != "causal" or not self.use_chat_template  # the chat template has its own
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.uses_bf16)
+
+    def _prefix_cache(self, prefix: str, cue: str):
+        """``(token ids, key/value cache)`` of the prompt up to the end of ``prefix`` (kept for the last prefix);
+        ``None`` for seq2seq LMs (their prompt goes to the encoder)."""
+        import torch
+
+        if self.model_kind != "causal":
+            return None
+        if self._prefix is not None and self._prefix[0] == (prefix, cue):
+            return self._prefix[1]
+        marker = "\u2063"  # an invisible separator: where the prefix ends inside the rendered prompt
+        prompt = self._prompts([prefix + marker], cue)[0]
+        head = prompt[: prompt.index(marker)]
+        ids = self.tokenizer(head, return_tensors="pt", add_special_tokens=self._add_special)["input_ids"][0]
+        ids = ids[:-1]  # the last token may merge with the text that follows it
+        cached = None
+        if len(ids) > 0:
+            ids = ids.to(self.device)
+            with torch.inference_mode(), self._autocast():
+                out = self.model(input_ids=ids[None], use_cache=True)
+            cached = (ids, getattr(out, _cache_argument()))
+        self._prefix = ((prefix, cue), cached)
+        return cached
+
     def __repr__(self) -> str:
         return f"QuestionGenerator(model={self.model_name!r}, kind={self.model_kind!r}, chat={self.use_chat_template})"
+
+
+def _cache_argument() -> str:
+    """The name transformers gives the key/value cache (``cache`` from 5.x, ``past_key_values`` before)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"

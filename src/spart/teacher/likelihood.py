@@ -25,12 +25,20 @@ import numpy as np
 
 from spart.data.passages import Passage, as_passage
 from spart.teacher.cache import CacheKey, ScoreCache
-from spart.teacher.loading import ModelSource, describe_config, fingerprint_source, load_teacher, resolve_model_source
+from spart.teacher.loading import (
+    LM_PRECISIONS,
+    ModelSource,
+    apply_lm_precision,
+    describe_config,
+    fingerprint_source,
+    load_teacher,
+    resolve_model_source,
+)
 from spart.teacher.prompts import PromptTemplate, default_template
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights")
+PRECISIONS = LM_PRECISIONS
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
@@ -168,12 +176,9 @@ class QuestionLikelihoodScorer:
             # bf16 autocast where it is native (CUDA, or a CPU with AVX512-BF16/AMX): 2.2x fp32 on an AMX CPU with
             # the same top-1 (docs/teacher.md); bf16 *weights* were not faster there, so auto never picks them.
             resolved = "bf16" if native_bf16 else "fp32"
-        if resolved in ("bf16", "bf16-weights") and not native_bf16:
-            logger.warning("%s requested but %s has no native bf16 support; it will be slow", resolved, device)
-        if resolved == "bf16-weights":
-            model.to(torch.bfloat16)
+        # the autocast flag; the ONNX backends set their own precision
+        self.uses_bf16 = self.resolved_backend == "torch" and apply_lm_precision(model, resolved, native_bf16, device)
         self.resolved_precision = resolved
-        self.uses_bf16 = resolved == "bf16"  # autocast flag
         self._pad_id = self._pick_pad_id()
         self._eos_id = tokenizer.eos_token_id
         forward_params = inspect.signature(model.forward).parameters

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from pathlib import Path
 
 from spart._extras import require
 
+logger = logging.getLogger(__name__)
+
+LM_PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights")
 PACKAGED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
 _CONFIG_NAMES = ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -195,6 +199,32 @@ def load_teacher(source: ModelSource, model_kind: str = "auto", device: str = "c
     model.eval().requires_grad_(False)
     model.to(device)
     return model, tokenizer, model_kind
+
+
+def apply_lm_precision(model, precision: str, native_bf16: bool, device: str) -> bool:
+    """Put a frozen LM in a resolved precision; returns whether its forward passes run under bf16 autocast.
+
+    ``"fp32"``: as loaded. ``"bf16"``: fp32 weights, bf16 autocast (matmuls in bf16). ``"bf16-weights"``: the
+    weights are cast to bf16 once (no autocast), which halves the bytes read per decoded token: what batch-one
+    generation is bound by (docs/adaptation.md measures the query expander). The teacher and the generator both
+    come here; each resolves ``"auto"`` itself.
+
+    :param model: the loaded LM (changed in place for ``"bf16-weights"``).
+    :param precision: ``"fp32"``, ``"bf16"`` or ``"bf16-weights"``.
+    :param native_bf16: whether ``device`` runs bf16 natively (a warning is logged when bf16 is asked without).
+    :param device: for the warning.
+    :returns: the autocast flag.
+    :raises ValueError: for any other precision (``"auto"`` included: resolve it first).
+    """
+    if precision not in ("fp32", "bf16", "bf16-weights"):
+        raise ValueError(f"precision must be resolved to 'fp32', 'bf16' or 'bf16-weights', got {precision!r}")
+    if precision != "fp32" and not native_bf16:
+        logger.warning("%s requested but %s has no native bf16 support; it will be slow", precision, device)
+    if precision == "bf16-weights":
+        import torch
+
+        model.to(torch.bfloat16)
+    return precision == "bf16"
 
 
 def describe_config(model) -> str:

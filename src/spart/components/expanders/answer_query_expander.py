@@ -6,6 +6,7 @@ from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 
+from spart.teacher.loading import LM_PRECISIONS
 from spart.validation import check_positive_int
 
 DEFAULT_INSTRUCTION = "Answer this question in a few words.\nQuestion: {question}"
@@ -33,7 +34,8 @@ class AnswerQueryExpander:
     :param model_kind: ``"auto"``, ``"causal"`` or ``"seq2seq"``.
     :param instruction: the user message, with ``{question}`` where the query goes.
     :param max_new_tokens: longest answer.
-    :param precision: ``"auto"`` (bf16 autocast where native), ``"fp32"`` or ``"bf16"``.
+    :param precision: as :class:`~spart.generation.QuestionGenerator`'s: ``"auto"`` (bf16 weights where bf16 is
+        native, else fp32), ``"fp32"``, ``"bf16"`` (autocast) or ``"bf16-weights"``.
     :param device: ``"cpu"``, ``"cuda"``, ...; ``None`` = CUDA when available.
 
     Usage::
@@ -61,8 +63,8 @@ class AnswerQueryExpander:
     ) -> None:
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
-        if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+        if precision not in LM_PRECISIONS:
+            raise ValueError(f"precision must be one of {LM_PRECISIONS}, got {precision!r}")
         if not isinstance(instruction, str) or "{question}" not in instruction:
             raise ValueError(f"instruction must contain '{{question}}', got {instruction!r}")
         check_positive_int(max_new_tokens, "max_new_tokens")
@@ -132,5 +134,7 @@ class AnswerQueryExpander:
             raise ValueError(f"AnswerQueryExpander needs a non-empty query string, got {query!r}")
         if self._generator is None:
             self.warm_up()
-        reply = self._generator.reply([self.instruction.replace("{question}", query)])[0]
+        message = self.instruction.replace("{question}", query)
+        prefix = self.instruction[: self.instruction.index("{question}")]  # run once, its cache reused
+        reply = self._generator.reply([message], prefix=prefix)[0]
         return {"expansion": reply.strip()}
