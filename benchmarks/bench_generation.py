@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="auto", help="QuestionGenerator precision (auto, fp32, bf16, ...)")
     parser.add_argument("--out", help="JSON results")
     args = parser.parse_args(argv)
 
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu['model']} ({cpu['cpus']} CPUs), flags of interest: {' '.join(cpu['key_flags'])}")
     rows = []
     for label, model in systems:
-        gen = QuestionGenerator(model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+        gen = QuestionGenerator(
+            model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, precision=args.precision
+        )
         gen.warm_up()
         gen.generate(chosen[: min(2, len(chosen))], seed=99)  # warm-up call
         start = time.perf_counter()
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": seconds,
                 "questions_per_s": len(chosen) / seconds,
                 "parsed": parsed / len(chosen),
-                "bf16": gen.uses_bf16,
+                "precision": gen.resolved_precision,
             }
         )
         del gen

@@ -78,10 +78,13 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
 
         assert SentenceTransformer(str(out / "model"), device="cpu").encode(["a question?"]).shape[0] == 1
     assert (out / "hybrid_qa.yaml").exists() and state["stages"]["hybrid"]["mode"]
+    assert state["stages"]["expand"] == {"seconds": 0.0, "skipped": "no expander LM given (--expander)"}
+    assert not (out / "expand_qa.yaml").exists()
     report = (out / "report.md").read_text()
     assert "Audit on pseudo-dev" in report and "Learning curve" in report and "| train |" in report
     assert "Rule `latest`: the last step (2)" in report and "| base | " in report
     assert "## Is it better than the encoder you had?" in report  # no labelled set: never a plain yes
+    assert "## Query expansion" not in report
     assert ("**No.**" if selected["selected"] == "base" else "**Not shown.**") in report and "**Yes.**" not in report
     audit = json.loads((out / "audit-pseudo-dev.json").read_text())
     assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid", "base + tiny", "base + tiny (w=0.5)"]
@@ -253,7 +256,8 @@ def test_versus_base_table_on_dpr_hits_and_beir_qrels():
     assert versus_base_lines({"selected": "base", "versus_base": {}}) == []
 
 
-def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypatch):
+def write_labelled(tmp_path):
+    """A BEIR set over the fixture's corpus: 4 questions, one relevant passage each."""
     data = tmp_path / "labelled"
     (data / "qrels").mkdir(parents=True)
     (data / "corpus.jsonl").write_text((tmp_path / "corpus.jsonl").read_text())
@@ -264,7 +268,11 @@ def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypat
     (data / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"q{d}\tp{d}-0\t1\n" for d in range(4))
     )
-    options.report_dataset, options.report_split = str(data), "test"
+    return data
+
+
+def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypatch):
+    options.report_dataset, options.report_split = str(write_labelled(tmp_path)), "test"
     evaluate = Adaptation._evaluate
 
     def checkpoints_win_on_pseudo_dev(self, model, dataset):  # a random tiny model: make selection pick a step
@@ -472,3 +480,60 @@ def test_the_verdict_says_yes_only_on_a_significant_gain_on_real_labels():
     assert "**Not shown.**" in text(select({"base": 0.444, "selected": 0.474, "p": 0.06}))  # a gain, not significant
     worse = text(select({"base": 0.444, "selected": 0.376, "p": 0.02}))
     assert "**No, it is worse.**" in worse and "keep the encoder you had" in worse
+
+
+def test_adapt_writes_the_expansion_pipeline_and_measures_it_on_labelled_questions_only(
+    options, tmp_path, tiny_causal_dir
+):
+    from spart.evaluation.loading import load_any_pipeline
+
+    options.method, options.teachers, options.steps = "pairs", [], 1
+    options.expander, options.expander_max_new_tokens = str(tiny_causal_dir), 3
+    for bad, message in (
+        ({"expander_instruction": "Answer it."}, "expander_instruction"),
+        ({"expander_max_new_tokens": 0}, "expander_max_new_tokens"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Adaptation(AdaptOptions(**{**options.__dict__, **bad, "out": str(tmp_path / "bad")}))
+    options.expander_instruction = "Say what you know.\nQuestion: {question}"
+    options.report_dataset, options.report_split = str(write_labelled(tmp_path)), "test"
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    out = tmp_path / "run"
+    expand = state["stages"]["expand"]
+    assert expand["pipeline"] == "expand_qa.yaml" and expand["report_metric"] == "ndcg@10"
+    table = expand["versus_plain"]
+    assert table["n_queries"] == 4 and {"ndcg@10", "recall@100"} <= set(table["rows"])
+    assert all(0.0 <= row["p"] <= 1.0 for row in table["rows"].values())
+    pipeline = load_any_pipeline(str(out / "expand_qa.yaml"))
+    expander = pipeline.get_component("expander")
+    assert (expander.model, expander.max_new_tokens) == (str(tiny_causal_dir), 3)
+    assert expander.instruction == options.expander_instruction
+    retriever_store = pipeline.get_component("dense_retriever").document_store
+    assert str(retriever_store.path) == state["stages"]["hybrid"]["store"]  # the selected model's index
+    report = (out / "report.md").read_text()
+    section = report.split("## Query expansion")[1].split("\n## ")[0]
+    assert "On your labelled set (report only, 4 questions)" in section and "| ndcg@10 |" in section
+    assert "**Use it**" in section or "**Not shown to help**" in section
+
+
+def test_a_finished_run_given_the_expander_later_writes_it_and_the_report_again(options, tmp_path, tiny_causal_dir):
+    options.method, options.teachers, options.steps = "pairs", [], 1
+    Adaptation(options, generator=FakeGenerator()).run()
+    out = tmp_path / "run"
+    assert "## Query expansion" not in (out / "report.md").read_text()
+    path = out / "adapt-state.json"
+    state = json.loads(path.read_text())
+    del state["stages"]["expand"]  # a run finished by a spart without the stage or its options
+    for key in ("expander", "expander_instruction", "expander_max_new_tokens"):
+        del state["options"][key]
+    path.write_text(json.dumps(state))
+    options.expander = str(tiny_causal_dir)
+
+    class Exploding(FakeGenerator):
+        def generate(self, passages, seed=0):
+            raise AssertionError("a finished stage ran again")
+
+    state = Adaptation(options, generator=Exploding()).run()
+    assert state["stages"]["expand"]["pipeline"] == "expand_qa.yaml" and (out / "expand_qa.yaml").exists()
+    section = (out / "report.md").read_text().split("## Query expansion")[1]
+    assert "Not measured: no labelled set" in section

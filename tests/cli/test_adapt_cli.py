@@ -29,7 +29,27 @@ def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
     assert o.train_budget_minutes is None and o.passage_max_length is None
     assert (o.reindex_every, o.art_base_weight, o.instruction, o.select) == (0, 0.5, None, "latest")
     assert not o.fixed_candidates and not o.query_tower_only and o.art_teacher_temperature == "auto"
-    assert "report: r.md" in capsys.readouterr().out
+    assert (o.expander, o.expander_instruction, o.expander_max_new_tokens) == (None, None, 32)
+    out = capsys.readouterr().out
+    assert "report: r.md" in out and "expansion" not in out
+
+
+def test_the_expander_options_are_passed_and_its_pipeline_printed(captured, monkeypatch, capsys):
+    class Finished:
+        def __init__(self, options):
+            captured["options"] = options
+
+        def run(self):
+            expand = {"seconds": 1.0, "expander": "lm", "pipeline": "expand_qa.yaml"}
+            return {"stages": {"expand": expand, "report": {"seconds": 0.0, "report": "r.md"}}}
+
+    monkeypatch.setattr("spart.adaptation.adapt.Adaptation", Finished)
+    argv = ["adapt", "--corpus", "c.jsonl", "--out", "run", "--expander", "lm", "--expander-tokens", "64"]
+    assert main([*argv, "--expander-instruction", "About Python: {question}", "--report-dataset", "labelled"]) == 0
+    o = captured["options"]
+    assert (o.expander, o.expander_instruction, o.expander_max_new_tokens) == ("lm", "About Python: {question}", 64)
+    assert o.report_dataset == "labelled"
+    assert "query expansion pipeline (lm):" in capsys.readouterr().out
 
 
 def test_art_teachers_budget_and_lengths_are_passed(captured):

@@ -58,20 +58,21 @@ def test_bad_options_are_clear_errors(tiny_causal_dir):
         gen.warm_up()
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_casts_the_weights_to_bf16_where_native(tiny_causal_dir, monkeypatch, native):
-    """``auto`` = bf16 weights (no autocast) where bf16 is native, fp32 elsewhere; greedy replies stay strings of
-    the same count, and the fp32 generator is untouched."""
+@pytest.mark.parametrize(("native", "batch_size"), [(True, 1), (True, 4), (False, 1), (False, 4)])
+def test_auto_precision_follows_native_bf16_and_the_batch_size(tiny_causal_dir, monkeypatch, native, batch_size):
+    """``auto``: where bf16 is native, bf16 weights (no autocast) one message at a time and bf16 autocast (fp32
+    weights) for batches; fp32 elsewhere. Replies stay one string per message."""
     import torch
 
     from spart.encoders import precision
 
     monkeypatch.setattr(precision, "bf16_supported", lambda device: native)
-    auto = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, device="cpu")
+    auto = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, batch_size=batch_size, device="cpu")
     auto.warm_up()
-    assert auto.resolved_precision == ("bf16-weights" if native else "fp32")
-    assert auto.uses_bf16 is False  # bf16 weights need no autocast
-    assert next(auto.model.parameters()).dtype == (torch.bfloat16 if native else torch.float32)
+    expected = "fp32" if not native else ("bf16-weights" if batch_size == 1 else "bf16")
+    assert auto.resolved_precision == expected
+    assert auto.uses_bf16 is (expected == "bf16")  # bf16 weights need no autocast
+    assert next(auto.model.parameters()).dtype == (torch.bfloat16 if expected == "bf16-weights" else torch.float32)
     replies = auto.reply(["What is a river?", "Where is the engine?"])
     assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
 

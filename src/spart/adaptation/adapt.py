@@ -29,7 +29,11 @@ done; generation and training also resume *inside* the stage):
    pseudo-dev significantly (its call is "help"), ``rerank_qa.yaml``: the selected model's dense retrieval
    reranked by that teacher at the audit's best base-score weight (the LM reads every candidate at query time:
    a pipeline for when accuracy matters more than latency); otherwise the stage records why it wrote none;
-7. ``report``: ``report.md`` + ``learning-curve.png``.
+7. ``expand``: with an ``expander`` LM, ``expand_qa.yaml``: the selected model's dense retrieval with each question
+   averaged with the LM's closed-book answer (GAR / HyDE; one generation per question at query time). Pseudo-dev
+   cannot judge it (an LM answering questions an LM wrote from the passages), so it is written as asked and, with
+   a ``report_dataset``, measured there against the same model without expansion, for the report only;
+8. ``report``: ``report.md`` + ``learning-curve.png`` (written again whenever an earlier stage ran).
 """
 
 from __future__ import annotations
@@ -46,11 +50,12 @@ from typing import Any
 from spart.adaptation.audit import DEFAULT_WEIGHTS, TEACHER_PASSAGE_TOKENS
 from spart.adaptation.selection import SELECTION_RULES, choose_checkpoint
 from spart.atomic import atomic_write
+from spart.validation import check_positive_int
 
 logger = logging.getLogger(__name__)
 
 ART_GRAD_CACHE_CHUNK = 64  # passages encoded with their graph at once in an ART step
-STAGES = ("questions", "audit", "train", "select", "hybrid", "rerank", "report")
+STAGES = ("questions", "audit", "train", "select", "hybrid", "rerank", "expand", "report")
 STATE = "adapt-state.json"
 METHODS = ("pairs", "art")
 METHOD_DEFAULTS = {"pairs": {"epochs": 3.0, "batch_size": 32}, "art": {"epochs": 2.0, "batch_size": 16}}
@@ -104,6 +109,11 @@ class AdaptOptions:
         high there; ``"best"`` keeps the highest pseudo-dev score.
     :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
     :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
+    :param expander: an instruct LM (HF directory, hub id or GGUF) for ``expand_qa.yaml`` (``None``: no such
+        pipeline); see :class:`~spart.components.expanders.AnswerQueryExpander`.
+    :param expander_instruction: its request, with ``{question}`` (``None``: the component's default, "Answer this
+        question in a few words."); e.g. "Answer this question about Python in two or three sentences." for docs.
+    :param expander_max_new_tokens: longest answer.
     """
 
     corpus: str
@@ -141,6 +151,9 @@ class AdaptOptions:
     report_dataset: str | None = None
     report_split: str = "test"
     train_anyway: bool = False
+    expander: str | None = None
+    expander_instruction: str | None = None
+    expander_max_new_tokens: int = 32
     progress: bool = True
 
 
@@ -170,6 +183,9 @@ class Adaptation:
                 f"query_tower_only needs reindex_every=0 (got {options.reindex_every}): the passage tower is the "
                 "base's, so re-embedding the corpus would give the same index"
             )
+        if options.expander_instruction is not None and "{question}" not in options.expander_instruction:
+            raise ValueError(f"expander_instruction must contain '{{question}}', got {options.expander_instruction!r}")
+        check_positive_int(options.expander_max_new_tokens, "expander_max_new_tokens")
         if options.select not in SELECTION_RULES:
             raise ValueError(f"select must be one of {SELECTION_RULES}, got {options.select!r}")
         self.o = options
@@ -212,10 +228,12 @@ class Adaptation:
         self._save()
 
     def run(self) -> dict[str, Any]:
+        ran = False
         for stage in STAGES:
-            if self.done(stage):
+            if self.done(stage) and not (stage == "report" and ran):  # the report shows every stage that ran
                 logger.info("adapt: %s already done", stage)
                 continue
+            ran = True
             logger.info("adapt: %s", stage)
             start = time.perf_counter()
             result = getattr(self, f"stage_{stage}")()
@@ -446,7 +464,7 @@ class Adaptation:
         )
         return encoder.save(target)
 
-    def _evaluate(self, model: str | None, dataset):
+    def _evaluate(self, model: str | None, dataset, pipeline: str = "dense_qa", **overrides: Any):
         from spart.evaluation.evaluate import evaluate_pipeline
         from spart.evaluation.loading import load_any_pipeline
         from spart.evaluation.stores import ensure_store
@@ -454,9 +472,9 @@ class Adaptation:
         store = ensure_store(dataset, model=model, progress=self.o.progress)
         ks = (1, 5, 20, 100)
         result = evaluate_pipeline(
-            load_any_pipeline("dense_qa", **_dense_overrides(store, model)),
+            load_any_pipeline(pipeline, **_dense_overrides(store, model), **overrides),
             dataset,
-            system=str(model),
+            system=str(model) if pipeline == "dense_qa" else f"{model} ({pipeline})",
             top_k=100,
             ks=ks,
             show_progress=self.o.progress,
@@ -557,6 +575,30 @@ class Adaptation:
         with atomic_write(self.out / "rerank_qa.yaml", "w", encoding="utf-8") as f:
             f.write(pipeline.dumps())
         return {"teacher": spec.label, "weight": weight, "depth": self.o.depth, "verdict": audit["verdict"]}
+
+    def stage_expand(self) -> dict[str, Any]:
+        from spart.evaluation.datasets import BEIR
+        from spart.evaluation.loading import load_any_pipeline
+
+        if not self.o.expander:
+            return {"skipped": "no expander LM given (--expander)"}
+        model = self.state["stages"]["select"]["model"] or self.o.model
+        expander: dict[str, Any] = {"model": self.o.expander, "max_new_tokens": self.o.expander_max_new_tokens}
+        if self.o.expander_instruction is not None:
+            expander["instruction"] = self.o.expander_instruction
+        components = {"expander": expander}
+        overrides = _dense_overrides(self.state["stages"]["hybrid"]["store"], model)
+        pipeline = load_any_pipeline("dense_expand_qa", components=components, **overrides)
+        with atomic_write(self.out / "expand_qa.yaml", "w", encoding="utf-8") as f:
+            f.write(pipeline.dumps())
+        result: dict[str, Any] = {"expander": self.o.expander, "pipeline": "expand_qa.yaml"}
+        real = self._report_dataset()
+        if real is not None:  # one LM answer per labelled question: the only judge of expansion here
+            plain = self._evaluate(model, real)
+            expanded = self._evaluate(model, real, "dense_expand_qa", components=components)
+            result["report_metric"] = "ndcg@10" if real.kind == BEIR else "top20"
+            result["versus_plain"] = versus_base_table(plain, expanded, real)
+        return result
 
     def stage_report(self) -> dict[str, Any]:
         from spart.adaptation.report import write_report

@@ -156,6 +156,51 @@ def verdict_lines(select: dict[str, Any] | None, alpha: float = SELECTION_ALPHA)
     return lines
 
 
+def expansion_lines(expand: dict[str, Any] | None) -> list[str]:
+    """The query-expansion section: the pipeline written, and its measure on the labelled set when there is one.
+
+    :param expand: the ``expand`` stage's record (``None`` or skipped: no lines).
+    :returns: the section's Markdown lines.
+    """
+    if not expand or expand.get("skipped"):
+        return []
+    lines = [
+        "",
+        "## Query expansion",
+        "",
+        f"`{expand['pipeline']}`: the dense retriever searching with each question averaged with "
+        f"`{expand['expander']}`'s closed-book answer (GAR / HyDE). The LM writes one answer per question at query "
+        "time. It helps when the LM knows your domain, and the generated questions cannot tell (an LM answering "
+        "questions an LM wrote from the passages), so only labelled questions judge it.",
+    ]
+    table = expand.get("versus_plain")
+    if not table:
+        lines += [
+            "",
+            "Not measured: no labelled set (`--report-dataset`). Compare it on a few labelled questions of yours: "
+            f"`spart eval --pipeline dense_qa --pipeline {expand['pipeline']} --dataset DIR`.",
+        ]
+        return lines
+    lines += ["", f"On your labelled set (report only, {table['n_queries']} questions):", ""]
+    lines += ["| metric | without | expanded | difference | p (paired) |", "|---|---|---|---|---|"]
+    for metric, row in table["rows"].items():
+        dpr = metric.startswith("top")
+        lines.append(
+            f"| {metric} | {_fmt(row['base'], dpr)} | {_fmt(row['selected'], dpr)} | {_difference(metric, row)} "
+            f"| {row['p']:.3g} |"
+        )
+    metric = expand.get("report_metric")
+    row = table["rows"].get(metric) if metric else None
+    if row is not None:
+        better = row["selected"] > row["base"] and row["p"] < SELECTION_ALPHA
+        lines += [
+            "",
+            f"{'**Use it**' if better else '**Not shown to help**'} on {metric}: {_change(metric, row)}"
+            + ("." if better else "; keep the plain pipeline unless the latency is worth a gain elsewhere."),
+        ]
+    return lines
+
+
 def write_report(out: Path, state: dict[str, Any]) -> Path:
     """Write ``out/report.md`` (and the curve PNG); returns the report path."""
     stages, options = state["stages"], state["options"]
@@ -223,6 +268,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
                 f"(base-score weight {rerank['weight']:g}), chosen by the audit on pseudo-dev: {rerank['verdict']} "
                 "The LM reads every candidate at query time: use it where accuracy matters more than latency."
             )
+    lines += expansion_lines(stages.get("expand"))
     lines += [
         "",
         "## Use it",

@@ -162,6 +162,18 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--train-anyway", action="store_true", help="train even when the audit says no teacher would help"
     )
+    parser.add_argument(
+        "--expander",
+        metavar="LM",
+        help="an instruct LM that answers each question at query time: writes expand_qa.yaml (GAR / HyDE), "
+        "measured on --report-dataset only",
+    )
+    parser.add_argument(
+        "--expander-instruction", help="its request, with {question} (default: 'Answer this question in a few words.')"
+    )
+    parser.add_argument(
+        "--expander-tokens", type=positive_int, default=d.expander_max_new_tokens, help="longest expander answer"
+    )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of sampling, splits and training")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
@@ -202,6 +214,9 @@ def run(args: argparse.Namespace) -> int:
         report_split=args.report_split,
         seed=args.seed,
         train_anyway=args.train_anyway,
+        expander=args.expander,
+        expander_instruction=args.expander_instruction,
+        expander_max_new_tokens=args.expander_tokens,
         progress=not args.no_progress,
     )
     state = Adaptation(options).run()
@@ -211,4 +226,7 @@ def run(args: argparse.Namespace) -> int:
     if rerank and not rerank.get("skipped"):
         path = Path(args.out) / "rerank_qa.yaml"
         print(f"rerank pipeline ({rerank['teacher']}, base-score weight {rerank['weight']:g}): {path}")
+    expand = state["stages"].get("expand", {})
+    if expand and not expand.get("skipped"):
+        print(f"query expansion pipeline ({expand['expander']}): {Path(args.out) / expand['pipeline']}")
     return 0

@@ -31,9 +31,11 @@ class QuestionGenerator:
     :param temperature: sampling temperature; ``0`` = greedy decoding.
     :param top_p: nucleus sampling mass.
     :param batch_size: passages per ``generate`` call.
-    :param precision: ``"fp32"``; ``"bf16"`` (autocast); ``"bf16-weights"`` (weights cast once: half the bytes
-        read per decoded token, about 1.7x fp32 for batch-one answers, docs/adaptation.md); ``"auto"`` =
-        ``"bf16-weights"`` where bf16 is native, else ``"fp32"``.
+    :param precision: ``"fp32"``; ``"bf16"`` (autocast: fp32 weights cast at every matmul); ``"bf16-weights"``
+        (weights cast once: half the bytes read per decoded token); ``"auto"`` = where bf16 is native,
+        ``"bf16-weights"`` at ``batch_size=1`` (1.2-1.6x fp32 and 1.7-2.4x autocast for one answer at a time) and
+        ``"bf16"`` for batches (bf16 weights were 0.76x autocast writing questions 16 at a time), else ``"fp32"``;
+        measured in docs/benchmarks.md (*LM decoding on the CPU*).
     :param device: ``None`` = CUDA when available, else CPU.
 
     Usage::
@@ -97,7 +99,9 @@ class QuestionGenerator:
             tokenizer.pad_token = tokenizer.eos_token
         self.device, self.model_kind, self.model, self.tokenizer = device, kind, model, tokenizer
         native = bf16_supported(torch.device(device))
-        resolved = self.precision if self.precision != "auto" else ("bf16-weights" if native else "fp32")
+        resolved = self.precision
+        if resolved == "auto":  # measured per batch shape (docs/benchmarks.md, LM decoding on the CPU)
+            resolved = "fp32" if not native else ("bf16-weights" if self.batch_size == 1 else "bf16")
         self.uses_bf16 = apply_lm_precision(model, resolved, native, device)  # the autocast flag
         self.resolved_precision = resolved
         self.fingerprint = fingerprint_source(source)
