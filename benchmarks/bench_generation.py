@@ -5,6 +5,8 @@ Run alone on a quiet machine (from the repo root)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_generation.py --corpus ../shared/data/pydocs/corpus.jsonl \
         --generator qwen=$MODELS/qwen2.5-coder-0.5b-instruct --passages 32 --batch-size 16
+
+``--precision`` (default ``auto``) sets every generator's precision, e.g. ``bf16`` against ``bf16-weights``.
 """
 
 from __future__ import annotations
