@@ -537,3 +537,5 @@ def test_a_finished_run_given_the_expander_later_writes_it_and_the_report_again(
     assert state["stages"]["expand"]["pipeline"] == "expand_qa.yaml" and (out / "expand_qa.yaml").exists()
     section = (out / "report.md").read_text().split("## Query expansion")[1]
     assert "Not measured: no labelled set" in section
+    row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| expand |"))
+    assert row.endswith(f'{{"expander": "{tiny_causal_dir}"}} |')

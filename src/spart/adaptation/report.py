@@ -211,7 +211,19 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
         summary = {
             k: v
             for k, v in record.items()
-            if k in ("generator", "method", "teacher", "weight", "call", "steps", "stopped_at", "selected", "mode")
+            if k
+            in (
+                "generator",
+                "method",
+                "teacher",
+                "weight",
+                "call",
+                "steps",
+                "stopped_at",
+                "selected",
+                "mode",
+                "expander",
+            )
             and v is not None
         }
         if name == "questions" and record.get("stats"):
