@@ -9,6 +9,20 @@ from typing import Any
 from spart.adaptation.selection import SELECTION_ALPHA
 from spart.atomic import atomic_write
 
+# what the report's stage table shows of each stage's record
+STAGE_SUMMARY_KEYS = (
+    "generator",
+    "method",
+    "teacher",
+    "weight",
+    "call",
+    "steps",
+    "stopped_at",
+    "selected",
+    "mode",
+    "expander",
+)
+
 
 def _fmt(value: float | None, dpr: bool = False) -> str:
     if value is None:
@@ -82,13 +96,18 @@ def versus_base_lines(select: dict[str, Any]) -> list[str]:
     lines += ["| data set | metric | base | selected | difference | p (paired) |", "|---|---|---|---|---|---|"]
     for name, table in tables.items():
         for metric, row in table["rows"].items():
-            dpr = metric.startswith("top")
-            lines.append(
-                f"| {names.get(name, name)}, {table['n_queries']} q. | {metric} | {_fmt(row['base'], dpr)} "
-                f"| {_fmt(row['selected'], dpr)} | {_difference(metric, row)} | {row['p']:.3g} |"
-            )
+            lines.append(f"| {names.get(name, name)}, {table['n_queries']} q. | {_comparison_cells(metric, row)} |")
     lines += ["", "p: paired t-test per question (ranx on BEIR sets; top-k hits on DPR sets)."]
     return lines
+
+
+def _comparison_cells(metric: str, row: dict[str, float]) -> str:
+    """``metric | base | selected | difference | p`` for one row of a :func:`versus_base_table` table."""
+    dpr = metric.startswith("top")
+    return (
+        f"{metric} | {_fmt(row['base'], dpr)} | {_fmt(row['selected'], dpr)} | {_difference(metric, row)} "
+        f"| {row['p']:.3g}"
+    )
 
 
 def _difference(metric: str, row: dict[str, float]) -> str:
@@ -183,12 +202,7 @@ def expansion_lines(expand: dict[str, Any] | None) -> list[str]:
         return lines
     lines += ["", f"On your labelled set (report only, {table['n_queries']} questions):", ""]
     lines += ["| metric | without | expanded | difference | p (paired) |", "|---|---|---|---|---|"]
-    for metric, row in table["rows"].items():
-        dpr = metric.startswith("top")
-        lines.append(
-            f"| {metric} | {_fmt(row['base'], dpr)} | {_fmt(row['selected'], dpr)} | {_difference(metric, row)} "
-            f"| {row['p']:.3g} |"
-        )
+    lines += [f"| {_comparison_cells(metric, row)} |" for metric, row in table["rows"].items()]
     metric = expand.get("report_metric")
     row = table["rows"].get(metric) if metric else None
     if row is not None:
@@ -208,24 +222,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     lines += verdict_lines(stages.get("select"))
     lines += ["", "## Stages", "", "| stage | wall time | result |", "|---|---:|---|"]
     for name, record in stages.items():
-        summary = {
-            k: v
-            for k, v in record.items()
-            if k
-            in (
-                "generator",
-                "method",
-                "teacher",
-                "weight",
-                "call",
-                "steps",
-                "stopped_at",
-                "selected",
-                "mode",
-                "expander",
-            )
-            and v is not None
-        }
+        summary = {k: v for k, v in record.items() if k in STAGE_SUMMARY_KEYS and v is not None}
         if name == "questions" and record.get("stats"):
             summary["kept"] = record["stats"].get("kept")
         lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
