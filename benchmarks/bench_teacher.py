@@ -13,7 +13,8 @@ and reports how closely bf16 agrees with fp32 (max |diff|, Spearman per query, t
 ``backends``: today's path vs the ONNX Runtime backends on the same pairs (``--queries`` x ``--k``, default
   10 x 20 = 200), per teacher (the packaged SmolLM2, plus each ``--extra-model``, e.g. a Qwen2.5-0.5B GGUF):
   torch fp32 (the baseline all ratios refer to), torch with ``precision="auto"`` (bf16 where native; today's
-  default), ``backend="onnx"`` (fp32), ``backend="onnx-int8"`` and, where ``llama-cpp-python`` is installed,
+  default), torch with the weights cast to bf16 once (``precision="bf16-weights"``), ``backend="onnx"`` (fp32),
+  ``backend="onnx-int8"`` and, where ``llama-cpp-python`` is installed,
   llama.cpp's batch API on the GGUF's own weights (``teacher_llamacpp.py``, a benchmark configuration, not a
   spart backend); each scores every pair with no cache,
   alternating ``--repeats`` times (best time kept). Reports pairs/s, the ratio to torch fp32, agreement with
@@ -183,6 +184,7 @@ def cmd_backends(args) -> dict:
         configs = {
             "torch fp32 (baseline)": ("fp32", "torch"),
             "torch auto precision (today's default)": ("auto", "torch"),
+            "torch bf16 weights": ("bf16-weights", "torch"),
             "onnx fp32": ("fp32", "onnx"),
             "onnx-int8": ("auto", "onnx-int8"),
             "llama.cpp (benchmark only)": ("fp32", "llama.cpp"),
