@@ -85,6 +85,10 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     assert "Rule `latest`: the last step (2)" in report and "| base | " in report
     assert "## Is it better than the encoder you had?" in report  # no labelled set: never a plain yes
     assert "## Query expansion" not in report
+    usage = report.split("## Use it")[1]
+    assert "pipe = load_pipeline('hybrid_qa.yaml')" in usage and "expand_qa.yaml" not in usage
+    kept = "The run kept the base encoder: `model/` is a copy of it" in usage  # a base given by path is copied
+    assert kept == (selected["selected"] == "base") and ("`model/` is the adapted encoder" in usage) != kept
     assert ("**No.**" if selected["selected"] == "base" else "**Not shown.**") in report and "**Yes.**" not in report
     audit = json.loads((out / "audit-pseudo-dev.json").read_text())
     assert [r["system"] for r in audit["rows"]] == ["base", "bm25", "hybrid", "base + tiny", "base + tiny (w=0.5)"]
@@ -483,12 +487,17 @@ def test_the_verdict_says_yes_only_on_a_significant_gain_on_real_labels():
 
 
 def test_adapt_writes_the_expansion_pipeline_and_measures_it_on_labelled_questions_only(
-    options, tmp_path, tiny_causal_dir
+    options, tmp_path, tiny_causal_dir, monkeypatch
 ):
+    import os
+
     from spart.evaluation.loading import load_any_pipeline
 
     options.method, options.teachers, options.steps = "pairs", [], 1
-    options.expander, options.expander_max_new_tokens = str(tiny_causal_dir), 3
+    # the run and the LM named relative to the working directory, as on a command line
+    monkeypatch.chdir(tmp_path)
+    options.out = "run"
+    options.expander, options.expander_max_new_tokens = os.path.relpath(tiny_causal_dir, tmp_path), 3
     for bad, message in (
         ({"expander_instruction": "Answer it."}, "expander_instruction"),
         ({"expander_max_new_tokens": 0}, "expander_max_new_tokens"),
@@ -504,16 +513,29 @@ def test_adapt_writes_the_expansion_pipeline_and_measures_it_on_labelled_questio
     table = expand["versus_plain"]
     assert table["n_queries"] == 4 and {"ndcg@10", "recall@100"} <= set(table["rows"])
     assert all(0.0 <= row["p"] <= 1.0 for row in table["rows"].values())
+    cost = expand["seconds_per_question"]
+    assert cost["expanded"] > 0 and cost["plain"] > 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the written YAML names every model and file by absolute path
     pipeline = load_any_pipeline(str(out / "expand_qa.yaml"))
     expander = pipeline.get_component("expander")
-    assert (expander.model, expander.max_new_tokens) == (str(tiny_causal_dir), 3)
+    assert (expander.model, expander.max_new_tokens) == (str(tiny_causal_dir.resolve()), 3)
+    model = pipeline.get_component("text_embedder").model
+    assert model is None or os.path.isabs(model)  # None: the base, named by the store's build record
     assert expander.instruction == options.expander_instruction
     retriever_store = pipeline.get_component("dense_retriever").document_store
     assert str(retriever_store.path) == state["stages"]["hybrid"]["store"]  # the selected model's index
     report = (out / "report.md").read_text()
     section = report.split("## Query expansion")[1].split("\n## ")[0]
     assert "On your labelled set (report only, 4 questions)" in section and "| ndcg@10 |" in section
+    assert f"{cost['expanded']:.2f} s expanded against {cost['plain']:.2f} s plain" in section
     assert "**Use it**" in section or "**Not shown to help**" in section
+    usage = report.split("## Use it")[1]
+    assert "pipe = load_pipeline('hybrid_qa.yaml')  # or\npipe = load_pipeline('expand_qa.yaml')\n" in usage
+    from spart.pipelines import retrieve
+
+    assert retrieve(pipeline, "what about apple?")  # the pipeline runs as the report says, from another directory
 
 
 def test_a_finished_run_given_the_expander_later_writes_it_and_the_report_again(options, tmp_path, tiny_causal_dir):
@@ -539,3 +561,21 @@ def test_a_finished_run_given_the_expander_later_writes_it_and_the_report_again(
     assert "Not measured: no labelled set" in section
     row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| expand |"))
     assert row.endswith(f'{{"expander": "{tiny_causal_dir}"}} |')
+
+
+def test_the_use_it_section_lists_the_pipelines_written_and_what_the_encoder_is():
+    from spart.adaptation.report import usage_lines
+
+    def text(**stages):
+        return "\n".join(usage_lines(stages))
+
+    hybrid = {"mode": "rrf"}
+    skipped = {"skipped": "no teacher"}
+    both = text(hybrid=hybrid, rerank=skipped, expand={"pipeline": "expand_qa.yaml"}, select={"selected": 7})
+    assert "pipe = load_pipeline('hybrid_qa.yaml')  # or\npipe = load_pipeline('expand_qa.yaml')\ndocs" in both
+    assert "rerank_qa.yaml" not in both and "`model/` is the adapted encoder" in both
+    packaged = text(hybrid=hybrid, select={"selected": "base", "model": None})
+    assert "The run kept the base encoder: no `model/` was written (the packaged default)" in packaged
+    copied = text(hybrid=hybrid, select={"selected": "base", "model": "run/model"})
+    assert "The run kept the base encoder: `model/` is a copy of it" in copied
+    assert text() == "\n## Use it\n"  # a run stopped before any pipeline: the heading only

@@ -562,12 +562,12 @@ class Adaptation:
         model = self.state["stages"]["select"]["model"] or self.o.model
         weight = float(audit["weight"])
         ranker = {
-            "model": spec.model,
+            "model": _portable(spec.model),
             "gguf_file": spec.gguf_file,
             "retriever_weight": weight,
             "batch_size": self.o.teacher_batch_size,
             "max_passage_tokens": TEACHER_PASSAGE_TOKENS,  # as audited: the same scores, from the same cache
-            "cache_path": str(self.out / "teacher-scores.sqlite"),
+            "cache_path": str((self.out / "teacher-scores.sqlite").resolve()),
         }
         components = {"ranker": ranker, "dense_retriever": {"top_k": self.o.depth}}
         overrides = _dense_overrides(self.state["stages"]["hybrid"]["store"], model)
@@ -583,7 +583,10 @@ class Adaptation:
         if not self.o.expander:
             return {"skipped": "no expander LM given (--expander)"}
         model = self.state["stages"]["select"]["model"] or self.o.model
-        expander: dict[str, Any] = {"model": self.o.expander, "max_new_tokens": self.o.expander_max_new_tokens}
+        expander: dict[str, Any] = {
+            "model": _portable(self.o.expander),
+            "max_new_tokens": self.o.expander_max_new_tokens,
+        }
         if self.o.expander_instruction is not None:
             expander["instruction"] = self.o.expander_instruction
         components = {"expander": expander}
@@ -594,10 +597,18 @@ class Adaptation:
         result: dict[str, Any] = {"expander": self.o.expander, "pipeline": "expand_qa.yaml"}
         real = self._report_dataset()
         if real is not None:  # one LM answer per labelled question: the only judge of expansion here
+            start = time.perf_counter()
             plain = self._evaluate(model, real)
+            middle = time.perf_counter()
             expanded = self._evaluate(model, real, "dense_expand_qa", components=components)
+            n = len(expanded.per_query)
             result["report_metric"] = "ndcg@10" if real.kind == BEIR else "top20"
             result["versus_plain"] = versus_base_table(plain, expanded, real)
+            # what a user pays per query, loads included: the latency side of the table's gain
+            result["seconds_per_question"] = {
+                "plain": (middle - start) / n,
+                "expanded": (time.perf_counter() - middle) / n,
+            }
         return result
 
     def stage_report(self) -> dict[str, Any]:
@@ -624,4 +635,14 @@ def versus_base_table(base, selected, dataset) -> dict[str, Any]:
 
 def _dense_overrides(store, model: str | None) -> dict[str, str]:
     """``load_pipeline`` overrides for a pipeline over ``store`` with ``model`` (``None``: the packaged default)."""
-    return {"store": str(store), "model": model} if model else {"store": str(store)}
+    store = _portable(str(store))
+    return {"store": store, "model": _portable(model)} if model else {"store": store}
+
+
+def _portable(location: str | None) -> str | None:
+    """A model or file location as a written pipeline YAML must hold it, to load from any working directory: a
+    local path made absolute; a hub id (or ``None``) unchanged."""
+    if location is None:
+        return None
+    path = Path(location).expanduser()
+    return str(path.resolve()) if path.exists() else location

@@ -203,6 +203,13 @@ def expansion_lines(expand: dict[str, Any] | None) -> list[str]:
     lines += ["", f"On your labelled set (report only, {table['n_queries']} questions):", ""]
     lines += ["| metric | without | expanded | difference | p (paired) |", "|---|---|---|---|---|"]
     lines += [f"| {_comparison_cells(metric, row)} |" for metric, row in table["rows"].items()]
+    cost = expand.get("seconds_per_question")
+    if cost:
+        lines += [
+            "",
+            f"Time per question on this run's machine, model and LM loads included: {cost['expanded']:.2f} s expanded "
+            f"against {cost['plain']:.2f} s plain ({cost['expanded'] / max(cost['plain'], 1e-9):.0f}x).",
+        ]
     metric = expand.get("report_metric")
     row = table["rows"].get(metric) if metric else None
     if row is not None:
@@ -212,6 +219,50 @@ def expansion_lines(expand: dict[str, Any] | None) -> list[str]:
             f"{'**Use it**' if better else '**Not shown to help**'} on {metric}: {_change(metric, row)}"
             + ("." if better else "; keep the plain pipeline unless the latency is worth a gain elsewhere."),
         ]
+    return lines
+
+
+PIPELINE_FILES = (("hybrid", "hybrid_qa.yaml"), ("rerank", "rerank_qa.yaml"), ("expand", "expand_qa.yaml"))
+
+
+def usage_lines(stages: dict[str, Any]) -> list[str]:
+    """The "Use it" section: each pipeline the run wrote, loadable as it is (the YAMLs name this run's index, the
+    selected encoder and the LMs by absolute path), and what the encoder is.
+
+    :param stages: the run state's stage records.
+    :returns: the section's Markdown lines.
+    """
+    written = [name for stage, name in PIPELINE_FILES if stages.get(stage) and not stages[stage].get("skipped")]
+    lines = ["", "## Use it", ""]
+    if written:
+        lines += [
+            "Each pipeline below searches this run's index with the encoder it chose, from any working directory:",
+            "",
+            "```python",
+            "from spart.pipelines import load_pipeline, retrieve",
+            "",
+        ]
+        lines += [
+            f"pipe = load_pipeline('{name}')" + ("  # or" if i < len(written) - 1 else "")
+            for i, name in enumerate(written)
+        ]
+        lines += ["docs = retrieve(pipe, 'your question')  # Documents, best first", "```", ""]
+        lines.append(
+            "Over another index of the same encoder: `load_pipeline('hybrid_qa.yaml', store='<FaissDocumentStore "
+            "directory>')`."
+        )
+        lines.append("")
+    select = stages.get("select")
+    if not select:
+        return lines
+    if select["selected"] != "base":
+        lines.append(
+            "`model/` is the adapted encoder, a sentence-transformers directory: `SentenceTransformer('model')` loads "
+            "it, and `spart index CORPUS --store DIR --model model` indexes a corpus with it."
+        )
+    else:
+        where = "`model/` is a copy of it" if select.get("model") else "no `model/` was written (the packaged default)"
+        lines.append(f"The run kept the base encoder: {where}; the pipelines above use it.")
     return lines
 
 
@@ -278,17 +329,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
                 "The LM reads every candidate at query time: use it where accuracy matters more than latency."
             )
     lines += expansion_lines(stages.get("expand"))
-    lines += [
-        "",
-        "## Use it",
-        "",
-        "```python",
-        "from spart.pipelines import load_pipeline",
-        "pipe = load_pipeline('hybrid_qa.yaml', store='<your FaissDocumentStore directory>')",
-        "```",
-        "",
-        "`model/` is a sentence-transformers directory: `SentenceTransformer('model')` loads it.",
-    ]
+    lines += usage_lines(stages)
     path = out / "report.md"
     with atomic_write(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
