@@ -31,6 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 CONFIGS = (("fp32", False), ("bf16", False), ("bf16-weights", False), ("bf16-weights", True), ("fp32", True))
 
 
+def answer(expander, question: str, reuse: bool) -> list[str]:
+    """``AnswerQueryExpander.run``'s generation, with or without the prefix's cache reused."""
+    message, prefix = expander.prompt(question)
+    return expander._generator.reply([message], prefix=prefix if reuse else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench_embedding import cpu_description
 
@@ -62,16 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         for precision in dict.fromkeys(p for p, _ in CONFIGS):
             expander = AnswerQueryExpander(model=model, max_new_tokens=args.max_new_tokens, precision=precision)
             expander.warm_up()
-            generator, instruction = expander._generator, expander.instruction
-            prefix = instruction[: instruction.index("{question}")]
             for reuse in [r for p, r in CONFIGS if p == precision]:
-                shared = prefix if reuse else None
-                generator.reply([instruction.replace("{question}", qa[0].question)], prefix=shared)  # warm-up
+                answer(expander, qa[0].question, reuse)  # warm-up
                 start = time.perf_counter()
-                replies = [generator.reply([instruction.replace("{question}", q.question)], prefix=shared) for q in qa]
+                replies = [answer(expander, q.question, reuse) for q in qa]
                 seconds[precision, reuse] = time.perf_counter() - start
                 answers[precision, reuse] = [r[0].strip() for r in replies]
-            del expander, generator
+            del expander
         for config in CONFIGS:
             got = answers[config]
             rows.append(

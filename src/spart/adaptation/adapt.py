@@ -183,8 +183,10 @@ class Adaptation:
                 f"query_tower_only needs reindex_every=0 (got {options.reindex_every}): the passage tower is the "
                 "base's, so re-embedding the corpus would give the same index"
             )
-        if options.expander_instruction is not None and "{question}" not in options.expander_instruction:
-            raise ValueError(f"expander_instruction must contain '{{question}}', got {options.expander_instruction!r}")
+        if options.expander_instruction is not None:
+            from spart.components.expanders.answer_query_expander import check_instruction
+
+            check_instruction(options.expander_instruction, "expander_instruction")
         check_positive_int(options.expander_max_new_tokens, "expander_max_new_tokens")
         if options.select not in SELECTION_RULES:
             raise ValueError(f"select must be one of {SELECTION_RULES}, got {options.select!r}")

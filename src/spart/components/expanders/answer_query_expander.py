@@ -12,6 +12,12 @@ from spart.validation import check_positive_int
 DEFAULT_INSTRUCTION = "Answer this question in a few words.\nQuestion: {question}"
 
 
+def check_instruction(instruction: Any, name: str = "instruction") -> None:
+    """Raise ``ValueError`` (naming ``name``) unless ``instruction`` is a string with a ``{question}`` slot."""
+    if not isinstance(instruction, str) or "{question}" not in instruction:
+        raise ValueError(f"{name} must contain '{{question}}', got {instruction!r}")
+
+
 @component
 class AnswerQueryExpander:
     """Writes an LM's closed-book answer to the query, for a text embedder's ``expansion`` input.
@@ -65,8 +71,7 @@ class AnswerQueryExpander:
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
         if precision not in LM_PRECISIONS:
             raise ValueError(f"precision must be one of {LM_PRECISIONS}, got {precision!r}")
-        if not isinstance(instruction, str) or "{question}" not in instruction:
-            raise ValueError(f"instruction must contain '{{question}}', got {instruction!r}")
+        check_instruction(instruction)
         check_positive_int(max_new_tokens, "max_new_tokens")
         self.model = model
         self.gguf_file = gguf_file
@@ -134,7 +139,15 @@ class AnswerQueryExpander:
             raise ValueError(f"AnswerQueryExpander needs a non-empty query string, got {query!r}")
         if self._generator is None:
             self.warm_up()
-        message = self.instruction.replace("{question}", query)
-        prefix = self.instruction[: self.instruction.index("{question}")]  # run once, its cache reused
+        message, prefix = self.prompt(query)
         reply = self._generator.reply([message], prefix=prefix)[0]
         return {"expansion": reply.strip()}
+
+    def prompt(self, query: str) -> tuple[str, str]:
+        """The user message for ``query`` and the instruction's head that every message shares (the generator runs
+        it once and reuses its key/value cache).
+
+        :param query: the question.
+        :returns: ``(message, prefix)``.
+        """
+        return self.instruction.replace("{question}", query), self.instruction[: self.instruction.index("{question}")]
