@@ -16,7 +16,9 @@ and reports how closely bf16 agrees with fp32 (max |diff|, Spearman per query, t
   default), torch with the weights cast to bf16 once (``precision="bf16-weights"``), ``backend="onnx"`` (fp32),
   ``backend="onnx-int8"`` and, where ``llama-cpp-python`` is installed,
   llama.cpp's batch API on the GGUF's own weights (``teacher_llamacpp.py``, a benchmark configuration, not a
-  spart backend); each scores every pair with no cache,
+  spart backend), and torch fp32 / ``precision="auto"`` with the model wrapped in ``torch.compile(dynamic=True)``
+  (inductor; benchmark configurations, compiled during the warm-up, whose time is reported); each scores every
+  pair with no cache,
   alternating ``--repeats`` times (best time kept). Reports pairs/s, the ratio to torch fp32, agreement with
   the fp32 scores (Spearman per question, mean and min; top-1), the one-off export time, and what
   ``backend="auto"`` resolves to. Exports are cached under $SPART_CACHE/teacher-onnx.
@@ -188,6 +190,8 @@ def cmd_backends(args) -> dict:
             "onnx fp32": ("fp32", "onnx"),
             "onnx-int8": ("auto", "onnx-int8"),
             "llama.cpp (benchmark only)": ("fp32", "llama.cpp"),
+            "torch fp32 + torch.compile (benchmark only)": ("fp32", "compile"),
+            "torch auto precision + torch.compile (benchmark only)": ("auto", "compile"),
         }
         if not llamacpp_available():
             print("# llama.cpp: skipped (llama-cpp-python is not installed; docs/teacher.md has the build command)")
@@ -203,6 +207,11 @@ def cmd_backends(args) -> dict:
             t0 = time.perf_counter()
             if backend == "llama.cpp":
                 scorers[name] = llamacpp_scorer(model, batch_size=args.batch_size)
+            elif backend == "compile":  # inductor, shapes marked dynamic: one compile for every batch width
+                import torch
+
+                scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend="torch", model=model)
+                scorers[name].model = torch.compile(scorers[name].model, dynamic=True)
             else:
                 scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend=backend, model=model)
             scorers[name].progress_bar = False
@@ -215,8 +224,12 @@ def cmd_backends(args) -> dict:
         del probe
         best = {name: float("inf") for name in scorers}
         scores = {}
-        for scorer in scorers.values():  # warm-up
+        warm = {}
+        for name, scorer in scorers.items():  # warm-up: two widths (a compiled model compiles here)
+            t0 = time.perf_counter()
             scorer.score_topk(questions[:1], [passages[0][:2]])
+            scorer.score_topk(questions[1:2], [passages[1][: args.batch_size]])
+            warm[name] = time.perf_counter() - t0
         for _ in range(args.repeats):
             for name, scorer in scorers.items():
                 got, seconds = timed_topk(scorer, questions, passages)
@@ -228,6 +241,7 @@ def cmd_backends(args) -> dict:
                 "pairs_per_s": n / best[name],
                 "vs_torch_fp32": base / best[name],
                 "load_or_export_s": loaded[name],
+                "warm_up_s": warm[name],
                 **agree(scores[name], scores["torch fp32 (baseline)"]),
             }
             for name in scorers
@@ -235,12 +249,13 @@ def cmd_backends(args) -> dict:
         print(f"\n{label}: backend='auto' resolves to {auto}")
         print(
             f"{'configuration':40s} {'pairs/s':>8s} {'vs fp32':>8s} {'rho mean':>9s} {'rho min':>8s} {'top-1':>6s} "
-            f"{'load s':>7s}"
+            f"{'load s':>7s} {'warm s':>7s}"
         )
         for name, row in table.items():
             print(
                 f"{name:40s} {row['pairs_per_s']:8.2f} {row['vs_torch_fp32']:7.2f}x {row['mean_spearman']:9.4f} "
-                f"{row['min_spearman']:8.4f} {row['top1_agreement']:6.2f} {row['load_or_export_s']:7.1f}"
+                f"{row['min_spearman']:8.4f} {row['top1_agreement']:6.2f} {row['load_or_export_s']:7.1f} "
+                f"{row['warm_up_s']:7.1f}"
             )
         results[label] = {"auto": auto, "pairs": n, "cpu": cpu, "configurations": table}
         del scorers
