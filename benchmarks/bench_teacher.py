@@ -210,6 +210,10 @@ def cmd_backends(args) -> dict:
             elif backend == "compile":  # inductor, shapes marked dynamic: one compile for every batch width
                 import torch
 
+                # inductor names its generated modules after a torchbench-style "--only" in sys.argv and writes it
+                # unescaped into Python source: a configuration name with a quote breaks the compile
+                sys.argv = sys.argv[:1]
+
                 scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend="torch", model=model)
                 scorers[name].model = torch.compile(scorers[name].model, dynamic=True)
             else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -126,12 +127,15 @@ def cmd_train(args) -> int:
     ids, texts, titles = [p.id for p in passages], [p.text for p in passages], [p.title for p in passages]
 
     base = DualEncoder.load(args.base or packaged_minilm_path(), device="cpu", backend="torch")
-    cached = args.out / "passages.npy"
+    corpus_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+    cached = args.out / f"passages-{base.passage_fingerprint}-{corpus_key}.npy"  # the base's frozen passage side
     if cached.exists():
         P = np.load(cached)
     else:
         P = base.encode_passages(texts, titles, batch_size=64, show_progress=True)
-        np.save(cached, P)
+        with open(cached.with_suffix(".tmp"), "wb") as f:
+            np.save(f, P)
+        cached.with_suffix(".tmp").replace(cached)
     Pt = torch.from_numpy(P)
     questions = [r["question"] for r in train_rows]
     plain = base.encode_queries(questions, batch_size=64)
