@@ -213,7 +213,6 @@ def cmd_backends(args) -> dict:
                 # inductor names its generated modules after a torchbench-style "--only" in sys.argv and writes it
                 # unescaped into Python source: a configuration name with a quote breaks the compile
                 sys.argv = sys.argv[:1]
-
                 scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend="torch", model=model)
                 scorers[name].model = torch.compile(scorers[name].model, dynamic=True)
             else:
@@ -232,7 +231,8 @@ def cmd_backends(args) -> dict:
         for name, scorer in scorers.items():  # warm-up: two widths (a compiled model compiles here)
             t0 = time.perf_counter()
             scorer.score_topk(questions[:1], [passages[0][:2]])
-            scorer.score_topk(questions[1:2], [passages[1][: args.batch_size]])
+            if len(questions) > 1:
+                scorer.score_topk(questions[1:2], [passages[1][: args.batch_size]])
             warm[name] = time.perf_counter() - t0
         for _ in range(args.repeats):
             for name, scorer in scorers.items():
