@@ -62,40 +62,30 @@ def read_questions(source: str) -> list[tuple[str, str]]:
 
 
 def cmd_answers(args) -> int:
-    """Closed-book answers by the expander LM, appended to ``answers.jsonl`` a batch at a time (resumed)."""
-    from spart.components.expanders.answer_query_expander import DEFAULT_INSTRUCTION
-    from spart.generation.generator import QuestionGenerator
+    """Closed-book answers by the expander LM, appended to ``answers.jsonl`` as they come (resumed): the
+    ``AnswerQueryExpander`` of ``dense_expand_qa``, so the teacher is the pipeline measured in docs/adaptation.md."""
+    from spart.components.expanders.answer_query_expander import AnswerQueryExpander
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "answers.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            done[row["id"]] = row
+    done = load_answers(args.out) if path.exists() else {}
     todo = [(qid, q) for source in args.questions for qid, q in read_questions(source) if qid not in done]
     print(f"# {len(done)} answered, {len(todo)} to go", flush=True)
     if not todo:
         return 0
-    generator = QuestionGenerator(
-        args.expander, max_new_tokens=32, temperature=0.0, batch_size=args.batch_size, precision="auto"
-    )
-    generator.warm_up()
-    prefix = DEFAULT_INSTRUCTION[: DEFAULT_INSTRUCTION.index("{question}")]
+    expander = AnswerQueryExpander(model=args.expander)
+    expander.warm_up()
     start = time.perf_counter()
     with path.open("a", encoding="utf-8") as f:
-        for i in range(0, len(todo), args.batch_size):
-            chunk = todo[i : i + args.batch_size]
-            replies = generator.reply([DEFAULT_INSTRUCTION.replace("{question}", q) for _, q in chunk], prefix=prefix)
-            for (qid, q), reply in zip(chunk, replies):
-                f.write(json.dumps({"id": qid, "question": q, "answer": reply.strip()}) + "\n")
+        for n, (qid, q) in enumerate(todo, 1):
+            f.write(json.dumps({"id": qid, "question": q, "answer": expander.run(q)["expansion"]}) + "\n")
             f.flush()
-            n = i + len(chunk)
             print(f"# {n}/{len(todo)} answered, {n / (time.perf_counter() - start):.2f} q/s", flush=True)
     return 0
 
 
 def load_answers(out: Path) -> dict[str, dict]:
+    """``answers.jsonl`` by question id."""
     path = out / "answers.jsonl"
     if not path.exists():
         raise SystemExit(f"{path}: run the answers stage first")
@@ -115,6 +105,9 @@ def cmd_train(args) -> int:
     from spart.evaluation.datasets import load_dataset
     from spart.evaluation.metrics import beir_metrics, top_k_accuracy
     from spart.evaluation.significance import paired_significance
+    from spart.index import DenseIndex
+    from spart.training.losses.kl_distillation_loss import KLDistillationLoss
+    from spart.training.schedule import linear_warmup_decay
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -137,13 +130,19 @@ def cmd_train(args) -> int:
             np.save(f, P)
         cached.with_suffix(".tmp").replace(cached)
     Pt = torch.from_numpy(P)
+    index = DenseIndex(P.shape[1], "Flat")
+    index.add(P)  # ids = row numbers
+
+    def expanded_queries(rows: list[dict]) -> np.ndarray:
+        """The teacher's query embeddings: expanded by the LM's answer; the plain query where it gave none."""
+        out = base.encode_queries([r["question"] for r in rows], batch_size=64)
+        has = [i for i, r in enumerate(rows) if r["answer"].strip()]
+        out[has] = base.encode_expanded_queries([rows[i]["question"] for i in has], [rows[i]["answer"] for i in has])
+        return out
+
     questions = [r["question"] for r in train_rows]
-    plain = base.encode_queries(questions, batch_size=64)
-    replies = [r["answer"] for r in train_rows]
-    has = [i for i, a in enumerate(replies) if a.strip()]
-    expanded = plain.copy()
-    expanded[has] = base.encode_expanded_queries([questions[i] for i in has], [replies[i] for i in has])
-    teacher = torch.log_softmax(torch.from_numpy(expanded) @ Pt.T / args.tau, dim=-1)  # (n, corpus)
+    teacher = torch.from_numpy(expanded_queries(train_rows)) @ Pt.T / args.tau  # (n, corpus)
+    loss_fn = KLDistillationLoss()
 
     test = load_dataset(args.dataset, "test")
     train_set = load_dataset(args.dataset, "train")
@@ -151,8 +150,7 @@ def cmd_train(args) -> int:
     def evaluate(encoder) -> dict:
         row = {}
         for name, data in (("pseudo_dev", dev), ("test", test), ("train", train_set)):
-            q = encoder.encode_queries([x.text for x in data.queries], batch_size=64)
-            top = np.argsort(-(q @ P.T), axis=1)[:, :100]
+            _, top = index.search(encoder.encode_queries([x.text for x in data.queries], batch_size=64), 100)
             if data.qrels is not None:
                 ranked = {x.id: [ids[j] for j in top[i]] for i, x in enumerate(data.queries)}
                 means, per_query = beir_metrics(data.qrels, ranked, ["ndcg@10", "recall@100"])
@@ -170,12 +168,7 @@ def cmd_train(args) -> int:
     # the teacher on pseudo-dev, label-free: the expanded queries ranked against the pseudo-qrels
     dev_rows = [answers[x.id] for x in dev.queries if x.id in answers]
     if len(dev_rows) == len(dev.queries):
-        dq = base.encode_queries([x.text for x in dev.queries], batch_size=64)
-        has_dev = [i for i, r in enumerate(dev_rows) if r["answer"].strip()]
-        dq[has_dev] = base.encode_expanded_queries(
-            [dev.queries[i].text for i in has_dev], [dev_rows[i]["answer"] for i in has_dev]
-        )
-        top = np.argsort(-(dq @ P.T), axis=1)[:, :100]
+        _, top = index.search(expanded_queries(dev_rows), 100)
         ranked = {x.id: [ids[j] for j in top[i]] for i, x in enumerate(dev.queries)}
         results["teacher_pseudo_dev"] = beir_metrics(dev.qrels, ranked, ["ndcg@10", "recall@100"])[0]
         print(f"# teacher (expanded queries) on pseudo-dev: {results['teacher_pseudo_dev']}")
@@ -189,9 +182,7 @@ def cmd_train(args) -> int:
     steps_per_epoch = (len(train_rows) + args.batch_size - 1) // args.batch_size
     total = steps_per_epoch * args.epochs
     warmup = max(1, int(0.1 * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-    )
+    schedule = linear_warmup_decay(optimiser, warmup, total)
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         student.train()
@@ -200,9 +191,7 @@ def cmd_train(args) -> int:
         for b in range(0, len(order), args.batch_size):
             idx = order[b : b + args.batch_size]
             q = student.embed(student.tokenize_queries([questions[i] for i in idx]), "query")
-            logp = torch.log_softmax(q @ Pt.T / args.tau, dim=-1)
-            target = teacher[idx]
-            loss = torch.sum(target.exp() * (target - logp), dim=-1).mean()
+            loss = loss_fn(q @ Pt.T / args.tau, teacher[idx])
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.query_model.parameters(), 1.0)
@@ -242,7 +231,6 @@ def main(argv=None) -> int:
     answers.add_argument("--out", type=Path, required=True)
     answers.add_argument("--questions", action="append", required=True, help="DPR QA csv or adapt questions/ dir")
     answers.add_argument("--expander", required=True, help="the expander LM (HF directory or GGUF)")
-    answers.add_argument("--batch-size", type=int, default=8)
     train = sub.add_parser("train", help="distil the expanded queries into the query tower")
     train.add_argument("--out", type=Path, required=True, help="the answers stage's directory")
     train.add_argument("--corpus", required=True, help="the passages file")
