@@ -12,8 +12,10 @@ and reports how closely bf16 agrees with fp32 (max |diff|, Spearman per query, t
 
 ``backends``: today's path vs the ONNX Runtime backends on the same pairs (``--queries`` x ``--k``, default
   10 x 20 = 200), per teacher (the packaged SmolLM2, plus each ``--extra-model``, e.g. a Qwen2.5-0.5B GGUF):
-  torch fp32 (the baseline all ratios refer to), torch with ``precision="auto"`` (bf16 where native; today's
-  default), torch with the weights cast to bf16 once (``precision="bf16-weights"``), ``backend="onnx"`` (fp32),
+  torch fp32 with left-padded, masked batches (the layout every causal teacher used before; the baseline all
+  ratios refer to), torch fp32 and ``precision="auto"`` (bf16 where native; today's default) with the
+  right-padded layout (``QuestionLikelihoodScorer.causal_layout``), ``precision="auto"`` left-padded, torch
+  with the weights cast to bf16 once (``precision="bf16-weights"``), ``backend="onnx"`` (fp32),
   ``backend="onnx-int8"`` and, where ``llama-cpp-python`` is installed,
   llama.cpp's batch API on the GGUF's own weights (``teacher_llamacpp.py``, a benchmark configuration, not a
   spart backend), and torch fp32 / ``precision="auto"`` with the model wrapped in ``torch.compile(dynamic=True)``
@@ -50,6 +52,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+# every ratio refers to this: torch fp32 with the left-padded, masked batches causal teachers were scored with before
+# the right-padded layout (QuestionLikelihoodScorer.causal_layout)
+BASELINE = "torch fp32 left-padded (baseline: the path before)"
 DATA = Path(os.environ.get("SPART_SHARED_DATA", REPO.parent / "shared" / "data")) / "pydocs"
 
 
@@ -102,7 +107,8 @@ def make_scorer(
     t0 = time.perf_counter()
     scorer.warm_up()
     print(
-        f"# loaded teacher ({precision}, backend={scorer.resolved_backend}, chat={use_chat_template}) in "
+        f"# loaded teacher ({precision}, backend={scorer.resolved_backend}, layout={scorer.causal_layout}, "
+        f"chat={use_chat_template}) in "
         f"{time.perf_counter() - t0:.1f}s",
         flush=True,
     )
@@ -184,7 +190,9 @@ def cmd_backends(args) -> dict:
     results = {}
     for label, model in teachers:
         configs = {
-            "torch fp32 (baseline)": ("fp32", "torch"),
+            BASELINE: ("fp32", "torch-left"),
+            "torch fp32": ("fp32", "torch"),
+            "torch auto left-padded (the default before)": ("auto", "torch-left"),
             "torch auto precision (today's default)": ("auto", "torch"),
             "torch bf16 weights": ("bf16-weights", "torch"),
             "onnx fp32": ("fp32", "onnx"),
@@ -197,7 +205,7 @@ def cmd_backends(args) -> dict:
             print("# llama.cpp: skipped (llama-cpp-python is not installed; docs/teacher.md has the build command)")
             del configs["llama.cpp (benchmark only)"]
         if args.only:
-            wanted = ["torch fp32 (baseline)"] + [c.strip() for c in args.only.split(",")]
+            wanted = [BASELINE] + [c.strip() for c in args.only.split(",")]
             unknown = [c for c in wanted if c not in configs]
             if unknown:
                 raise SystemExit(f"--only: unknown or unavailable configuration(s) {unknown}; have {list(configs)}")
@@ -215,13 +223,16 @@ def cmd_backends(args) -> dict:
                 sys.argv = sys.argv[:1]
                 scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend="torch", model=model)
                 scorers[name].model = torch.compile(scorers[name].model, dynamic=True)
+            elif backend == "torch-left":  # the layout every causal teacher used before the right-padded one
+                scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend="torch", model=model)
+                scorers[name].causal_layout = "left"
             else:
                 scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend=backend, model=model)
             scorers[name].progress_bar = False
             loaded[name] = time.perf_counter() - t0
-        default = scorers.get("torch auto precision (today's default)")
-        if default is not None and default.resolved_precision == "fp32":
-            del scorers["torch auto precision (today's default)"]  # the same as the baseline on this CPU
+        for name in ("torch auto precision (today's default)", "torch auto left-padded (the default before)"):
+            if name in scorers and scorers[name].resolved_precision == "fp32":
+                del scorers[name]  # the same as an fp32 configuration on this CPU
         probe = make_scorer("auto", batch_size=args.batch_size, backend="auto", model=model)
         auto = f"{probe.resolved_backend} ({probe.resolved_precision})"
         del probe
@@ -239,25 +250,25 @@ def cmd_backends(args) -> dict:
                 got, seconds = timed_topk(scorer, questions, passages)
                 scores[name], best[name] = got, min(best[name], seconds)
                 print(f"#   {label}: {name}: {seconds:.1f}s", flush=True)
-        base = best["torch fp32 (baseline)"]
+        base = best[BASELINE]
         table = {
             name: {
                 "pairs_per_s": n / best[name],
                 "vs_torch_fp32": base / best[name],
                 "load_or_export_s": loaded[name],
                 "warm_up_s": warm[name],
-                **agree(scores[name], scores["torch fp32 (baseline)"]),
+                **agree(scores[name], scores[BASELINE]),
             }
             for name in scorers
         }
         print(f"\n{label}: backend='auto' resolves to {auto}")
         print(
-            f"{'configuration':40s} {'pairs/s':>8s} {'vs fp32':>8s} {'rho mean':>9s} {'rho min':>8s} {'top-1':>6s} "
+            f"{'configuration':56s} {'pairs/s':>8s} {'vs fp32':>8s} {'rho mean':>9s} {'rho min':>8s} {'top-1':>6s} "
             f"{'load s':>7s} {'warm s':>7s}"
         )
         for name, row in table.items():
             print(
-                f"{name:40s} {row['pairs_per_s']:8.2f} {row['vs_torch_fp32']:7.2f}x {row['mean_spearman']:9.4f} "
+                f"{name:56s} {row['pairs_per_s']:8.2f} {row['vs_torch_fp32']:7.2f}x {row['mean_spearman']:9.4f} "
                 f"{row['min_spearman']:8.4f} {row['top1_agreement']:6.2f} {row['load_or_export_s']:7.1f} "
                 f"{row['warm_up_s']:7.1f}"
             )

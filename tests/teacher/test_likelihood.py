@@ -108,6 +108,27 @@ def test_bf16_close_to_fp32(precision, tiny_causal_dir, causal, passages):
     np.testing.assert_allclose(bf16.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages), atol=0.05)
 
 
+def test_lm_head_runs_in_fp32_under_bf16_autocast(tiny_causal_dir, causal, passages):
+    """bf16 matmuls in the body, but the logits at the question positions come from an fp32 LM head."""
+    bf16 = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="bf16", device="cpu")
+    bf16.warm_up()
+    assert bf16.uses_bf16 and bf16.causal_layout == "right"
+    seen = []
+    hook = bf16.model.get_output_embeddings().register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    try:
+        bf16.score(QUESTIONS[1], passages)
+    finally:
+        hook.remove()
+    assert seen and all(dtype == torch.float32 for dtype in seen)
+    body = []
+    hook = bf16.model.base_model.layers[0].mlp.down_proj.register_forward_hook(lambda m, i, out: body.append(out.dtype))
+    try:
+        bf16.score(QUESTIONS[1], passages[:1])
+    finally:
+        hook.remove()
+    assert body == [torch.bfloat16]  # the body still runs under autocast
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_follows_native_bf16_support(causal, monkeypatch, native):
     """``auto`` = bf16 autocast where bf16 is native (the shared encoders test), fp32 elsewhere; the resolved
@@ -202,3 +223,40 @@ def test_apply_lm_precision_needs_a_resolved_precision():
     assert apply_lm_precision(model, "fp32", True, "cpu") is False and model.weight.dtype == torch.float32
     assert apply_lm_precision(model, "bf16", True, "cpu") is True and model.weight.dtype == torch.float32
     assert apply_lm_precision(model, "bf16-weights", True, "cpu") is False and model.weight.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("which", ["causal", "gpt2"])
+def test_right_padded_layout_matches_left_padded(which, request, passages):
+    scorer = request.getfixturevalue(which)  # Llama (rotary positions) and GPT-2 (absolute positions)
+    assert scorer.causal_layout == "right"  # the default fast path, chosen by the warm-up check
+    questions = [QUESTIONS[0], QUESTIONS[1], QUESTIONS[0], "Why?"]
+    right = scorer.score_pairs(questions, passages)
+    scorer.causal_layout = "left"
+    try:
+        left = scorer.score_pairs(questions, passages)
+    finally:
+        scorer.causal_layout = "right"
+    np.testing.assert_allclose(right, left, atol=1e-5)
+    assert len(set(np.round(right, 4))) == len(right)  # four different pairs, four different scores
+
+
+def test_logits_post_processing_keeps_the_left_padded_layout(tiny_causal_dir, passages):
+    scorer = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32", device="cpu", batch_size=3)
+    scorer.warm_up()
+    model = scorer.model
+    plain_forward = model.forward
+
+    def scaled_forward(*args, **kwargs):  # a model whose logits are not just the LM head's (cf. a logit scale)
+        out = plain_forward(*args, **kwargs)
+        out.logits = 4.0 * out.logits
+        return out
+
+    model.forward = scaled_forward
+    try:
+        assert scorer._pick_causal_layout() == "left"
+        scorer.causal_layout = "left"
+        got = scorer.score(QUESTIONS[0], passages)
+        want = [reference_causal(scorer, QUESTIONS[0], p) for p in passages]  # the reference runs the full forward
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    finally:
+        model.forward = plain_forward

@@ -6,10 +6,14 @@ comparable across questions). The paper's teacher is T0-3B (seq2seq); the offlin
 SmolLM2-135M-Instruct GGUF (a causal LM), much smaller and weaker.
 
 Batching: every (question, passage) pair is tokenised once per distinct passage/question, pairs are sorted by
-length and scored in chunks of ``batch_size`` so padding stays small. Causal LMs are left-padded with explicit
-``position_ids``: the question then always sits at the right edge, so only the last ``max_question_len + 1``
-positions need logits (the LM head over a 49k vocabulary is the costliest layer for short prompts), and the
-position ids keep every row's scores equal to its unpadded scores.
+length and scored in chunks of ``batch_size`` so padding stays small. Causal LMs are right-padded with no
+attention mask (``causal_layout="right"``): every pair starts at column 0, so its positions are its own, plain
+causal attention never lets a real token see a pad, and the LM head (a 49k vocabulary) runs only at the
+positions that predict question tokens, gathered from the base model's last hidden states. Where a model's
+logits are more than its output embedding of those states (checked at warm-up), and for the ONNX graphs, the
+batch is left-padded with an attention mask and explicit ``position_ids`` instead (``causal_layout="left"``):
+the question then ends at the last column and only the last ``max_question_len + 1`` positions need logits.
+Both layouts give every row its unpadded scores.
 """
 
 from __future__ import annotations
@@ -81,6 +85,11 @@ class QuestionLikelihoodScorer:
         reference code does the same for GPT models).
     :param cache: optional :class:`ScoreCache`; hits skip the LM.
     :param progress_bar: show a tqdm bar over forward batches.
+
+    After :meth:`warm_up`, ``causal_layout`` says how a causal teacher's batches are laid out: ``"right"``
+    (right-padded, no attention mask, the LM head only at the question's positions; the default wherever the
+    warm-up check finds it exact) or ``"left"`` (left-padded with a mask: ONNX backends and models whose logits
+    are post-processed). Both give the unpadded scores; docs/teacher.md has the speeds.
     """
 
     def __init__(
@@ -142,6 +151,7 @@ class QuestionLikelihoodScorer:
         self.resolved_precision: str | None = None
         self.resolved_backend: str | None = None
         self._onnx = None
+        self.causal_layout: str | None = None
         self.stats = {"pairs": 0, "cache_hits": 0, "scored": 0}
 
     # ------------------------------------------------------------------ loading
@@ -190,6 +200,34 @@ class QuestionLikelihoodScorer:
 
             key = export_key(fingerprint_source(source), describe_config(model), self.resolved_backend)
             self._onnx = load_onnx_teacher(model, self.resolved_backend, key, self._check_batch())
+        self.causal_layout = self._pick_causal_layout()
+
+    def _pick_causal_layout(self) -> str | None:
+        """``"right"`` where this causal LM scores a padded batch right-padded as it does left-padded, else ``"left"``.
+
+        The right-padded layout (see :meth:`_forward_causal`) computes the LM head from the base model's hidden
+        states, so it is exact only for models whose logits are their output embedding of the last hidden state:
+        checked here on a two-pair batch against the left-padded full forward. A model that post-processes its
+        logits (soft-capping, a logit scale) fails the check and keeps the left-padded layout. ONNX backends run
+        the exported left-padded graph.
+        """
+        if self.model_kind != "causal":
+            return None
+        if self._onnx is not None or self.model.get_output_embeddings() is None:
+            return "left"
+        import torch
+
+        prompts, targets = self._check_pairs()
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.uses_bf16):
+            left = self._forward_left(self._causal_batch(prompts, targets))
+            right = self._forward_right(prompts, targets)
+        half = self.uses_bf16 or next(self.model.parameters()).dtype != torch.float32
+        tolerance = 0.1 if half else 1e-3  # bf16 kernels round masked and causal attention differently
+        if not np.allclose(left, right, atol=tolerance, rtol=0):
+            logger.info("teacher %s: right-padded scores differ from the full forward; using left padding", self)
+            return "left"
+        return "right"
 
     def _resolve_backend(self, source: ModelSource, native_bf16: bool) -> str:
         """The backend for this teacher (see the class docstring); errors name what an ONNX backend needs."""
@@ -222,15 +260,19 @@ class QuestionLikelihoodScorer:
             require_onnxruntime()
         return self.backend
 
-    def _check_batch(self) -> dict[str, Any]:
-        """A small padded batch (two prompts and questions of different lengths) to check an export on."""
+    def _check_pairs(self) -> tuple[list[list[int]], list[list[int]]]:
+        """Two prompts and two questions of different lengths (token ids), to check a fast path on."""
         prompts = self.tokenizer(
             ["Passage: Hamlet is a tragedy written by William Shakespeare around 1600.\n", "Passage: Paris.\n"]
         )["input_ids"]
         targets = self.tokenizer(
             ["Question: who wrote hamlet?", "Question: capital of France?"], add_special_tokens=False
         )["input_ids"]
-        return self._causal_batch([list(p) for p in prompts], [list(t) for t in targets])
+        return [list(p) for p in prompts], [list(t) for t in targets]
+
+    def _check_batch(self) -> dict[str, Any]:
+        """The check pairs as a left-padded batch, to check an ONNX export on."""
+        return self._causal_batch(*self._check_pairs())
 
     def _pick_pad_id(self) -> int:
         tok = self.tokenizer
@@ -419,7 +461,12 @@ class QuestionLikelihoodScorer:
         }
 
     def _forward_causal(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
-        batch = self._causal_batch(prompts, targets)
+        if self.causal_layout == "right":
+            return self._forward_right(prompts, targets)
+        return self._forward_left(self._causal_batch(prompts, targets))
+
+    def _forward_left(self, batch: dict[str, Any]) -> np.ndarray:
+        """Left-padded batch with an attention mask; the LM head over the last ``t_max + 1`` columns."""
         if self._onnx is not None:
             return self._onnx.score(batch)
         t_max = batch["labels"].shape[1]
@@ -433,6 +480,38 @@ class QuestionLikelihoodScorer:
             kwargs["logits_to_keep"] = t_max + 1
         logits = self.model(**kwargs).logits[:, -(t_max + 1) : -1]  # position j predicts token j + 1
         return self._mean_logprob(logits, batch["labels"].to(self.device), batch["target_mask"].to(self.device))
+
+    def _forward_right(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
+        """Right-padded batch with no attention mask; the LM head only at the positions that predict the question.
+
+        Every pair starts at column 0, so the default positions are its own and plain causal attention never
+        lets a real token see a pad (pads come after it): no mask is built and the attention kernel takes its
+        causal path. The base model's last hidden states are gathered at each pair's prediction positions and
+        only those go through the output embedding, in its weights' precision (fp32 under bf16 autocast, where
+        :meth:`_forward_left` rounds the logits to bf16). Same scores as :meth:`_forward_left` (checked at warm-up).
+        """
+        import torch
+
+        width = max(len(p) + len(t) for p, t in zip(prompts, targets))
+        t_max = max(len(t) for t in targets)
+        rows = len(prompts)
+        input_ids = torch.full((rows, width), self._pad_id, dtype=torch.long)
+        where = torch.zeros((rows, t_max), dtype=torch.long)  # column whose output predicts target token j
+        labels = torch.full((rows, t_max), self._pad_id, dtype=torch.long)
+        target_mask = torch.zeros((rows, t_max), dtype=torch.bool)
+        for row, (p, t) in enumerate(zip(prompts, targets)):
+            input_ids[row, : len(p) + len(t)] = torch.tensor(p + t)
+            where[row, : len(t)] = torch.arange(len(p) - 1, len(p) + len(t) - 1)
+            labels[row, : len(t)] = torch.tensor(t)
+            target_mask[row, : len(t)] = True
+        hidden = self.model.base_model(input_ids=input_ids.to(self.device)).last_hidden_state
+        where = where.to(self.device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        head = self.model.get_output_embeddings()
+        # The LM head in its weights' precision even under autocast: bf16 logits (8-bit mantissa) would round a
+        # logit of ~20 by up to 0.06 nats; over the few question positions fp32 costs little.
+        with torch.autocast(hidden.device.type, enabled=False):
+            logits = head(hidden.gather(1, where).to(head.weight.dtype))
+        return self._mean_logprob(logits, labels.to(self.device), target_mask.to(self.device))
 
     def _forward_seq2seq(self, prompts: list[list[int]], targets: list[list[int]]) -> np.ndarray:
         import torch

@@ -2,7 +2,7 @@
 
 The exported graph takes a left-padded batch (``input_ids``, ``attention_mask``, ``position_ids``) plus the
 question tokens (``labels``, ``target_mask``) and returns each row's mean log-probability of its question, the
-same quantity as :meth:`QuestionLikelihoodScorer._forward_causal`: the LM head runs only at the question
+same quantity as :meth:`QuestionLikelihoodScorer._forward_left` (same layout): the LM head runs only at the question
 positions and the log-softmax in fp32, inside the graph.
 
 Variants (the scorer's ``backend``):
