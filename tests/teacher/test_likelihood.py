@@ -260,3 +260,14 @@ def test_logits_post_processing_keeps_the_left_padded_layout(tiny_causal_dir, pa
         np.testing.assert_allclose(got, want, atol=1e-4)
     finally:
         model.forward = plain_forward
+
+
+def test_a_model_the_right_padded_path_cannot_run_keeps_the_left_padded_layout(tiny_causal_dir, monkeypatch):
+    scorer = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="fp32", device="cpu", batch_size=3)
+    scorer.warm_up()
+
+    def unusual_interface(prompts, targets):  # e.g. a base model that returns a plain tuple
+        raise AttributeError("'tuple' object has no attribute 'last_hidden_state'")
+
+    monkeypatch.setattr(scorer, "_forward_right", unusual_interface)
+    assert scorer._pick_causal_layout() == "left"

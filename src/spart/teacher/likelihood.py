@@ -213,7 +213,11 @@ class QuestionLikelihoodScorer:
         """
         if self.model_kind != "causal":
             return None
-        if self._onnx is not None or self.model.get_output_embeddings() is None:
+        if (
+            self._onnx is not None
+            or self.model.get_output_embeddings() is None
+            or self.model.base_model is self.model  # no separate base model to take hidden states from
+        ):
             return "left"
         import torch
 
@@ -221,7 +225,11 @@ class QuestionLikelihoodScorer:
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.uses_bf16):
             left = self._forward_left(self._causal_batch(prompts, targets))
-            right = self._forward_right(prompts, targets)
+            try:
+                right = self._forward_right(prompts, targets)
+            except (AttributeError, TypeError, ValueError, RuntimeError) as error:  # an unusual model interface
+                logger.info("teacher %s: the right-padded layout failed (%s); using left padding", self, error)
+                return "left"
         half = self.uses_bf16 or next(self.model.parameters()).dtype != torch.float32
         tolerance = 0.1 if half else 1e-3  # bf16 kernels round masked and causal attention differently
         if not np.allclose(left, right, atol=tolerance, rtol=0):
