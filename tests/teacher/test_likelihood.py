@@ -108,8 +108,8 @@ def test_bf16_close_to_fp32(precision, tiny_causal_dir, causal, passages):
     np.testing.assert_allclose(bf16.score(QUESTIONS[0], passages), causal.score(QUESTIONS[0], passages), atol=0.05)
 
 
-def test_lm_head_runs_in_fp32_under_bf16_autocast(tiny_causal_dir, causal, passages):
-    """bf16 matmuls in the body, but the logits at the question positions come from an fp32 LM head."""
+def test_lm_head_and_last_layer_run_in_fp32_under_bf16_autocast(tiny_causal_dir, causal, passages):
+    """bf16 matmuls in the body, but the last decoder layer and the LM head at the question positions run in fp32."""
     bf16 = QuestionLikelihoodScorer(str(tiny_causal_dir), precision="bf16", device="cpu")
     bf16.warm_up()
     assert bf16.uses_bf16 and bf16.causal_layout == "right"
@@ -127,6 +127,16 @@ def test_lm_head_runs_in_fp32_under_bf16_autocast(tiny_causal_dir, causal, passa
     finally:
         hook.remove()
     assert body == [torch.bfloat16]  # the body still runs under autocast
+    last = []
+    hook = bf16.model.base_model.layers[-1].mlp.down_proj.register_forward_hook(
+        lambda m, i, out: last.append(out.dtype)
+    )
+    try:
+        bf16.score(QUESTIONS[1], passages[:1])
+    finally:
+        hook.remove()
+    assert last == [torch.float32]  # ... but for the last decoder layer, which feeds the head
+    assert torch.is_autocast_enabled("cpu") is False  # the layer's hooks left autocast as they found it
 
 
 @pytest.mark.parametrize("native", [True, False])
