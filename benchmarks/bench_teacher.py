@@ -192,7 +192,7 @@ def cmd_backends(args) -> dict:
         configs = {
             BASELINE: ("fp32", "torch-left"),
             "torch fp32": ("fp32", "torch"),
-            "torch auto left-padded (the default before)": ("auto", "torch-left"),
+            "torch auto left-padded": ("auto", "torch-left"),
             "torch auto precision (today's default)": ("auto", "torch"),
             "torch bf16 weights": ("bf16-weights", "torch"),
             "onnx fp32": ("fp32", "onnx"),
@@ -230,7 +230,7 @@ def cmd_backends(args) -> dict:
                 scorers[name] = make_scorer(precision, batch_size=args.batch_size, backend=backend, model=model)
             scorers[name].progress_bar = False
             loaded[name] = time.perf_counter() - t0
-        for name in ("torch auto precision (today's default)", "torch auto left-padded (the default before)"):
+        for name in ("torch auto precision (today's default)", "torch auto left-padded"):
             if name in scorers and scorers[name].resolved_precision == "fp32":
                 del scorers[name]  # the same as an fp32 configuration on this CPU
         probe = make_scorer("auto", batch_size=args.batch_size, backend="auto", model=model)

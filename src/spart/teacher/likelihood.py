@@ -18,6 +18,7 @@ Both layouts give every row its unpadded scores.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -224,11 +225,10 @@ class QuestionLikelihoodScorer:
         if len(stacks) != 1:
             logger.info("teacher %s: no single stack of decoder layers found; every layer stays under autocast", self)
             return
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         contexts: list[Any] = []
 
         def enter(module, args, kwargs):
-            contexts.append(torch.autocast(device_type, enabled=False))
+            contexts.append(torch.autocast(self._device_type, enabled=False))
             contexts[-1].__enter__()
 
         def leave(module, args, kwargs, output):
@@ -258,8 +258,7 @@ class QuestionLikelihoodScorer:
         import torch
 
         prompts, targets = self._check_pairs()
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.uses_bf16):
+        with self._scoring_mode():
             left = self._forward_left(self._causal_batch(prompts, targets))
             try:
                 right = self._forward_right(prompts, targets)
@@ -443,7 +442,6 @@ class QuestionLikelihoodScorer:
 
     # ------------------------------------------------------------------ forward passes
     def _score_uncached(self, questions: list[str], passages: list[Passage]) -> np.ndarray:
-        import torch
 
         q_index: dict[str, int] = {}
         p_index: dict[tuple[str, str], int] = {}
@@ -471,13 +469,24 @@ class QuestionLikelihoodScorer:
 
             batches = tqdm(batches, desc="teacher", unit="batch")
         forward = self._forward_causal if self.model_kind == "causal" else self._forward_seq2seq
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.uses_bf16):
+        with self._scoring_mode():
             for batch in batches:
                 prompts = [p_tokens[pair_ids[i][1]] for i in batch]
                 targets = [q_tokens[pair_ids[i][0]] for i in batch]
                 scores[batch] = forward(prompts, targets)
         return scores
+
+    @property
+    def _device_type(self) -> str:
+        return "cuda" if self.device.startswith("cuda") else "cpu"
+
+    @contextlib.contextmanager
+    def _scoring_mode(self):
+        """Inference mode, under bf16 autocast where the resolved precision asks for it: every forward pass."""
+        import torch
+
+        with torch.inference_mode(), torch.autocast(self._device_type, dtype=torch.bfloat16, enabled=self.uses_bf16):
+            yield
 
     def _causal_batch(self, prompts: list[list[int]], targets: list[list[int]]) -> dict[str, Any]:
         """Left-padded ``input_ids``/``attention_mask``/``position_ids`` and the question's ``labels``/``target_mask``
