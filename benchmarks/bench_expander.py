@@ -2,9 +2,10 @@
 prompt prefix, against fp32 without reuse (the baseline, measured in the same run), on the same trivia questions,
 one question per call as a pipeline runs it.
 
-For each ``--model``: fp32 weights (the baseline), bf16 autocast (fp32 weights), bf16 weights, each with the whole
-prompt run per question; then bf16 weights (``auto``'s choice where bf16 is native) and fp32 with the key/value
-cache of the prompt's shared prefix (chat template + instruction) reused, as ``AnswerQueryExpander.run`` does.
+For each ``--model``: fp32 weights (the baseline), ``"bf16"`` (autocast, linear weights held in bf16), bf16 weights,
+each with the whole prompt run per question; then bf16 weights (``auto``'s choice where bf16 is native), ``"bf16"``
+and fp32 with the key/value cache of the prompt's shared prefix (chat template + instruction) reused, as
+``AnswerQueryExpander.run`` does.
 Reports answers/s, the ratio to the baseline, the share of answers identical to the baseline's (greedy decoding),
 and the share that contain a gold answer string (DPR's ``has_answer``), a rough check that nothing costs
 knowledge. Each precision loads its own copy of the model; one warm-up answer first.
@@ -28,7 +29,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CONFIGS = (("fp32", False), ("bf16", False), ("bf16-weights", False), ("bf16-weights", True), ("fp32", True))
+CONFIGS = (
+    ("fp32", False),
+    ("bf16", False),
+    ("bf16-weights", False),
+    ("bf16-weights", True),
+    ("bf16", True),
+    ("fp32", True),
+)
 
 
 def answer(expander, question: str, reuse: bool) -> list[str]:

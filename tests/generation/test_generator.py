@@ -87,7 +87,62 @@ def test_explicit_bf16_precisions(tiny_causal_dir, requested, dtype_is_bf16, aut
     gen.warm_up()
     assert gen.resolved_precision == requested and gen.uses_bf16 is autocast
     assert (next(gen.model.parameters()).dtype == torch.bfloat16) is dtype_is_bf16
+    # under autocast the linear layers hold bf16 weights (not recast at every token), the embedding stays fp32
+    linear = [m.weight.dtype for m in gen.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and set(linear) == {torch.bfloat16}
+    assert gen.model.get_input_embeddings().weight.dtype == (torch.bfloat16 if dtype_is_bf16 else torch.float32)
     assert len(gen.reply(["What is a river?"])) == 1
+
+
+@pytest.mark.parametrize("kind", ["llama", "llama-tied", "t5"])
+def test_linear_weights_held_in_bf16_give_autocast_s_numbers_without_casts(tmp_path, minilm_dir, kind):
+    """hold_linear_weights_in_bf16: the same logits as bf16 autocast over fp32 weights, bit for bit, and no weight
+    cast in a forward pass (the casts autocast repeats at every generated token under inference mode)."""
+    import copy
+
+    import torch
+    from _tiny_models import build_tiny_causal
+    from torch.profiler import profile, record_function
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    from spart.teacher.loading import hold_linear_weights_in_bf16
+
+    if kind == "t5":
+        model = AutoModelForSeq2SeqLM.from_pretrained(build_tiny_t5(tmp_path / "m", minilm_dir))
+    else:
+        config = AutoConfig.from_pretrained(build_tiny_causal(tmp_path / "m", minilm_dir))
+        config.tie_word_embeddings = kind == "llama-tied"
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
+    model.eval().requires_grad_(False)
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert tied is (kind != "llama")  # T5 ties its head by default
+    ids = torch.randint(5, 1000, (3, 17), generator=torch.Generator().manual_seed(0))
+    extra = {"decoder_input_ids": ids[:, :5]} if kind == "t5" else {}
+
+    shapes = [list(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+    def forward(m):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            with profile(record_shapes=True) as prof, record_function("forward"):
+                logits = m(input_ids=ids, **extra).logits
+        weight_casts = sum(
+            e.count
+            for e in prof.key_averages(group_by_input_shape=True)
+            if e.key == "aten::_to_copy" and e.input_shapes and list(e.input_shapes[0]) in shapes
+        )
+        return logits, weight_casts
+
+    expected, casts_before = forward(model)
+    held = copy.deepcopy(model)
+    linear = [m for m in held.modules() if isinstance(m, torch.nn.Linear)]
+    assert hold_linear_weights_in_bf16(held) == len(linear) > 0
+    got, casts_after = forward(held)
+    assert torch.equal(got, expected)
+    assert casts_before >= len(linear) and casts_after == 0
+    assert {m.weight.dtype for m in linear} == {torch.bfloat16}
+    assert held.get_input_embeddings().weight.dtype == torch.float32  # a tied one too: the head got its own copy
+    assert model.get_input_embeddings().weight.dtype == torch.float32  # the original is untouched
 
 
 QUESTIONS = ["What is a river?", "Where is the engine of the train?", "Who built the bridge?"]

@@ -31,11 +31,12 @@ class QuestionGenerator:
     :param temperature: sampling temperature; ``0`` = greedy decoding.
     :param top_p: nucleus sampling mass.
     :param batch_size: passages per ``generate`` call.
-    :param precision: ``"fp32"``; ``"bf16"`` (autocast: fp32 weights cast at every matmul); ``"bf16-weights"``
-        (weights cast once: half the bytes read per decoded token); ``"auto"`` = where bf16 is native,
-        ``"bf16-weights"`` at ``batch_size=1`` (1.2-1.6x fp32 and 1.7-2.4x autocast for one answer at a time) and
-        ``"bf16"`` for batches (bf16 weights were 0.76x autocast writing questions 16 at a time), else ``"fp32"``;
-        measured in docs/benchmarks.md (*LM decoding on the CPU*).
+    :param precision: ``"fp32"``; ``"bf16"`` (autocast, with the linear layers' weights held in bf16 so that they
+        are not cast again at every generated token: the numbers of autocast over fp32 weights; embeddings, norms and
+        the residual stream in fp32); ``"bf16-weights"`` (every weight cast once, no autocast); ``"auto"`` = where
+        bf16 is native, ``"bf16-weights"`` at ``batch_size=1`` (the query expander's measured path; ``"bf16"`` is
+        as fast there) and ``"bf16"`` for batches (bf16 weights were 0.76x autocast writing questions 16 at a
+        time), else ``"fp32"``; measured in docs/benchmarks.md (*LM decoding on the CPU*).
     :param device: ``None`` = CUDA when available, else CPU.
 
     Usage::
@@ -84,7 +85,13 @@ class QuestionGenerator:
         import torch
 
         from spart.encoders.precision import bf16_supported
-        from spart.teacher.loading import apply_lm_precision, fingerprint_source, load_teacher, resolve_model_source
+        from spart.teacher.loading import (
+            apply_lm_precision,
+            fingerprint_source,
+            hold_linear_weights_in_bf16,
+            load_teacher,
+            resolve_model_source,
+        )
 
         source = resolve_model_source(self.model_name, self.gguf_file)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -103,6 +110,8 @@ class QuestionGenerator:
         if resolved == "auto":  # measured per batch shape (docs/benchmarks.md, LM decoding on the CPU)
             resolved = "fp32" if not native else ("bf16-weights" if self.batch_size == 1 else "bf16")
         self.uses_bf16 = apply_lm_precision(model, resolved, native, device)  # the autocast flag
+        if self.uses_bf16:  # the same numbers without recasting every weight at every generated token
+            hold_linear_weights_in_bf16(model)
         self.resolved_precision = resolved
         self.fingerprint = fingerprint_source(source)
 
