@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench_embedding import cpu_description
     from bench_teacher import make_scorer, spearman, workload
 
+    from spart.teacher.loading import decoder_layers
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--k", type=int, default=20)
@@ -74,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     model = scorer.model
     head = model.get_output_embeddings()
     linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head}
-    depth = model.config.num_hidden_layers
-    stacks = [c for c in model.base_model.children() if isinstance(c, torch.nn.ModuleList) and len(c) == depth]
-    last = {id(m) for m in stacks[0][-1].modules()} if len(stacks) == 1 else set()
+    layers = decoder_layers(model)
+    last = {id(m) for m in layers[-1].modules()} if layers is not None else set()
 
     act_max: dict[str, torch.Tensor] = {}
 
@@ -88,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         return hook
 
     hooks = [m.register_forward_pre_hook(calibrate(n)) for n, m in linears.items()]
-    more = argparse.Namespace(queries=args.queries + args.calibration_queries, k=8, threads=args.threads)
-    more.batch_size = args.batch_size
-    cal_q, cal_p, _ = workload(more)
+    cal_q, cal_p, _ = workload(
+        argparse.Namespace(
+            queries=args.queries + args.calibration_queries, k=8, threads=args.threads, batch_size=args.batch_size
+        )
+    )
     scorer.score_topk(cal_q[args.queries :], cal_p[args.queries :])
     for hook in hooks:
         hook.remove()

@@ -281,3 +281,24 @@ def test_a_model_the_right_padded_path_cannot_run_keeps_the_left_padded_layout(t
 
     monkeypatch.setattr(scorer, "_forward_right", unusual_interface)
     assert scorer._pick_causal_layout() == "left"
+
+
+def test_decoder_layers_finds_the_one_stack_of_num_hidden_layers(causal):
+    import torch
+
+    from spart.teacher.loading import decoder_layers
+
+    layers = decoder_layers(causal.model)
+    assert layers is causal.model.base_model.layers and len(layers) == causal.model.config.num_hidden_layers
+
+    class NoStack(torch.nn.Module):  # a model whose layers are not one ModuleList of num_hidden_layers modules
+        def __init__(self):
+            super().__init__()
+            self.config = causal.model.config
+            self.blocks = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+
+        @property
+        def base_model(self):
+            return self
+
+    assert decoder_layers(NoStack()) is None

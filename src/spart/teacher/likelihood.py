@@ -34,6 +34,7 @@ from spart.teacher.loading import (
     LM_PRECISIONS,
     ModelSource,
     apply_lm_precision,
+    decoder_layers,
     describe_config,
     fingerprint_source,
     load_teacher,
@@ -216,13 +217,8 @@ class QuestionLikelihoodScorer:
         """
         import torch
 
-        depth = getattr(self.model.config, "num_hidden_layers", None)
-        stacks = [
-            child
-            for child in self.model.base_model.children()
-            if isinstance(child, torch.nn.ModuleList) and len(child) == depth
-        ]
-        if len(stacks) != 1:
+        layers = decoder_layers(self.model)
+        if layers is None:
             logger.info("teacher %s: no single stack of decoder layers found; every layer stays under autocast", self)
             return
         contexts: list[Any] = []
@@ -234,7 +230,7 @@ class QuestionLikelihoodScorer:
         def leave(module, args, kwargs, output):
             contexts.pop().__exit__(None, None, None)
 
-        last = stacks[0][-1]
+        last = layers[-1]
         last.register_forward_pre_hook(enter, with_kwargs=True)
         last.register_forward_hook(leave, with_kwargs=True, always_call=True)
 
@@ -442,7 +438,6 @@ class QuestionLikelihoodScorer:
 
     # ------------------------------------------------------------------ forward passes
     def _score_uncached(self, questions: list[str], passages: list[Passage]) -> np.ndarray:
-
         q_index: dict[str, int] = {}
         p_index: dict[tuple[str, str], int] = {}
         unique_q: list[str] = []

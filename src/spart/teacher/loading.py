@@ -227,6 +227,16 @@ def apply_lm_precision(model, precision: str, native_bf16: bool, device: str) ->
     return precision == "bf16"
 
 
+def decoder_layers(model):
+    """The stack of a transformer LM's decoder layers: the one ``nn.ModuleList`` child of its base model with
+    ``config.num_hidden_layers`` modules, or ``None`` where there is not exactly one."""
+    import torch
+
+    depth = getattr(model.config, "num_hidden_layers", None)
+    stacks = [c for c in model.base_model.children() if isinstance(c, torch.nn.ModuleList) and len(c) == depth]
+    return stacks[0] if len(stacks) == 1 else None
+
+
 def hold_linear_weights_in_bf16(model) -> int:
     """Cast the weight and bias of every ``nn.Linear`` of a frozen LM to bf16, once, for bf16 autocast.
 
