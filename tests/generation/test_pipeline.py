@@ -10,7 +10,8 @@ from _fake_generation import FakeGenerator
 from spart.data import Passage
 from spart.evaluation.datasets import load_dataset
 from spart.generation import GenerationPrompt, GenerationSettings, generate_questions
-from spart.generation.pipeline import CANDIDATES
+from spart.generation.pipeline import CANDIDATES, SETTINGS
+from spart.generation.pseudo_dataset import dev_split
 
 
 def corpus(n_docs: int = 6, per_doc: int = 4) -> list[Passage]:
@@ -87,6 +88,25 @@ def test_other_settings_are_refused_unless_overwrite(tmp_path, tiny_bert_dir):
     assert stats["passages"] == 12
 
 
+def test_pseudo_dev_is_capped_and_the_rest_trains(tmp_path, tiny_bert_dir):
+    s = settings(filter_model=str(tiny_bert_dir), dev_fraction=0.5, max_dev_questions=2)
+    stats = generate_questions(corpus(), tmp_path, FakeGenerator(), s, progress=False)
+    assert stats["kept"] == 12 and stats["pseudo-dev"] == 2 and stats["pseudo-train"] == 10
+    uncapped = dev_split([f"gen:{i}" for i in range(12)], 0.5, s.seed)
+    assert len(uncapped) == 6 and dev_split([f"gen:{i}" for i in range(12)], 0.5, s.seed, 2) < uncapped
+
+
+def test_a_run_recorded_before_a_newer_setting_existed_resumes(tmp_path, tiny_bert_dir):
+    s = settings(filter_model=str(tiny_bert_dir))
+    generate_questions(corpus(), tmp_path, FakeGenerator(), s, progress=False)
+    recorded = json.loads((tmp_path / SETTINGS).read_text())
+    del recorded["generation"]["max_dev_questions"]
+    (tmp_path / SETTINGS).write_text(json.dumps(recorded))
+    again = FakeGenerator()
+    generate_questions(corpus(), tmp_path, again, s, progress=False)
+    assert again.calls == 0  # nothing generated anew: the earlier candidates were kept
+
+
 def test_copied_examples_and_duplicates_are_not_kept(tmp_path, tiny_bert_dir):
     passages = corpus()
 
@@ -109,3 +129,7 @@ def test_bad_settings_are_clear_errors():
         GenerationSettings(dev_fraction=1.0)
     with pytest.raises(ValueError, match="filter_top_k"):
         GenerationSettings(filter_top_k=-1)
+    with pytest.raises(ValueError, match="max_dev_questions"):
+        GenerationSettings(max_dev_questions=0)
+    with pytest.raises(ValueError, match="max_dev"):
+        dev_split(["a", "b"], 0.5, max_dev=-1)

@@ -78,6 +78,10 @@ class AdaptOptions:
     :param instruction: the request to the question writer (``None``:
         :data:`spart.generation.prompts.DEFAULT_INSTRUCTION`); e.g. a quiz-style request when the users' questions
         describe an answer without naming it.
+    :param max_dev_questions: at most this many generated questions go to pseudo-dev (``None``: the
+        ``dev_fraction`` alone); the audit reranks every pseudo-dev question's ``depth`` candidates with each
+        teacher and selection re-scores pseudo-dev per checkpoint, so the cap bounds both when many questions are
+        generated (the rest train).
     :param weights: base-score interpolation weights the audit tries.
     :param depth: candidates reranked in the audit.
     :param steps: training steps (``None``: ``epochs`` passes over the training questions or pairs).
@@ -127,6 +131,7 @@ class AdaptOptions:
     instruction: str | None = None
     filter_top_k: int = 20
     dev_fraction: float = 0.2
+    max_dev_questions: int | None = 500
     generation_batch_size: int = 16
     weights: tuple[float, ...] = DEFAULT_WEIGHTS
     depth: int = 20
@@ -296,6 +301,7 @@ class Adaptation:
             filter_model=self.o.model,
             filter_top_k=self.o.filter_top_k,
             dev_fraction=self.o.dev_fraction,
+            max_dev_questions=self.o.max_dev_questions,
         )
         passages = list(read_passages(self.o.corpus))
         stats = generate_questions(passages, self.questions_dir, generator, settings, progress=self.o.progress)

@@ -100,6 +100,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--filter-top-k", type=int, default=d.filter_top_k, help="round-trip filter depth (0: keep all)"
     )
+    parser.add_argument(
+        "--max-dev",
+        type=int,
+        default=d.max_dev_questions,
+        help="at most this many pseudo-dev questions (0: no cap); the audit reranks each one's candidates",
+    )
     parser.add_argument("--weights", type=parse_weights, default=d.weights, help="audit weights")
     parser.add_argument("--depth", type=positive_int, default=d.depth, help="candidates reranked in the audit")
     parser.add_argument("--steps", type=positive_int, help="training steps (default: --epochs over the data)")
@@ -193,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         num_passages=args.num_passages,
         instruction=args.instruction,
         filter_top_k=args.filter_top_k,
+        max_dev_questions=args.max_dev or None,
         generation_batch_size=args.generation_batch_size,
         weights=args.weights,
         depth=args.depth,

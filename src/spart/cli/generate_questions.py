@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--filter-model", default=None, help="dense model of the round-trip filter (default MiniLM)")
     parser.add_argument("--filter-top-k", type=int, default=20, help="keep if the source ranks in this top k (0: all)")
     parser.add_argument("--dev-fraction", type=float, default=0.2, help="share of kept questions in pseudo-dev")
+    parser.add_argument(
+        "--max-dev", type=int, default=500, help="at most this many pseudo-dev questions (0: no cap); the rest train"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="passages per generate call")
     parser.add_argument("--max-new-tokens", type=int, default=48, help="longest reply")
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (0: greedy)")
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         filter_model=args.filter_model,
         filter_top_k=args.filter_top_k,
         dev_fraction=args.dev_fraction,
+        max_dev_questions=args.max_dev or None,
     )
     generator = build_generator(args)
     passages = list(read_passages(args.corpus))

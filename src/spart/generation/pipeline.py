@@ -42,6 +42,8 @@ class GenerationSettings:
     :param filter_model: dense model of the round-trip filter (``None`` = the packaged MiniLM).
     :param filter_top_k: keep a question when its source passage ranks in this top-k; ``0`` keeps all.
     :param dev_fraction: share of kept questions in ``pseudo-dev``.
+    :param max_dev_questions: at most this many in ``pseudo-dev`` (``None``: no cap); the audit reranks every
+        pseudo-dev question's candidates with each teacher, so its cost follows this number.
     :param min_passage_words: shorter passages get no question.
     """
 
@@ -51,6 +53,7 @@ class GenerationSettings:
     filter_top_k: int = 20
     dev_fraction: float = 0.2
     min_passage_words: int = 20
+    max_dev_questions: int | None = 500
 
     def __post_init__(self) -> None:
         if self.num_passages <= 0:
@@ -59,6 +62,16 @@ class GenerationSettings:
             raise ValueError(f"filter_top_k must be >= 0 (0 keeps every question), got {self.filter_top_k}")
         if not 0 <= self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
+        if self.max_dev_questions is not None and self.max_dev_questions <= 0:
+            raise ValueError(f"max_dev_questions must be positive (or None: no cap), got {self.max_dev_questions}")
+
+
+def _same_run(earlier: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether ``now`` continues the run recorded as ``earlier``: every setting equal, except that one the record
+    lacks is newer than the run and taken as given now (as ``spart adapt`` does with its options)."""
+    if {k: v for k, v in earlier.items() if k != "generation"} != {k: v for k, v in now.items() if k != "generation"}:
+        return False
+    return all(k in now["generation"] and now["generation"][k] == v for k, v in earlier.get("generation", {}).items())
 
 
 def _read_candidates(path: Path) -> list[dict[str, Any]]:
@@ -116,7 +129,7 @@ def generate_questions(
     generator.warm_up()
     recorded = {"generator": generator.settings(), "generation": asdict(settings), "corpus_size": len(passages)}
     settings_path, candidates_path = out / SETTINGS, out / CANDIDATES
-    if settings_path.exists() and json.loads(settings_path.read_text()) != recorded:
+    if settings_path.exists() and not _same_run(json.loads(settings_path.read_text()), recorded):
         if not overwrite:
             raise ValueError(
                 f"{out} holds questions generated with other settings ({settings_path}); "
@@ -183,7 +196,7 @@ def _filter_and_write(
         for c, rank in zip(unique, ranks)
         if settings.filter_top_k == 0 or rank <= settings.filter_top_k
     ]
-    dev_ids = dev_split([q for q, _, _ in kept], settings.dev_fraction, settings.seed)
+    dev_ids = dev_split([q for q, _, _ in kept], settings.dev_fraction, settings.seed, settings.max_dev_questions)
     write_corpus(passages, out / "corpus.jsonl")
     counts = write_pseudo_dataset(out, kept, dev_ids)
     with atomic_write(out / "round-trip.jsonl", "w", encoding="utf-8") as f:

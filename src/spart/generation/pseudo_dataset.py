@@ -15,13 +15,17 @@ from spart.data.passages import Passage
 TRAIN, DEV = "pseudo-train", "pseudo-dev"
 
 
-def dev_split(question_ids: Sequence[str], dev_fraction: float, seed: int = 0) -> set[str]:
+def dev_split(question_ids: Sequence[str], dev_fraction: float, seed: int = 0, max_dev: int | None = None) -> set[str]:
     """The ids that go to pseudo-dev: the ``dev_fraction`` with the smallest seeded hash (stable under resumes and
-    independent of order)."""
+    independent of order), at most ``max_dev`` of them (``None``: no cap). The cap keeps the audit and checkpoint
+    selection, whose cost grows with pseudo-dev, bounded when many questions are generated: the rest train."""
     if not 0 <= dev_fraction < 1:
         raise ValueError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
+    if max_dev is not None and max_dev < 0:
+        raise ValueError(f"max_dev must be >= 0 (or None: no cap), got {max_dev}")
     ranked = sorted(question_ids, key=lambda q: hashlib.sha256(f"{seed}:{q}".encode()).hexdigest())
-    return set(ranked[: round(dev_fraction * len(ranked))])
+    n = round(dev_fraction * len(ranked))
+    return set(ranked[: n if max_dev is None else min(n, max_dev)])
 
 
 def write_corpus(passages: Iterable[Passage], path: str | Path) -> Path:
