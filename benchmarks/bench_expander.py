@@ -5,10 +5,11 @@ one question per call as a pipeline runs it.
 For each ``--model``: fp32 weights (the baseline), ``"bf16"`` (autocast, linear weights held in bf16), bf16 weights,
 each with the whole prompt run per question; then bf16 weights (``auto``'s choice where bf16 is native), ``"bf16"``
 and fp32 with the key/value cache of the prompt's shared prefix (chat template + instruction) reused, as
-``AnswerQueryExpander.run`` does.
-Reports answers/s, the ratio to the baseline, the share of answers identical to the baseline's (greedy decoding),
-and the share that contain a gold answer string (DPR's ``has_answer``), a rough check that nothing costs
-knowledge. Each precision loads its own copy of the model; one warm-up answer first.
+``AnswerQueryExpander.run`` does; and ``"int8-weights"`` (an int8 copy of each linear weight for decoded tokens)
+with the prefix reused. ``--only`` keeps the baseline and the named configurations.
+Reports answers/s, the ratio to the baseline, the share of answers identical to the baseline's (greedy decoding)
+and to bf16 weights' (for int8-weights), and the share that contain a gold answer string (DPR's ``has_answer``),
+a rough check that nothing costs knowledge. Each precision loads its own copy of the model; one warm-up answer first.
 
 Run alone on a quiet machine (from the repo root)::
 
@@ -36,7 +37,9 @@ CONFIGS = (
     ("bf16-weights", True),
     ("bf16", True),
     ("fp32", True),
+    ("int8-weights", True),
 )
+BF16W = ("bf16-weights", True)  # auto's choice where bf16 is native: int8-weights' answers are compared with it
 
 
 def answer(expander, question: str, reuse: bool) -> list[str]:
@@ -59,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="JSON results")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="PRECISION[:reused]",
+        help="only these configurations besides the fp32 baseline (e.g. bf16-weights:reused, int8-weights:reused)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -68,22 +77,29 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_description()
     print(f"CPU: {cpu['model']} ({cpu['cpus']} CPUs), flags of interest: {' '.join(cpu['key_flags'])}")
     print(f"{len(qa)} questions from {Path(args.qa).name}, {args.threads} threads, batch 1")
+    configs = CONFIGS
+    if args.only:
+        wanted = {(o.split(":")[0], o.endswith(":reused")) for o in args.only}
+        unknown = wanted - set(CONFIGS)
+        if unknown:
+            parser.error(f"unknown configurations {sorted(unknown)}; known: {CONFIGS}")
+        configs = (CONFIGS[0], *[c for c in CONFIGS[1:] if c in wanted])
     rows = []
     for spec in args.model:
         label, model = spec.split("=", 1)
         answers: dict[tuple[str, bool], list[str]] = {}
         seconds: dict[tuple[str, bool], float] = {}
-        for precision in dict.fromkeys(p for p, _ in CONFIGS):
+        for precision in dict.fromkeys(p for p, _ in configs):
             expander = AnswerQueryExpander(model=model, max_new_tokens=args.max_new_tokens, precision=precision)
             expander.warm_up()
-            for reuse in [r for p, r in CONFIGS if p == precision]:
+            for reuse in [r for p, r in configs if p == precision]:
                 answer(expander, qa[0].question, reuse)  # warm-up
                 start = time.perf_counter()
                 replies = [answer(expander, q.question, reuse) for q in qa]
                 seconds[precision, reuse] = time.perf_counter() - start
                 answers[precision, reuse] = [r[0].strip() for r in replies]
             del expander
-        for config in CONFIGS:
+        for config in configs:
             got = answers[config]
             rows.append(
                 {
@@ -94,15 +110,20 @@ def main(argv: list[str] | None = None) -> int:
                     "answers_per_s": len(qa) / seconds[config],
                     "ratio": seconds[CONFIGS[0]] / seconds[config],
                     "same_as_baseline": sum(a == b for a, b in zip(got, answers[CONFIGS[0]])) / len(qa),
+                    "same_as_bf16_weights": (
+                        sum(a == b for a, b in zip(got, answers[BF16W])) / len(qa) if BF16W in answers else None
+                    ),
                     "has_answer": sum(has_answer(q.answers, a) for q, a in zip(qa, got)) / len(qa),
                 }
             )
-    header = ("model", "precision", "prefix", "answers/s", "vs base", "same", "has answer")
-    print("{:<12} {:<13} {:>6} {:>9} {:>8} {:>6} {:>10}".format(*header))
+    header = ("model", "precision", "prefix", "answers/s", "vs base", "same", "same bf16w", "has answer")
+    print("{:<12} {:<13} {:>6} {:>9} {:>8} {:>6} {:>10} {:>10}".format(*header))
     for r in rows:
+        same_w = "-" if r["same_as_bf16_weights"] is None else f"{r['same_as_bf16_weights']:.0%}"
         print(
             f"{r['model']:<12} {r['precision']:<13} {'reused' if r['prefix_reused'] else 'no':>6} "
-            f"{r['answers_per_s']:>9.3f} {r['ratio']:>7.2f}x {r['same_as_baseline']:>6.0%} {r['has_answer']:>10.0%}"
+            f"{r['answers_per_s']:>9.3f} {r['ratio']:>7.2f}x {r['same_as_baseline']:>6.0%} {same_w:>10} "
+            f"{r['has_answer']:>10.0%}"
         )
     if args.out:
         Path(args.out).write_text(json.dumps({"cpu": cpu, "questions": len(qa), "rows": rows}, indent=1))

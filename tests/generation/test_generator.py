@@ -60,8 +60,8 @@ def test_bad_options_are_clear_errors(tiny_causal_dir):
 
 @pytest.mark.parametrize(("native", "batch_size"), [(True, 1), (True, 4), (False, 1), (False, 4)])
 def test_auto_precision_follows_native_bf16_and_the_batch_size(tiny_causal_dir, monkeypatch, native, batch_size):
-    """``auto``: where bf16 is native, bf16 weights (no autocast) one message at a time and bf16 autocast (fp32
-    weights) for batches; fp32 elsewhere. Replies stay one string per message."""
+    """``auto``: where bf16 is native, int8 weight copies (bf16 weights, no autocast) one message at a time on the
+    CPU and bf16 autocast (fp32 weights) for batches; fp32 elsewhere. Replies stay one string per message."""
     import torch
 
     from spart.encoders import precision
@@ -69,12 +69,25 @@ def test_auto_precision_follows_native_bf16_and_the_batch_size(tiny_causal_dir, 
     monkeypatch.setattr(precision, "bf16_supported", lambda device: native)
     auto = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, batch_size=batch_size, device="cpu")
     auto.warm_up()
-    expected = "fp32" if not native else ("bf16-weights" if batch_size == 1 else "bf16")
+    expected = "fp32" if not native else ("int8-weights" if batch_size == 1 else "bf16")
     assert auto.resolved_precision == expected
     assert auto.uses_bf16 is (expected == "bf16")  # bf16 weights need no autocast
-    assert next(auto.model.parameters()).dtype == (torch.bfloat16 if expected == "bf16-weights" else torch.float32)
+    held = torch.bfloat16 if expected == "int8-weights" else torch.float32
+    assert auto.model.get_input_embeddings().weight.dtype == held
     replies = auto.reply(["What is a river?", "Where is the engine?"])
     assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+
+
+def test_auto_resolution_without_the_int8_kernel_or_on_a_gpu(monkeypatch):
+    import torch
+
+    from spart.generation.generator import auto_generation_precision
+
+    assert auto_generation_precision(True, 1, "cpu") == "int8-weights"
+    assert auto_generation_precision(True, 1, "cuda") == "bf16-weights"  # the int8 path is the CPU's
+    assert auto_generation_precision(True, 8, "cpu") == "bf16" and auto_generation_precision(False, 1, "cpu") == "fp32"
+    monkeypatch.delattr(torch, "_weight_int8pack_mm")
+    assert auto_generation_precision(True, 1, "cpu") == "bf16-weights"
 
 
 @pytest.mark.parametrize(
@@ -92,6 +105,30 @@ def test_explicit_bf16_precisions(tiny_causal_dir, requested, dtype_is_bf16, aut
     assert linear and set(linear) == {torch.bfloat16}
     assert gen.model.get_input_embeddings().weight.dtype == (torch.bfloat16 if dtype_is_bf16 else torch.float32)
     assert len(gen.reply(["What is a river?"])) == 1
+
+
+def test_int8_weights_decode_with_int8_copies_and_the_teacher_refuses_them(tiny_causal_dir, monkeypatch):
+    import torch
+
+    from spart.teacher.int8_weights import Int8WeightLinear
+    from spart.teacher.likelihood import QuestionLikelihoodScorer
+
+    gen = QuestionGenerator(
+        str(tiny_causal_dir), max_new_tokens=4, temperature=0, batch_size=1, precision="int8-weights", device="cpu"
+    )
+    gen.warm_up()
+    assert gen.resolved_precision == "int8-weights" and gen.uses_bf16 is False
+    assert any(isinstance(m, Int8WeightLinear) for m in gen.model.modules())
+    assert not any(isinstance(m, torch.nn.Linear) for m in gen.model.modules())
+    rows = []
+    real = torch._weight_int8pack_mm
+    monkeypatch.setattr(torch, "_weight_int8pack_mm", lambda *a: rows.append(a[0].shape[0]) or real(*a))
+    messages = [INSTRUCTION + q for q in QUESTIONS]
+    replies = gen.reply(messages, prefix=INSTRUCTION)
+    assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
+    assert rows and set(rows) == {1}  # decoded tokens, one row each; prompts ran on the bf16 weights
+    with pytest.raises(ValueError, match="precision"):
+        QuestionLikelihoodScorer(str(tiny_causal_dir), precision="int8-weights")
 
 
 @pytest.mark.parametrize("kind", ["llama", "llama-tied", "t5"])

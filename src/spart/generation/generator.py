@@ -13,9 +13,24 @@ from typing import Any
 
 from spart.data.passages import as_passage
 from spart.generation.prompts import GenerationPrompt
-from spart.teacher.loading import LM_PRECISIONS
+from spart.teacher.loading import GENERATION_PRECISIONS
 
 logger = logging.getLogger(__name__)
+
+
+def auto_generation_precision(native_bf16: bool, batch_size: int, device: str) -> str:
+    """What ``precision="auto"`` resolves to for a generator: fp32 without native bf16; bf16 autocast for batches
+    (the matmuls dominate); for one sequence at a time, bound by the bytes of weight read per token, int8 weight
+    copies on the CPU (where ``torch._weight_int8pack_mm`` exists) and bf16 weights elsewhere."""
+    import torch
+
+    if not native_bf16:
+        return "fp32"
+    if batch_size > 1:
+        return "bf16"
+    if torch.device(device).type == "cpu" and hasattr(torch, "_weight_int8pack_mm"):
+        return "int8-weights"
+    return "bf16-weights"
 
 
 class QuestionGenerator:
@@ -34,9 +49,12 @@ class QuestionGenerator:
     :param precision: ``"fp32"``; ``"bf16"`` (autocast, with the linear layers' weights held in bf16 so that they
         are not cast again at every generated token: the numbers of autocast over fp32 weights; embeddings, norms and
         the residual stream in fp32); ``"bf16-weights"`` (every weight cast once, no autocast); ``"auto"`` = where
-        bf16 is native, ``"bf16-weights"`` at ``batch_size=1`` (the query expander's measured path; ``"bf16"`` is
-        as fast there) and ``"bf16"`` for batches (bf16 weights were 0.76x autocast writing questions 16 at a
-        time), else ``"fp32"``; measured in docs/benchmarks.md (*LM decoding on the CPU*).
+        bf16 is native, ``"int8-weights"`` at ``batch_size=1`` on the CPU (the query expander's measured path) and
+        ``"bf16"`` for batches (bf16 weights were 0.76x autocast writing questions 16 at a time), else ``"fp32"``;
+        ``"int8-weights"``: bf16 weights plus an int8 copy of each linear layer's weight for decoded tokens
+        (:mod:`spart.teacher.int8_weights`; 2.7x / 3.6x bf16 weights for Qwen2.5-Coder-0.5B / 1.5B answering one
+        question at a time, 88-92% of the greedy answers the same, wiki retrieval with them level); all measured
+        in docs/benchmarks.md (*LM decoding on the CPU*).
     :param device: ``None`` = CUDA when available, else CPU.
 
     Usage::
@@ -65,8 +83,8 @@ class QuestionGenerator:
             raise ValueError(f"max_new_tokens and batch_size must be positive, got {max_new_tokens}, {batch_size}")
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"temperature must be >= 0 and top_p in (0, 1], got {temperature}, {top_p}")
-        if precision not in LM_PRECISIONS:
-            raise ValueError(f"precision must be one of {LM_PRECISIONS}, got {precision!r}")
+        if precision not in GENERATION_PRECISIONS:
+            raise ValueError(f"precision must be one of {GENERATION_PRECISIONS}, got {precision!r}")
         self.model_name, self.gguf_file, self.model_kind = model, gguf_file, model_kind
         self.prompt = prompt or GenerationPrompt()
         self.use_chat_template = use_chat_template
@@ -108,7 +126,7 @@ class QuestionGenerator:
         native = bf16_supported(torch.device(device))
         resolved = self.precision
         if resolved == "auto":  # measured per batch shape (docs/benchmarks.md, LM decoding on the CPU)
-            resolved = "fp32" if not native else ("bf16-weights" if self.batch_size == 1 else "bf16")
+            resolved = auto_generation_precision(native, self.batch_size, device)
         self.uses_bf16 = apply_lm_precision(model, resolved, native, device)  # the autocast flag
         if self.uses_bf16:  # the same numbers without recasting every weight at every generated token
             hold_linear_weights_in_bf16(model)

@@ -16,6 +16,8 @@ from spart._extras import require
 logger = logging.getLogger(__name__)
 
 LM_PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights")
+# the question generator and the query expander decode token by token: their weights may also be held in int8
+GENERATION_PRECISIONS = (*LM_PRECISIONS, "int8-weights")
 PACKAGED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _WEIGHT_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
 _CONFIG_NAMES = ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
@@ -206,21 +208,27 @@ def apply_lm_precision(model, precision: str, native_bf16: bool, device: str) ->
 
     ``"fp32"``: as loaded. ``"bf16"``: fp32 weights, bf16 autocast (matmuls in bf16). ``"bf16-weights"``: the
     weights are cast to bf16 once (no autocast), which halves the bytes read per decoded token: what batch-one
-    generation is bound by (docs/adaptation.md measures the query expander). The teacher and the generator both
-    come here; each resolves ``"auto"`` itself.
+    generation is bound by (docs/adaptation.md measures the query expander). ``"int8-weights"`` (generation only):
+    bf16 weights plus an int8 copy of every linear layer's weight for decoded tokens
+    (:mod:`spart.teacher.int8_weights`). The teacher and the generator both come here; each resolves ``"auto"``
+    itself.
 
     :param model: the loaded LM (changed in place for ``"bf16-weights"``).
-    :param precision: ``"fp32"``, ``"bf16"`` or ``"bf16-weights"``.
+    :param precision: ``"fp32"``, ``"bf16"``, ``"bf16-weights"`` or ``"int8-weights"``.
     :param native_bf16: whether ``device`` runs bf16 natively (a warning is logged when bf16 is asked without).
     :param device: for the warning.
     :returns: the autocast flag.
     :raises ValueError: for any other precision (``"auto"`` included: resolve it first).
     """
-    if precision not in ("fp32", "bf16", "bf16-weights"):
-        raise ValueError(f"precision must be resolved to 'fp32', 'bf16' or 'bf16-weights', got {precision!r}")
+    if precision not in GENERATION_PRECISIONS or precision == "auto":
+        raise ValueError(f"precision must be resolved to one of {GENERATION_PRECISIONS[1:]}, got {precision!r}")
     if precision != "fp32" and not native_bf16:
         logger.warning("%s requested but %s has no native bf16 support; it will be slow", precision, device)
-    if precision == "bf16-weights":
+    if precision == "int8-weights":
+        from spart.teacher.int8_weights import hold_linear_weights_in_int8
+
+        hold_linear_weights_in_int8(model)
+    elif precision == "bf16-weights":
         import torch
 
         model.to(torch.bfloat16)

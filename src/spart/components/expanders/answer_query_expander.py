@@ -6,7 +6,7 @@ from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 
-from spart.teacher.loading import LM_PRECISIONS
+from spart.teacher.loading import GENERATION_PRECISIONS
 from spart.validation import check_positive_int
 
 DEFAULT_INSTRUCTION = "Answer this question in a few words.\nQuestion: {question}"
@@ -40,8 +40,11 @@ class AnswerQueryExpander:
     :param model_kind: ``"auto"``, ``"causal"`` or ``"seq2seq"``.
     :param instruction: the user message, with ``{question}`` where the query goes.
     :param max_new_tokens: longest answer.
-    :param precision: as :class:`~spart.generation.QuestionGenerator`'s: ``"auto"`` (bf16 weights where bf16 is
-        native, else fp32), ``"fp32"``, ``"bf16"`` (autocast) or ``"bf16-weights"``.
+    :param precision: as :class:`~spart.generation.QuestionGenerator`'s: ``"auto"`` (where bf16 is native,
+        ``"int8-weights"`` on the CPU and ``"bf16-weights"`` on a GPU; else fp32), ``"fp32"``, ``"bf16"``
+        (autocast), ``"bf16-weights"`` or ``"int8-weights"`` (bf16 weights plus an int8 copy of each linear weight
+        for the decoded tokens: 2.7-3.6x bf16 weights on an AMD EPYC with native bf16, answers slightly different,
+        wiki retrieval level; docs/benchmarks.md).
     :param device: ``"cpu"``, ``"cuda"``, ...; ``None`` = CUDA when available.
 
     Usage::
@@ -69,8 +72,8 @@ class AnswerQueryExpander:
     ) -> None:
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
-        if precision not in LM_PRECISIONS:
-            raise ValueError(f"precision must be one of {LM_PRECISIONS}, got {precision!r}")
+        if precision not in GENERATION_PRECISIONS:
+            raise ValueError(f"precision must be one of {GENERATION_PRECISIONS}, got {precision!r}")
         check_instruction(instruction)
         check_positive_int(max_new_tokens, "max_new_tokens")
         self.model = model
