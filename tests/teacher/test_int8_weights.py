@@ -43,6 +43,14 @@ def test_few_rows_take_the_int8_path_and_many_the_bf16_weight(monkeypatch, bias)
     assert error < 0.03
 
 
+def test_widths_the_kernel_cannot_take_use_the_bf16_weight(monkeypatch):
+    linear = torch.nn.Linear(50, 33)  # 50 wide: the kernel gave wrong products or crashed
+    layer = Int8WeightLinear(linear)
+    monkeypatch.setattr(torch, "_weight_int8pack_mm", lambda *a: pytest.fail("int8 path for a 50-wide layer"))
+    x = torch.randn(1, 50, dtype=torch.bfloat16)
+    assert torch.allclose(layer(x).float(), linear(x.float()), atol=0.05, rtol=0.02)
+
+
 def test_fp32_inputs_use_the_bf16_weight(monkeypatch):
     layer = Int8WeightLinear(_layer())
     monkeypatch.setattr(torch, "_weight_int8pack_mm", lambda *a: pytest.fail("int8 path for an fp32 input"))

@@ -21,6 +21,10 @@ from __future__ import annotations
 import torch
 
 INT8_MAX_ROWS = 4
+# torch 2.13's CPU kernel reads the input width in blocks: widths that are not a multiple of 16 gave wrong products
+# or crashed the process (probed: 50 and 100 wrong or a segfault; 32, 48, 64, 96 and 128 right); 32 leaves margin,
+# and every LM layer spart uses is a multiple of 64 wide.
+INT8_WIDTH_MULTIPLE = 32
 
 
 class Int8WeightLinear(torch.nn.Module):
@@ -28,7 +32,8 @@ class Int8WeightLinear(torch.nn.Module):
 
     :param linear: the layer to copy (any float dtype; not changed).
     :param max_rows: calls with at most this many rows (all leading dimensions together) of a bf16 input use the
-        int8 weight; others use the bf16 weight.
+        int8 weight; others use the bf16 weight, as does every call when ``in_features`` is not a multiple of
+        :data:`INT8_WIDTH_MULTIPLE` (the kernel's blocks).
 
     Usage::
 
@@ -40,7 +45,8 @@ class Int8WeightLinear(torch.nn.Module):
         super().__init__()
         weight = linear.weight.detach().float()
         scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
-        self.in_features, self.out_features, self.max_rows = linear.in_features, linear.out_features, max_rows
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.max_rows = max_rows if linear.in_features % INT8_WIDTH_MULTIPLE == 0 else 0  # 0: never the int8 path
         self.register_buffer("weight", weight.to(torch.bfloat16))
         self.register_buffer("weight_int8", torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8))
         self.register_buffer("scales", scales.to(torch.bfloat16))
