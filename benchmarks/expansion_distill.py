@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import sys
 import time
@@ -96,15 +95,14 @@ def cmd_train(args) -> int:
     """Distil the expanded queries' corpus-wide ranking into the query tower; evaluate every epoch."""
     import numpy as np
     import torch
+    from _frozen_corpus import frozen_passage_embeddings, print_trivia_table, trivia_hits
     from bench_embedding import cpu_description
 
     from spart.data import read_passages
     from spart.encoders import DualEncoder
     from spart.encoders.loading import packaged_minilm_path
-    from spart.evaluation.answers import hits_for_ranking
     from spart.evaluation.datasets import load_dataset
-    from spart.evaluation.metrics import beir_metrics, top_k_accuracy
-    from spart.evaluation.significance import paired_significance
+    from spart.evaluation.metrics import beir_metrics
     from spart.index import DenseIndex
     from spart.training.losses.kl_distillation_loss import KLDistillationLoss
     from spart.training.schedule import linear_warmup_decay
@@ -120,15 +118,7 @@ def cmd_train(args) -> int:
     ids, texts, titles = [p.id for p in passages], [p.text for p in passages], [p.title for p in passages]
 
     base = DualEncoder.load(args.base or packaged_minilm_path(), device="cpu", backend="torch")
-    corpus_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
-    cached = args.out / f"passages-{base.passage_fingerprint}-{corpus_key}.npy"  # the base's frozen passage side
-    if cached.exists():
-        P = np.load(cached)
-    else:
-        P = base.encode_passages(texts, titles, batch_size=64, show_progress=True)
-        with open(cached.with_suffix(".tmp"), "wb") as f:
-            np.save(f, P)
-        cached.with_suffix(".tmp").replace(cached)
+    P = frozen_passage_embeddings(base, ids, texts, titles, args.out)  # the base's frozen passage side
     Pt = torch.from_numpy(P)
     index = DenseIndex(P.shape[1], "Flat")
     index.add(P)  # ids = row numbers
@@ -156,10 +146,7 @@ def cmd_train(args) -> int:
                 means, per_query = beir_metrics(data.qrels, ranked, ["ndcg@10", "recall@100"])
                 row[name] = {**means, "per_query": [per_query[x.id]["ndcg@10"] for x in data.queries]}
             else:
-                hits = [hits_for_ranking(x.answers, [texts[j] for j in top[i]]) for i, x in enumerate(data.queries)]
-                row[name] = {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20, 100)).items()}
-                row[name]["hits20"] = [float(any(h[:20])) for h in hits]
-                row[name]["hits5"] = [float(any(h[:5])) for h in hits]
+                row[name] = trivia_hits(encoder, index, data, texts)
         return row
 
     results_path = args.out / f"train-{args.tag}.json"
@@ -207,20 +194,7 @@ def cmd_train(args) -> int:
         if args.save:
             student.save(args.out / f"model-{args.tag}-epoch{epoch}")
 
-    base_row = results["epochs"]["0"]
-    print(
-        f"\n{'epoch':>5s} {'dev nDCG':>8s} {'test t1':>7s} {'t5':>5s} {'t20':>5s} {'t100':>5s} {'p20':>6s} "
-        f"{'train t5':>8s} {'t20':>5s} {'p20':>6s}"
-    )
-    for epoch, row in results["epochs"].items():
-        p_test = paired_significance(row["test"]["hits20"], base_row["test"]["hits20"]) if epoch != "0" else 1.0
-        p_train = paired_significance(row["train"]["hits20"], base_row["train"]["hits20"]) if epoch != "0" else 1.0
-        t, tr = row["test"], row["train"]
-        print(
-            f"{epoch:>5s} {row['pseudo_dev']['ndcg@10']:8.3f} {100 * t['top1']:7.1f} {100 * t['top5']:5.1f} "
-            f"{100 * t['top20']:5.1f} {100 * t['top100']:5.1f} {p_test:6.3f} {100 * tr['top5']:8.1f} "
-            f"{100 * tr['top20']:5.1f} {p_train:6.3f}"
-        )
+    print_trivia_table(results["epochs"], "epoch", {"dev nDCG": "ndcg@10"})
     return 0
 
 

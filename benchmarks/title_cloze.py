@@ -24,7 +24,6 @@ test and train top-k are reported only.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import re
@@ -121,15 +120,13 @@ def read_rows(path: Path) -> list[dict]:
 def cmd_train(args) -> int:
     import numpy as np
     import torch
+    from _frozen_corpus import frozen_passage_embeddings, print_trivia_table, trivia_hits
     from bench_embedding import cpu_description
 
     from spart.data import read_passages
     from spart.encoders import DualEncoder
     from spart.encoders.loading import packaged_minilm_path
-    from spart.evaluation.answers import hits_for_ranking
     from spart.evaluation.datasets import load_dataset
-    from spart.evaluation.metrics import top_k_accuracy
-    from spart.evaluation.significance import paired_significance
     from spart.index import DenseIndex
     from spart.training.schedule import linear_warmup_decay
 
@@ -143,15 +140,7 @@ def cmd_train(args) -> int:
         rows_of_title[t].append(i)
 
     base = DualEncoder.load(args.base or packaged_minilm_path(), device="cpu", backend="torch")
-    corpus_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
-    cached = (args.cache or args.out) / f"passages-{base.passage_fingerprint}-{corpus_key}.npy"
-    if cached.exists():
-        P = np.load(cached)
-    else:
-        P = base.encode_passages(texts, titles, batch_size=64, show_progress=True)
-        with open(cached.with_suffix(".tmp"), "wb") as f:
-            np.save(f, P)
-        cached.with_suffix(".tmp").replace(cached)
+    P = frozen_passage_embeddings(base, ids, texts, titles, args.cache or args.out)
     Pt = torch.from_numpy(P)
     index = DenseIndex(P.shape[1], "Flat")
     index.add(P)
@@ -175,11 +164,7 @@ def cmd_train(args) -> int:
             hit20.append(float(rank is not None and rank < 20))
         row["pseudo_dev"] = {"mrr10": float(np.mean(rr)), "top20": float(np.mean(hit20)), "per_query": rr}
         for name, data in (("test", test), ("train", train_set)):
-            _, top = index.search(encoder.encode_queries([x.text for x in data.queries], batch_size=64), 100)
-            hits = [hits_for_ranking(x.answers, [texts[j] for j in top[i]]) for i, x in enumerate(data.queries)]
-            row[name] = {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20, 100)).items()}
-            row[name]["hits20"] = [float(any(h[:20])) for h in hits]
-            row[name]["hits5"] = [float(any(h[:5])) for h in hits]
+            row[name] = trivia_hits(encoder, index, data, texts)
         return row
 
     results_path = args.out / f"train-{args.tag}.json"
@@ -260,20 +245,7 @@ def cmd_train(args) -> int:
                 if args.save:
                     student.save(args.out / f"model-{args.tag}-step{step}")
 
-    base_row = results["evals"]["0"]
-    print(
-        f"\n{'step':>5s} {'dev MRR':>7s} {'dev t20':>7s} {'test t1':>7s} {'t5':>5s} {'t20':>5s} {'t100':>5s} "
-        f"{'p20':>6s} {'train t5':>8s} {'t20':>5s} {'t100':>5s} {'p20':>6s}"
-    )
-    for key, row in results["evals"].items():
-        p_test = paired_significance(row["test"]["hits20"], base_row["test"]["hits20"])
-        p_train = paired_significance(row["train"]["hits20"], base_row["train"]["hits20"])
-        t, tr, d = row["test"], row["train"], row["pseudo_dev"]
-        print(
-            f"{key:>5s} {d['mrr10']:7.3f} {100 * d['top20']:7.1f} {100 * t['top1']:7.1f} {100 * t['top5']:5.1f} "
-            f"{100 * t['top20']:5.1f} {100 * t['top100']:5.1f} {p_test:6.3f} {100 * tr['top5']:8.1f} "
-            f"{100 * tr['top20']:5.1f} {100 * tr['top100']:5.1f} {p_train:6.3f}"
-        )
+    print_trivia_table(results["evals"], "step", {"dev MRR": "mrr10", "dev t20": "top20"})
     return 0
 
 

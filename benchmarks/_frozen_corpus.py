@@ -1,0 +1,59 @@
+"""Pieces shared by the experiments that train a query tower against a frozen passage side and report trivia
+top-k (``expansion_distill.py``, ``title_cloze.py``): the base's passage embeddings, cached, and DPR answer hits."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+
+def frozen_passage_embeddings(base, ids: list[str], texts: list[str], titles: list[str], cache_dir: Path) -> np.ndarray:
+    """The base encoder's passage embeddings, cached under ``cache_dir`` by its passage fingerprint and the ids."""
+    corpus_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+    cached = cache_dir / f"passages-{base.passage_fingerprint}-{corpus_key}.npy"
+    if cached.exists():
+        return np.load(cached)
+    embeddings = base.encode_passages(texts, titles, batch_size=64, show_progress=True)
+    with open(cached.with_suffix(".tmp"), "wb") as f:
+        np.save(f, embeddings)
+    cached.with_suffix(".tmp").replace(cached)
+    return embeddings
+
+
+def trivia_hits(encoder, index, data, texts: list[str]) -> dict:
+    """Top-1/5/20/100 answer accuracy (DPR string match) of ``encoder``'s queries over ``index`` (row numbers),
+    with the per-question top-5 and top-20 hits for paired tests."""
+    from spart.evaluation.answers import hits_for_ranking
+    from spart.evaluation.metrics import top_k_accuracy
+
+    _, top = index.search(encoder.encode_queries([x.text for x in data.queries], batch_size=64), 100)
+    hits = [hits_for_ranking(x.answers, [texts[j] for j in top[i]]) for i, x in enumerate(data.queries)]
+    row = {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20, 100)).items()}
+    row["hits20"] = [float(any(h[:20])) for h in hits]
+    row["hits5"] = [float(any(h[:5])) for h in hits]
+    return row
+
+
+def print_trivia_table(evals: dict[str, dict], label: str, dev_columns: dict[str, str]) -> None:
+    """One line per evaluation (the first is the base): pseudo-dev columns (``{header: metric}`` of
+    ``row["pseudo_dev"]``), then trivia test and train top-k, with paired t-test p of top-20 against the base."""
+    from spart.evaluation.significance import paired_significance
+
+    base = next(iter(evals.values()))
+    dev = "".join(f" {h:>8s}" for h in dev_columns)
+    print(
+        f"\n{label:>5s}{dev} {'test t1':>7s} {'t5':>5s} {'t20':>5s} {'t100':>5s} {'p20':>6s} "
+        f"{'train t5':>8s} {'t20':>5s} {'t100':>5s} {'p20':>6s}"
+    )
+    for key, row in evals.items():
+        p_test = paired_significance(row["test"]["hits20"], base["test"]["hits20"])
+        p_train = paired_significance(row["train"]["hits20"], base["train"]["hits20"])
+        t, tr = row["test"], row["train"]
+        dev = "".join(f" {row['pseudo_dev'][m]:8.3f}" for m in dev_columns.values())
+        print(
+            f"{key:>5s}{dev} {100 * t['top1']:7.1f} {100 * t['top5']:5.1f} {100 * t['top20']:5.1f} "
+            f"{100 * t['top100']:5.1f} {p_test:6.3f} {100 * tr['top5']:8.1f} {100 * tr['top20']:5.1f} "
+            f"{100 * tr['top100']:5.1f} {p_train:6.3f}"
+        )
