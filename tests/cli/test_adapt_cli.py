@@ -30,6 +30,7 @@ def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
     assert (o.reindex_every, o.art_base_weight, o.instruction, o.select) == (0, 0.5, None, "latest")
     assert not o.fixed_candidates and not o.query_tower_only and o.art_teacher_temperature == "auto"
     assert (o.expander, o.expander_instruction, o.expander_max_new_tokens) == (None, None, 32)
+    assert o.max_dev_questions == 500
     out = capsys.readouterr().out
     assert "report: r.md" in out and "expansion" not in out
 
@@ -63,6 +64,12 @@ def test_art_teachers_budget_and_lengths_are_passed(captured):
     assert (o.passage_max_length, o.generation_batch_size, o.exports) == (128, 8, 2)
     assert (o.art_base_weight, o.epochs, o.instruction, o.select) == (None, 1.5, "Ask a quiz question.", "best")
     assert o.fixed_candidates and o.query_tower_only and o.art_teacher_temperature == 0.5
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("0", None), ("40", 40)])
+def test_max_dev_caps_pseudo_dev_and_zero_lifts_the_cap(captured, flag, expected):
+    assert main(["adapt", "--corpus", "c.jsonl", "--out", "run", "--max-dev", flag]) == 0
+    assert captured["options"].max_dev_questions == expected
 
 
 def test_unknown_method_is_refused(captured, capsys):
