@@ -73,6 +73,8 @@ def test_every_linear_of_an_lm_is_replaced_prompts_match_bf16_and_tokens_stay_cl
     assert hold_linear_weights_in_int8(held) == n_linear > 0
     assert not any(isinstance(m, torch.nn.Linear) for m in held.modules())
     assert held.get_input_embeddings().weight.dtype == torch.bfloat16  # not quantised
+    if tied:  # the head's bf16 weight is the input embedding's tensor, not a copy
+        assert held.get_output_embeddings().weight.data_ptr() == held.get_input_embeddings().weight.data_ptr()
     ids = torch.randint(5, 1000, (1, 9), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         # a prompt (9 rows per layer) runs on the bf16 weights: bf16's logits, bit for bit

@@ -44,10 +44,12 @@ class Int8WeightLinear(torch.nn.Module):
     def __init__(self, linear: torch.nn.Linear, max_rows: int = INT8_MAX_ROWS) -> None:
         super().__init__()
         weight = linear.weight.detach().float()
+        # a bf16 weight is kept as it is: an output embedding tied to the input embedding shares its tensor
+        held = linear.weight.detach().to(torch.bfloat16)
         scales = (weight.abs().amax(dim=1) / 127.0).clamp_min(torch.finfo(torch.float32).tiny)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.max_rows = max_rows if linear.in_features % INT8_WIDTH_MULTIPLE == 0 else 0  # 0: never the int8 path
-        self.register_buffer("weight", weight.to(torch.bfloat16))
+        self.register_buffer("weight", held)
         self.register_buffer("weight_int8", torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8))
         self.register_buffer("scales", scales.to(torch.bfloat16))
         bias = None if linear.bias is None else linear.bias.detach().to(torch.bfloat16)
