@@ -42,9 +42,10 @@ def print_trivia_table(evals: dict[str, dict], label: str, dev_columns: dict[str
     from spart.evaluation.significance import paired_significance
 
     base = next(iter(evals.values()))
+    width = max(5, len(label), *(len(k) for k in evals))
     dev = "".join(f" {h:>8s}" for h in dev_columns)
     print(
-        f"\n{label:>5s}{dev} {'test t1':>7s} {'t5':>5s} {'t20':>5s} {'t100':>5s} {'p20':>6s} "
+        f"\n{label:>{width}s}{dev} {'test t1':>7s} {'t5':>5s} {'t20':>5s} {'t100':>5s} {'p20':>6s} "
         f"{'train t5':>8s} {'t20':>5s} {'t100':>5s} {'p20':>6s}"
     )
     for key, row in evals.items():
@@ -53,7 +54,7 @@ def print_trivia_table(evals: dict[str, dict], label: str, dev_columns: dict[str
         t, tr = row["test"], row["train"]
         dev = "".join(f" {row['pseudo_dev'][m]:8.3f}" for m in dev_columns.values())
         print(
-            f"{key:>5s}{dev} {100 * t['top1']:7.1f} {100 * t['top5']:5.1f} {100 * t['top20']:5.1f} "
+            f"{key:>{width}s}{dev} {100 * t['top1']:7.1f} {100 * t['top5']:5.1f} {100 * t['top20']:5.1f} "
             f"{100 * t['top100']:5.1f} {p_test:6.3f} {100 * tr['top5']:8.1f} {100 * tr['top20']:5.1f} "
             f"{100 * tr['top100']:5.1f} {p_train:6.3f}"
         )
