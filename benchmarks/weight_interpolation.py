@@ -10,8 +10,8 @@ questions are reported for every candidate so the reader sees what the choice co
 
     python benchmarks/weight_interpolation.py --corpus ../shared/data/wiki/passages.tsv --dataset ../shared/data/wiki \\
       --pseudo-dev $RUNS/wiki-quiz-pairs/run/questions --model pairs=$RUNS/wiki-quiz-pairs/run/model \\
-      --model distil=$RUNS/expand-distill/model-kl-t005-epoch5 --model generic=$RUNS/adapt-wiki-expand/run/pairs/final \\
-      --alphas 0.25,0.5,0.75,1 --out $RUNS/wise-ft
+      --model distil=$RUNS/expand-distill/model-kl-t005-epoch5 \\
+      --model generic=$RUNS/adapt-wiki-expand/run/pairs/final --alphas 0.25,0.5,0.75,1 --out $RUNS/wise-ft
 
 Each tower is interpolated on its own: a model whose towers are shared with the base's on one side (a query tower
 trained against a frozen index) keeps the base's passage embeddings, so only changed passage towers re-encode the
