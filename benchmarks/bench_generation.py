@@ -7,6 +7,8 @@ Run alone on a quiet machine (from the repo root)::
         --generator qwen=$MODELS/qwen2.5-coder-0.5b-instruct --passages 32 --batch-size 16
 
 ``--precision`` (default ``auto``) sets every generator's precision, e.g. ``bf16`` against ``bf16-weights``.
+``--whole-prompt`` adds, for each generator, a row that runs every prompt whole (the same replies, without the
+key/value cache of the prompts' shared start), as a baseline in the same run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="auto", help="QuestionGenerator precision (auto, fp32, bf16, ...)")
+    parser.add_argument("--whole-prompt", action="store_true", help="also time each LM running whole prompts")
     parser.add_argument("--out", help="JSON results")
     args = parser.parse_args(argv)
 
@@ -55,25 +58,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         gen.warm_up()
         gen.generate(chosen[: min(2, len(chosen))], seed=99)  # warm-up call
-        start = time.perf_counter()
-        replies = gen.generate(chosen, seed=0)
-        seconds = time.perf_counter() - start
-        parsed = sum(clean_question(r)[0] is not None for r in replies)
-        rows.append(
-            {
-                "generator": label,
-                "seconds": seconds,
-                "questions_per_s": len(chosen) / seconds,
-                "parsed": parsed / len(chosen),
-                "precision": gen.resolved_precision,
-            }
-        )
+        runs = [(label, lambda g=gen: g.generate(chosen, seed=0))]
+        if args.whole_prompt:  # generate() without the prefix: every prompt run from its first token
+            messages = [gen.prompt.user_message(p.title or "", p.text) for p in chosen]
+            runs.append((f"{label} (whole prompt)", lambda g=gen, m=messages: g.reply(m, seed=0, cue="Question")))
+        for name, run in runs:
+            start = time.perf_counter()
+            replies = run()
+            seconds = time.perf_counter() - start
+            parsed = sum(clean_question(r)[0] is not None for r in replies)
+            rows.append(
+                {
+                    "generator": name,
+                    "seconds": seconds,
+                    "questions_per_s": len(chosen) / seconds,
+                    "parsed": parsed / len(chosen),
+                    "precision": gen.resolved_precision,
+                    "replies": replies,
+                }
+            )
         del gen
     base = rows[0]["questions_per_s"]
-    print(f"{'generator':<24} {'q/s':>7} {'vs SmolLM2':>10} {'parsed':>7}")
+    print(f"{'generator':<32} {'q/s':>7} {'vs SmolLM2':>10} {'parsed':>7} {'same as whole prompt':>20}")
+    whole = {
+        r["generator"].removesuffix(" (whole prompt)"): r for r in rows if r["generator"].endswith("(whole prompt)")
+    }
     for r in rows:
         r["ratio"] = r["questions_per_s"] / base
-        print(f"{r['generator']:<24} {r['questions_per_s']:>7.3f} {r['ratio']:>9.2f}x {r['parsed']:>7.0%}")
+        same = ""
+        if r["generator"] in whole:
+            ref = whole[r["generator"]]["replies"]
+            same = f"{sum(a == b for a, b in zip(r['replies'], ref)) / len(ref):.0%}"
+            r["vs_whole_prompt"] = r["questions_per_s"] / whole[r["generator"]]["questions_per_s"]
+            same += f" ({r['vs_whole_prompt']:.2f}x)"
+        print(f"{r['generator']:<32} {r['questions_per_s']:>7.3f} {r['ratio']:>9.2f}x {r['parsed']:>7.0%} {same:>20}")
     if args.out:
         Path(args.out).write_text(json.dumps({"cpu": cpu, "passages": len(chosen), "rows": rows}, indent=1))
     return 0

@@ -209,14 +209,45 @@ def test_shared_prefix_is_run_once_and_gives_the_same_replies(tiny_causal_dir, m
     assert gen.reply(messages, prefix=INSTRUCTION) == plain
 
 
-def test_prefix_is_checked_and_ignored_for_batches(tiny_causal_dir, monkeypatch):
-    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=4, temperature=0, batch_size=2, precision="fp32")
+@pytest.mark.parametrize("chat", [False, True])
+def test_a_batch_shares_the_prefix_with_its_padding_after_it(tiny_causal_dir, monkeypatch, chat):
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=5, temperature=0, batch_size=2, precision="fp32")
     gen.warm_up()
+    if chat:
+        gen.tokenizer.chat_template = (
+            "system: be brief.\n{% for m in messages %}user: {{ m['content'] }}\n{% endfor %}assistant:"
+        )
+        gen.use_chat_template = True
     with pytest.raises(ValueError, match="prefix"):
         gen.reply(["Where is it?"], prefix=INSTRUCTION)
+    messages = [INSTRUCTION + q for q in QUESTIONS]  # questions of different lengths: the first batch is padded
+    plain = gen.reply(messages)
     seen = []
     generate = gen.model.generate
     monkeypatch.setattr(gen.model, "generate", lambda **kw: seen.append(kw) or generate(**kw))
-    messages = [INSTRUCTION + q for q in QUESTIONS]
-    gen.reply(messages, prefix=INSTRUCTION)
-    assert len(seen) == 2 and not any("cache" in kw or "past_key_values" in kw for kw in seen)  # left-padded
+    assert gen.reply(messages, prefix=INSTRUCTION) == plain
+    head = gen._prefix[1][0].tolist()
+    assert len(seen) == 2 and all(any(k in kw for k in ("cache", "past_key_values")) for kw in seen)
+    first = seen[0]
+    ids, mask = first["input_ids"], first["attention_mask"]
+    assert ids.shape[0] == 2 and all(row[: len(head)].tolist() == head for row in ids)  # the prefix leads each row
+    lengths = [
+        len(gen.tokenizer(p, add_special_tokens=gen._add_special)["input_ids"])
+        for p in gen._prompts(messages[:2], "Answer")
+    ]
+    assert mask.sum(1).tolist() == lengths and mask[:, : len(head)].all()  # padding only after the prefix
+    assert lengths[0] != lengths[1]
+
+
+def test_generate_runs_the_prompts_shared_start_once(tiny_causal_dir, monkeypatch):
+    from spart.data import Passage
+
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=5, temperature=0, batch_size=2, precision="fp32")
+    gen.warm_up()
+    passages = [Passage(f"p{i}", "The river flows past the old mill " * (i + 1), f"Mill {i}") for i in range(3)]
+    plain = gen.reply([gen.prompt.user_message(p.title, p.text) for p in passages], cue="Question")
+    seen = []
+    generate = gen.model.generate
+    monkeypatch.setattr(gen.model, "generate", lambda **kw: seen.append(kw) or generate(**kw))
+    assert gen.generate(passages) == plain
+    assert len(seen) == 2 and all(any(k in kw for k in ("cache", "past_key_values")) for kw in seen)

@@ -167,7 +167,7 @@ class QuestionGenerator:
         """
         items = [as_passage(p) for p in passages]
         messages = [self.prompt.user_message(p.title or "", p.text) for p in items]
-        return self.reply(messages, seed=seed, cue="Question")
+        return self.reply(messages, seed=seed, cue="Question", prefix=self.prompt.message_prefix())
 
     def reply(
         self, messages: Sequence[str], seed: int = 0, cue: str = "Answer", prefix: str | None = None
@@ -178,10 +178,11 @@ class QuestionGenerator:
         :param seed: seeds the sampling of this call (greedy decoding ignores it).
         :param cue: without a chat template a causal LM's prompt ends ``"\n\n{cue}:"``.
         :param prefix: text every message starts with (e.g. an instruction before the question). With a causal
-            LM and ``batch_size == 1`` the prompt's tokens up to the end of the prefix (the chat template's
-            system turn included) are run once and their key/value cache is reused by every later prompt that
-            starts with the same tokens, so each reply runs only the tokens after it; the replies are those of
-            the plain path up to float rounding. Ignored otherwise (a left-padded batch has no common prefix).
+            LM the prompt's tokens up to the end of the prefix (the chat template's system turn included) are run
+            once and their key/value cache is reused by every later prompt that starts with the same tokens, so
+            each reply runs only the tokens after it; in a batch each row is the prefix's tokens, then its left
+            padding, then the rest of its prompt. The replies are those of the plain path up to float rounding.
+            Ignored for seq2seq LMs (their prompt goes to the encoder).
         :returns: one decoded reply per message.
         :raises ValueError: if a message does not start with ``prefix``.
         """
@@ -194,14 +195,11 @@ class QuestionGenerator:
             return []
         if prefix is not None and not all(m.startswith(prefix) for m in items):
             raise ValueError(f"every message must start with the prefix {prefix!r}")
-        cached = self._prefix_cache(prefix, cue) if prefix and self.batch_size == 1 else None
+        cached = self._prefix_cache(prefix, cue) if prefix else None
         replies: list[str] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            encoded = self.tokenizer(
-                self._prompts(chunk, cue), return_tensors="pt", padding=True, add_special_tokens=self._add_special
-            )
-            enc = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}  # no token_type_ids
+            prompts = self._prompts(chunk, cue)
             torch.manual_seed(seed * 1_000_003 + start)
             sample = self.temperature > 0
             kwargs = (
@@ -209,11 +207,14 @@ class QuestionGenerator:
                 if sample
                 else {"do_sample": False}
             )
-            if cached is not None:
-                prefix_ids, cache = cached
-                ids = enc["input_ids"][0]
-                if len(ids) > len(prefix_ids) and torch.equal(ids[: len(prefix_ids)], prefix_ids):
-                    kwargs[_cache_argument()] = copy.deepcopy(cache)  # generate extends the cache it is given
+            shared = self._after_prefix(prompts, cached) if cached is not None else None
+            if shared is not None:
+                enc, kwargs[_cache_argument()] = shared
+            else:
+                encoded = self.tokenizer(
+                    prompts, return_tensors="pt", padding=True, add_special_tokens=self._add_special
+                )
+                enc = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}  # no token_type_ids
             with torch.inference_mode(), self._autocast():
                 out = self.model.generate(
                     **enc, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **kwargs
@@ -254,6 +255,32 @@ class QuestionGenerator:
             cached = (ids, getattr(out, _cache_argument()))
         self._prefix = ((prefix, cue), cached)
         return cached
+
+    def _after_prefix(self, prompts: list[str], cached) -> tuple[dict[str, Any], Any] | None:
+        """``(inputs, cache)`` for ``prompts`` that all start with the cached prefix's tokens: each row is those
+        tokens, then left padding, then the rest of its prompt (positions skip the padding, as in a left-padded
+        batch), with a copy of the prefix's cache for every row; ``None`` when a prompt does not start with them
+        (the plain path then runs the whole prompt)."""
+        import torch
+
+        prefix_ids, cache = cached
+        head = prefix_ids.tolist()
+        rows = self.tokenizer(prompts, add_special_tokens=self._add_special)["input_ids"]
+        if not all(len(r) > len(head) and r[: len(head)] == head for r in rows):
+            return None
+        tails = [r[len(head) :] for r in rows]
+        width = max(len(t) for t in tails)
+        pad = self.tokenizer.pad_token_id
+        ids = [head + [pad] * (width - len(t)) + t for t in tails]
+        mask = [[1] * len(head) + [0] * (width - len(t)) + [1] * len(t) for t in tails]
+        shared = copy.deepcopy(cache)  # generate extends the cache it is given
+        if len(prompts) > 1:
+            shared.batch_repeat_interleave(len(prompts))
+        enc = {
+            "input_ids": torch.tensor(ids, device=self.device),
+            "attention_mask": torch.tensor(mask, device=self.device),
+        }
+        return enc, shared
 
     def __repr__(self) -> str:
         return f"QuestionGenerator(model={self.model_name!r}, kind={self.model_kind!r}, chat={self.use_chat_template})"

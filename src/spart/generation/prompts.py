@@ -44,16 +44,21 @@ class GenerationPrompt:
             raise ValueError(f"max_passage_words must be positive, got {self.max_passage_words}")
         object.__setattr__(self, "examples", tuple(q.strip() for q in self.examples if q and q.strip()))
 
+    def message_prefix(self) -> str:
+        """The text every :meth:`user_message` starts with (the style examples, then ``"Passage:"``): what the
+        prompts of a batch share, so a causal LM runs it once (:meth:`QuestionGenerator.reply`'s ``prefix``)."""
+        examples = "\n".join(f"- {q}" for q in self.examples)
+        return (f"Examples of questions users ask:\n{examples}\n\n" if self.examples else "") + "Passage:\n"
+
     def user_message(self, title: str, text: str) -> str:
         """The request for one passage (a chat turn, or the whole prompt of a seq2seq model)."""
         words = text.split()
         body = " ".join(words[: self.max_passage_words]) + (" ..." if len(words) > self.max_passage_words else "")
-        parts = []
-        if self.examples:
-            parts.append("Examples of questions users ask:\n" + "\n".join(f"- {q}" for q in self.examples))
-        parts.append(f"Passage:\n{title}\n{body}" if title else f"Passage:\n{body}")
-        parts.append(self.instruction)
-        return "\n\n".join(parts)
+        return (
+            f"{self.message_prefix()}{title}\n{body}\n\n{self.instruction}"
+            if title
+            else (f"{self.message_prefix()}{body}\n\n{self.instruction}")
+        )
 
     def digest(self) -> str:
         """A short hash of everything that changes the prompt (part of a run's settings)."""
