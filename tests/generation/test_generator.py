@@ -251,3 +251,17 @@ def test_generate_runs_the_prompts_shared_start_once(tiny_causal_dir, monkeypatc
     monkeypatch.setattr(gen.model, "generate", lambda **kw: seen.append(kw) or generate(**kw))
     assert gen.generate(passages) == plain
     assert len(seen) == 2 and all(any(k in kw for k in ("cache", "past_key_values")) for kw in seen)
+
+
+def test_a_cache_that_cannot_be_repeated_falls_back_to_whole_prompts(tiny_causal_dir, monkeypatch):
+    gen = QuestionGenerator(str(tiny_causal_dir), max_new_tokens=5, temperature=0, batch_size=2, precision="fp32")
+    gen.warm_up()
+    messages = [INSTRUCTION + q for q in [*QUESTIONS, "Why?"]]  # two batches of two
+    plain = gen.reply(messages)
+    ids, _ = gen._prefix_cache(INSTRUCTION, "Answer")
+    gen._prefix = ((INSTRUCTION, "Answer"), (ids, object()))  # a cache type without batch_repeat_interleave
+    seen = []
+    generate = gen.model.generate
+    monkeypatch.setattr(gen.model, "generate", lambda **kw: seen.append(kw) or generate(**kw))
+    assert gen.reply(messages, prefix=INSTRUCTION) == plain
+    assert len(seen) == 2 and not any("cache" in kw or "past_key_values" in kw for kw in seen)

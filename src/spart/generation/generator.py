@@ -260,10 +260,12 @@ class QuestionGenerator:
         """``(inputs, cache)`` for ``prompts`` that all start with the cached prefix's tokens: each row is those
         tokens, then left padding, then the rest of its prompt (positions skip the padding, as in a left-padded
         batch), with a copy of the prefix's cache for every row; ``None`` when a prompt does not start with them
-        (the plain path then runs the whole prompt)."""
+        (the plain path then runs the whole prompt) or when the cache cannot be repeated across rows."""
         import torch
 
         prefix_ids, cache = cached
+        if len(prompts) > 1 and not hasattr(cache, "batch_repeat_interleave"):
+            return None
         head = prefix_ids.tolist()
         rows = self.tokenizer(prompts, add_special_tokens=self._add_special)["input_ids"]
         if not all(len(r) > len(head) and r[: len(head)] == head for r in rows):

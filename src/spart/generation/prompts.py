@@ -54,11 +54,8 @@ class GenerationPrompt:
         """The request for one passage (a chat turn, or the whole prompt of a seq2seq model)."""
         words = text.split()
         body = " ".join(words[: self.max_passage_words]) + (" ..." if len(words) > self.max_passage_words else "")
-        return (
-            f"{self.message_prefix()}{title}\n{body}\n\n{self.instruction}"
-            if title
-            else (f"{self.message_prefix()}{body}\n\n{self.instruction}")
-        )
+        passage = f"{title}\n{body}" if title else body
+        return f"{self.message_prefix()}{passage}\n\n{self.instruction}"
 
     def digest(self) -> str:
         """A short hash of everything that changes the prompt (part of a run's settings)."""
