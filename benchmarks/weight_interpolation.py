@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -63,26 +62,19 @@ def interpolated(base, tuned: list, weights: list[float]):
     return out
 
 
-def pseudo_dev_scores(encoder, index, questions_dir: Path, row_of: dict[str, int]) -> dict:
-    """nDCG@10 and MRR@10 of ``encoder`` on a spart question directory's pseudo-dev (one source passage each)."""
-    queries = {}
-    for line in (questions_dir / "queries.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
-    relevant = {}
-    for line in (questions_dir / "qrels" / "pseudo-dev.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, pid, _ = line.split("\t")
-        relevant.setdefault(qid, set()).add(row_of[pid])
-    ids = sorted(relevant)
-    _, top = index.search(encoder.encode_queries([queries[q] for q in ids], batch_size=64), 10)
-    ndcg, rr = [], []
-    for i, q in enumerate(ids):
-        ranks = [k for k, j in enumerate(top[i]) if j in relevant[q]]
-        ideal = sum(1 / math.log2(k + 2) for k in range(min(10, len(relevant[q]))))
-        ndcg.append(sum(1 / math.log2(k + 2) for k in ranks) / ideal)
-        rr.append(1.0 / (ranks[0] + 1) if ranks else 0.0)
-    return {"ndcg10": sum(ndcg) / len(ndcg), "mrr10": sum(rr) / len(rr), "per_query": ndcg}
+def pseudo_dev_scores(encoder, index, dev, ids: list[str]) -> dict:
+    """nDCG@10 and MRR@10 of ``encoder`` on pseudo-dev (a spart question directory's ``pseudo-dev`` split, loaded
+    by :func:`spart.evaluation.datasets.load_dataset`), with the per-question nDCG@10 for paired tests."""
+    from spart.evaluation.metrics import beir_metrics
+
+    _, top = index.search(encoder.encode_queries([q.text for q in dev.queries], batch_size=64), 10)
+    ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(dev.queries)}
+    means, per_query = beir_metrics(dev.qrels, ranked, ["ndcg@10", "mrr@10"])
+    return {
+        "ndcg10": means["ndcg@10"],
+        "mrr10": means["mrr@10"],
+        "per_query": [v["ndcg@10"] for v in per_query.values()],
+    }
 
 
 def main(argv=None) -> int:
@@ -113,8 +105,8 @@ def main(argv=None) -> int:
 
     passages = list(read_passages(args.corpus))
     ids, texts, titles = [p.id for p in passages], [p.text for p in passages], [p.title for p in passages]
-    row_of = {pid: i for i, pid in enumerate(ids)}
     test, train = load_dataset(args.dataset, "test"), load_dataset(args.dataset, "train")
+    dev = load_dataset(args.pseudo_dev, "pseudo-dev")
 
     def load(location):
         return DualEncoder.load(location, device="cpu", precision="auto", backend="torch")
@@ -142,7 +134,7 @@ def main(argv=None) -> int:
             P = frozen_passage_embeddings(encoder, ids, texts, titles, args.out)
             index = DenseIndex(P.shape[1], "Flat")
             index.add(P)
-            row = {"pseudo_dev": pseudo_dev_scores(encoder, index, args.pseudo_dev, row_of)}
+            row = {"pseudo_dev": pseudo_dev_scores(encoder, index, dev, ids)}
             row["test"] = trivia_hits(encoder, index, test, texts)
             row["train"] = trivia_hits(encoder, index, train, texts)
         results["evals"][key] = row
