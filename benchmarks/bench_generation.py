@@ -8,7 +8,9 @@ Run alone on a quiet machine (from the repo root)::
 
 ``--precision`` (default ``auto``) sets every generator's precision, e.g. ``bf16`` against ``bf16-weights``.
 ``--whole-prompt`` adds, for each generator, a row that runs every prompt whole (the same replies, without the
-key/value cache of the prompts' shared start), as a baseline in the same run.
+key/value cache of the prompts' shared start), as a baseline in the same run. ``--student-passage-tokens N`` adds a
+row that shows each LM the passages cut to what the packaged MiniLM reads in N passage tokens (``spart adapt
+--student-view``), against whole passages in the same run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="auto", help="QuestionGenerator precision (auto, fp32, bf16, ...)")
     parser.add_argument("--whole-prompt", action="store_true", help="also time each LM running whole prompts")
+    parser.add_argument(
+        "--student-passage-tokens", type=int, help="also time passages cut to MiniLM's first N passage tokens"
+    )
     parser.add_argument("--out", help="JSON results")
     args = parser.parse_args(argv)
 
@@ -48,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     passages = list(read_passages(args.corpus))
     chosen = [passages[i] for i in sample_passages(passages, args.passages, seed=0)]
+    viewed = None
+    if args.student_passage_tokens:
+        from dataclasses import replace
+
+        from spart.encoders import DualEncoder
+        from spart.encoders.loading import packaged_minilm_path
+
+        student = DualEncoder.load(packaged_minilm_path())
+        cut = student.passage_view([p.text for p in chosen], [p.title for p in chosen], args.student_passage_tokens)
+        viewed = [replace(p, text=t) for p, t in zip(chosen, cut)]
+        words = sum(len(t.split()) for t in cut) / sum(len(p.text.split()) for p in chosen)
+        print(f"student view: {args.student_passage_tokens} MiniLM passage tokens keep {words:.0%} of the words")
     systems = [("smollm2 (baseline)", None)] + [tuple(g.split("=", 1)) for g in args.generator]
     cpu = cpu_description()
     print(f"CPU: {cpu['model']} ({cpu['cpus']} CPUs), flags of interest: {' '.join(cpu['key_flags'])}")
@@ -58,18 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         gen.warm_up()
         gen.generate(chosen[: min(2, len(chosen))], seed=99)  # warm-up call
-        runs = [(label, lambda g=gen: g.generate(chosen, seed=0))]
+        runs = [(label, "", lambda g=gen: g.generate(chosen, seed=0))]
         if args.whole_prompt:  # generate() without the prefix: every prompt run from its first token
             messages = [gen.prompt.user_message(p.title or "", p.text) for p in chosen]
-            runs.append((f"{label} (whole prompt)", lambda g=gen, m=messages: g.reply(m, seed=0, cue="Question")))
-        for name, run in runs:
+            runs.append((label, "whole prompt", lambda g=gen, m=messages: g.reply(m, seed=0, cue="Question")))
+        if viewed is not None:
+            runs.append((label, "student view", lambda g=gen: g.generate(viewed, seed=0)))
+        for name, variant, run in runs:
             start = time.perf_counter()
             replies = run()
             seconds = time.perf_counter() - start
             parsed = sum(clean_question(r)[0] is not None for r in replies)
             rows.append(
                 {
-                    "generator": name,
+                    "generator": f"{name} ({variant})" if variant else name,
+                    "label": name,
+                    "variant": variant,
                     "seconds": seconds,
                     "questions_per_s": len(chosen) / seconds,
                     "parsed": parsed / len(chosen),
@@ -79,19 +100,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         del gen
     base = rows[0]["questions_per_s"]
-    print(f"{'generator':<32} {'q/s':>7} {'vs SmolLM2':>10} {'parsed':>7} {'same as whole prompt':>20}")
-    whole = {
-        r["generator"].removesuffix(" (whole prompt)"): r for r in rows if r["generator"].endswith("(whole prompt)")
-    }
+    print(f"{'generator':<32} {'q/s':>7} {'vs SmolLM2':>10} {'parsed':>7}  same replies as whole prompt / speed")
+    plain = {r["label"]: r for r in rows if not r["variant"]}
+    whole = {r["label"]: r for r in rows if r["variant"] == "whole prompt"}
     for r in rows:
         r["ratio"] = r["questions_per_s"] / base
         same = ""
-        if r["generator"] in whole:
-            ref = whole[r["generator"]]["replies"]
+        if not r["variant"] and r["label"] in whole:
+            ref = whole[r["label"]]["replies"]
             same = f"{sum(a == b for a, b in zip(r['replies'], ref)) / len(ref):.0%}"
-            r["vs_whole_prompt"] = r["questions_per_s"] / whole[r["generator"]]["questions_per_s"]
+            r["vs_whole_prompt"] = r["questions_per_s"] / whole[r["label"]]["questions_per_s"]
             same += f" ({r['vs_whole_prompt']:.2f}x)"
-        print(f"{r['generator']:<32} {r['questions_per_s']:>7.3f} {r['ratio']:>9.2f}x {r['parsed']:>7.0%} {same:>20}")
+        if r["variant"] == "student view":
+            r["vs_whole_passages"] = r["questions_per_s"] / plain[r["label"]]["questions_per_s"]
+            same = f"{r['vs_whole_passages']:.2f}x whole passages"
+        print(f"{r['generator']:<32} {r['questions_per_s']:>7.3f} {r['ratio']:>9.2f}x {r['parsed']:>7.0%}  {same}")
     if args.out:
         Path(args.out).write_text(json.dumps({"cpu": cpu, "passages": len(chosen), "rows": rows}, indent=1))
     return 0

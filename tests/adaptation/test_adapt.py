@@ -217,6 +217,17 @@ def test_adapt_passes_its_instruction_to_the_question_writer(options, monkeypatc
     assert result["instruction"] == options.instruction and result["stats"]["pseudo-dev"] == 16
 
 
+def test_adapt_student_view_shows_the_question_writer_the_training_passage_length(options, tmp_path):
+    options.student_view = True
+    Adaptation(options, generator=FakeGenerator()).stage_questions()
+    recorded = json.loads((tmp_path / "run" / "questions" / "generation.json").read_text())["generation"]
+    assert recorded["student_passage_tokens"] == 128  # ART's training length
+    options.passage_max_length, options.out = 64, str(tmp_path / "other")
+    Adaptation(options, generator=FakeGenerator()).stage_questions()
+    recorded = json.loads((tmp_path / "other" / "questions" / "generation.json").read_text())["generation"]
+    assert recorded["student_passage_tokens"] == 64
+
+
 def _result(system, kind, summary, per_query):
     from spart.evaluation.evaluate import SystemResult
 

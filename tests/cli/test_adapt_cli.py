@@ -30,7 +30,7 @@ def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
     assert (o.reindex_every, o.art_base_weight, o.instruction, o.select) == (0, 0.5, None, "latest")
     assert not o.fixed_candidates and not o.query_tower_only and o.art_teacher_temperature == "auto"
     assert (o.expander, o.expander_instruction, o.expander_max_new_tokens) == (None, None, 32)
-    assert o.max_dev_questions == 500
+    assert o.max_dev_questions == 500 and not o.student_view
     out = capsys.readouterr().out
     assert "report: r.md" in out and "expansion" not in out
 
@@ -58,12 +58,12 @@ def test_art_teachers_budget_and_lengths_are_passed(captured):
     argv += ["smollm2", "--train-budget", "30", "--passage-max-length", "128", "--generation-batch-size", "8"]
     argv += ["--exports", "2", "--art-base-weight", "audit", "--epochs", "1.5", "--instruction", "Ask a quiz question."]
     argv += ["--select", "best", "--fixed-candidates", "--query-tower-only", "--art-teacher-temperature", "0.5"]
-    assert main(argv) == 0
+    assert main([*argv, "--student-view"]) == 0
     o = captured["options"]
     assert (o.method, o.teachers, o.train_budget_minutes) == ("art", ["q=lm", "smollm2"], 30.0)
     assert (o.passage_max_length, o.generation_batch_size, o.exports) == (128, 8, 2)
     assert (o.art_base_weight, o.epochs, o.instruction, o.select) == (None, 1.5, "Ask a quiz question.", "best")
-    assert o.fixed_candidates and o.query_tower_only and o.art_teacher_temperature == 0.5
+    assert o.fixed_candidates and o.query_tower_only and o.art_teacher_temperature == 0.5 and o.student_view
 
 
 @pytest.mark.parametrize(("flag", "expected"), [("0", None), ("40", 40)])

@@ -85,6 +85,27 @@ def test_max_lengths_truncate(tiny_bert_dir):
     assert encoder.tokenize_passages([long], ["title"])["input_ids"].shape[1] == 12
 
 
+def test_passage_view_is_the_text_the_passage_tower_reads(tiny_bert_dir):
+    encoder = fp32(tiny_bert_dir, passage_max_length=16)
+    texts = [
+        "The mitochondrion produces most of the cell's supply of adenosine triphosphate, used as chemical energy.",
+        "short text",
+        "unbelievably overcomplicated gyroscopic stabilisation apparatus " * 4,
+    ]
+    titles = ["Mitochondrion", "Title", None]
+    view = encoder.passage_view(texts, titles)
+    assert view[1] == texts[1]  # fits: whole
+    for whole, cut, title in zip(texts, view, titles):
+        assert whole.startswith(cut) and len(cut) <= len(whole)
+        full = encoder.tokenize_passages([whole], [title])["input_ids"][0].tolist()
+        assert encoder.tokenize_passages([cut], [title])["input_ids"][0].tolist() == full  # the same tokens
+    assert len(view[0]) < len(texts[0]) and len(view[2]) < len(texts[2])
+    assert encoder.passage_view(texts[:1], titles[:1], max_length=40) == texts[:1]  # a larger budget
+    assert encoder.passage_view(["some text here"], ["a very long title indeed"], max_length=5) == [""]
+    with pytest.raises(ValueError, match="max_length must be positive"):
+        encoder.passage_view(texts, titles, max_length=0)
+
+
 @pytest.mark.parametrize("bad", [[""], ["  "], [None], ["ok", 3]])
 def test_bad_texts_are_rejected(tiny_bert_dir, bad):
     encoder = fp32(tiny_bert_dir)

@@ -107,6 +107,49 @@ def test_a_run_recorded_before_a_newer_setting_existed_resumes(tmp_path, tiny_be
     assert again.calls == 0  # nothing generated anew: the earlier candidates were kept
 
 
+def test_the_generator_can_be_shown_each_passage_as_the_student_reads_it(tmp_path, tiny_bert_dir):
+    from spart.encoders import DualEncoder
+
+    passages = corpus()
+    shown = []
+
+    class Recording(FakeGenerator):
+        def generate(self, batch, seed=0):
+            shown.extend(batch)
+            return super().generate(batch, seed)
+
+    s = settings(filter_model=str(tiny_bert_dir), student_passage_tokens=16)
+    generate_questions(passages, tmp_path, Recording(), s, progress=False)
+    encoder = DualEncoder.load(tiny_bert_dir)
+    by_id = {p.id: p for p in passages}
+    assert len(shown) == 12
+    for p in shown:
+        whole = by_id[p.id]
+        assert p.title == whole.title and whole.text.startswith(p.text) and len(p.text) < len(whole.text)
+        cut = encoder.tokenize_passages([p.text], [p.title])["input_ids"][0].tolist()
+        assert (
+            cut == encoder._tokenize(encoder.format_passages([whole.text], [whole.title]), 16)["input_ids"][0].tolist()
+        )
+    assert json.loads((tmp_path / SETTINGS).read_text())["generation"]["student_passage_tokens"] == 16
+    with pytest.raises(ValueError, match="at least 8"):
+        settings(student_passage_tokens=4)
+
+
+def test_a_run_recorded_before_the_student_view_resumes_only_with_whole_passages(tmp_path, tiny_bert_dir):
+    s = settings(filter_model=str(tiny_bert_dir))
+    generate_questions(corpus(), tmp_path, FakeGenerator(), s, progress=False)
+    recorded = json.loads((tmp_path / SETTINGS).read_text())
+    del recorded["generation"]["student_passage_tokens"]  # a run written before the setting existed
+    (tmp_path / SETTINGS).write_text(json.dumps(recorded))
+    with pytest.raises(ValueError, match="other settings"):  # its questions were written from whole passages
+        generate_questions(
+            corpus(), tmp_path, FakeGenerator(), settings(filter_model=str(tiny_bert_dir), student_passage_tokens=16)
+        )
+    again = FakeGenerator()
+    generate_questions(corpus(), tmp_path, again, s, progress=False)
+    assert again.calls == 0
+
+
 def test_copied_examples_and_duplicates_are_not_kept(tmp_path, tiny_bert_dir):
     passages = corpus()
 

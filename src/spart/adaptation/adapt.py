@@ -78,6 +78,9 @@ class AdaptOptions:
     :param instruction: the request to the question writer (``None``:
         :data:`spart.generation.prompts.DEFAULT_INSTRUCTION`); e.g. a quiz-style request when the users' questions
         describe an answer without naming it.
+    :param student_view: show the question writer each passage as the student reads it in training (cut to
+        the training ``passage_max_length`` of the base model's tokens; see
+        :class:`~spart.generation.GenerationSettings`'s ``student_passage_tokens``) instead of whole.
     :param max_dev_questions: at most this many generated questions go to pseudo-dev (``None``: the
         ``dev_fraction`` alone); the audit reranks every pseudo-dev question's ``depth`` candidates with each
         teacher and selection re-scores pseudo-dev per checkpoint, so the cap bounds both when many questions are
@@ -129,6 +132,7 @@ class AdaptOptions:
     generator: str | None = None
     num_passages: int = 600
     instruction: str | None = None
+    student_view: bool = False
     filter_top_k: int = 20
     dev_fraction: float = 0.2
     max_dev_questions: int | None = 500
@@ -302,6 +306,7 @@ class Adaptation:
             filter_top_k=self.o.filter_top_k,
             dev_fraction=self.o.dev_fraction,
             max_dev_questions=self.o.max_dev_questions,
+            student_passage_tokens=self._training_passage_max_length() if self.o.student_view else None,
         )
         passages = list(read_passages(self.o.corpus))
         stats = generate_questions(passages, self.questions_dir, generator, settings, progress=self.o.progress)
@@ -399,7 +404,7 @@ class Adaptation:
             pooling=base.pooling,
             normalize=base.normalize,
             temperature=NORMALIZED_TEMPERATURE if base.normalize else 1.0,
-            passage_max_length=self.o.passage_max_length or base.passage_max_length,
+            passage_max_length=self._training_passage_max_length(),
             data={
                 "kind": "pairs",
                 "beir_dir": self.questions_dir,
@@ -409,6 +414,15 @@ class Adaptation:
         )
         run_training("few-shot", config, resume=True)
         return {"method": "pairs", "steps": steps, "pairs": n_pairs, "exports": exports}
+
+    def _training_passage_max_length(self) -> int:
+        """Passage tokens the student reads in training: ``passage_max_length``, else the base model's own for
+        pairs; ART re-embeds b x K passages a step, and 128 tokens keep that affordable, unless a frozen passage
+        tower embeds the corpus once, at the length the adapted model will be deployed with (the base's)."""
+        if self.o.passage_max_length:
+            return self.o.passage_max_length
+        own = self._base_config.passage_max_length
+        return 128 if self.o.method == "art" and not self.o.query_tower_only else own
 
     def _train_art(self) -> dict[str, Any]:
         from spart.training.config import ARTTrainingConfig
@@ -422,7 +436,7 @@ class Adaptation:
         questions = self._training_questions()
         n_questions = sum(1 for _ in open(questions, encoding="utf-8"))
         steps, exports = self._steps(n_questions)
-        base, base_lengths = self._base(), self._base_config
+        base = self._base()
         weight = audit["weight"] if self.o.art_base_weight is None else self.o.art_base_weight
         config = ARTTrainingConfig(
             **{**self._common_training_options(steps, exports), "shared": not self.o.query_tower_only},
@@ -433,10 +447,7 @@ class Adaptation:
             fixed_candidates=self.o.fixed_candidates,
             freeze_passage_tower=self.o.query_tower_only,
             teacher_temperature=self.o.art_teacher_temperature,
-            # ART re-embeds b x K passages a step: 128 tokens keep that affordable; a frozen passage tower embeds the
-            # corpus once, at the length the adapted model will be deployed with (the base's)
-            passage_max_length=self.o.passage_max_length
-            or (base_lengths.passage_max_length if self.o.query_tower_only else 128),
+            passage_max_length=self._training_passage_max_length(),
             # GradCache over the batch x top_k passages: one chunk's activations instead of all of them
             # (benchmarks/bench_art_memory.py: 16 x 32 passages, 6.3 GB -> 1.2 GB per step in bf16, no slower).
             grad_cache_chunk=ART_GRAD_CACHE_CHUNK,

@@ -98,6 +98,11 @@ def register(subparsers) -> None:
         help="replace the request to the question writer (e.g. quiz-style: describe the answer without naming it)",
     )
     parser.add_argument(
+        "--student-view",
+        action="store_true",
+        help="show the question writer each passage cut to what the student reads in training (its passage tokens)",
+    )
+    parser.add_argument(
         "--filter-top-k", type=int, default=d.filter_top_k, help="round-trip filter depth (0: keep all)"
     )
     parser.add_argument(
@@ -198,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         generator=args.generator,
         num_passages=args.num_passages,
         instruction=args.instruction,
+        student_view=args.student_view,
         filter_top_k=args.filter_top_k,
         max_dev_questions=args.max_dev or None,
         generation_batch_size=args.generation_batch_size,

@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-examples", type=int, default=5, help="how many example questions the prompt shows")
     parser.add_argument("--instruction", default=None, help="replace the default request to the LM")
     parser.add_argument("--filter-model", default=None, help="dense model of the round-trip filter (default MiniLM)")
+    parser.add_argument(
+        "--student-passage-tokens",
+        type=int,
+        default=None,
+        help="show the LM each passage cut to what --filter-model reads in this many passage tokens (default: whole)",
+    )
     parser.add_argument("--filter-top-k", type=int, default=20, help="keep if the source ranks in this top k (0: all)")
     parser.add_argument("--dev-fraction", type=float, default=0.2, help="share of kept questions in pseudo-dev")
     parser.add_argument(
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         filter_top_k=args.filter_top_k,
         dev_fraction=args.dev_fraction,
         max_dev_questions=args.max_dev or None,
+        student_passage_tokens=args.student_passage_tokens,
     )
     generator = build_generator(args)
     passages = list(read_passages(args.corpus))

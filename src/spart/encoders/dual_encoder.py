@@ -247,6 +247,37 @@ class DualEncoder(nn.Module):
         sep = self.tokenizer.sep_token or " "
         return [f"{title} {sep} {text}" if title else text for title, text in zip(titles, texts)]
 
+    def passage_view(
+        self, texts: Sequence[str], titles: Sequence[str | None] | None = None, max_length: int | None = None
+    ) -> list[str]:
+        """The part of each passage text the passage tower reads: the text cut after the last of its tokens that
+        fits in ``max_length`` (default: the model's ``passage_max_length``) with the title and special tokens.
+
+        A text that fits is returned whole; one whose title alone fills the budget comes back empty.
+
+        :param texts: passage texts.
+        :param titles: their titles (``None``: none), counted as :meth:`format_passages` writes them.
+        :param max_length: token budget, special tokens included.
+        :returns: one prefix of each text, cut at a token boundary.
+        """
+        formatted = self.format_passages(texts, titles)
+        budget = self.config.passage_max_length if max_length is None else max_length
+        if budget <= 0:
+            raise ValueError(f"max_length must be positive, got {budget}")
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ValueError("passage_view needs a fast tokenizer (character offsets)")
+        encoded = self.tokenizer(
+            formatted, truncation=True, max_length=budget, return_offsets_mapping=True, return_special_tokens_mask=True
+        )
+        cut = []
+        for text, whole, offsets, special in zip(
+            texts, formatted, encoded["offset_mapping"], encoded["special_tokens_mask"]
+        ):
+            start = len(whole) - len(text)  # the text ends the formatted string
+            end = max((e for (_, e), s in zip(offsets, special) if not s), default=0)
+            cut.append(text if end >= len(whole) else text[: max(end - start, 0)].rstrip())
+        return cut
+
     def tokenize_queries(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         _check_texts(texts, "query")
         return self._tokenize(list(texts), self.config.query_max_length)

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,11 @@ class GenerationSettings:
     :param max_dev_questions: at most this many in ``pseudo-dev`` (``None``: no cap); the audit reranks every
         pseudo-dev question's candidates with each teacher, so its cost follows this number.
     :param min_passage_words: shorter passages get no question.
+    :param student_passage_tokens: show the generator each passage as the encoder being adapted reads it in
+        training: the text cut after the last token that fits in this many of ``filter_model``'s passage tokens
+        (title and special tokens included; :meth:`~spart.encoders.DualEncoder.passage_view`), so no question
+        asks about text the student never sees, and the prompt is shorter. ``None`` shows the whole passage (up to
+        the prompt's ``max_passage_words``).
     """
 
     num_passages: int = 1000
@@ -54,6 +59,7 @@ class GenerationSettings:
     dev_fraction: float = 0.2
     min_passage_words: int = 20
     max_dev_questions: int | None = 500
+    student_passage_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_passages <= 0:
@@ -64,14 +70,27 @@ class GenerationSettings:
             raise ValueError(f"dev_fraction must be in [0, 1), got {self.dev_fraction}")
         if self.max_dev_questions is not None and self.max_dev_questions <= 0:
             raise ValueError(f"max_dev_questions must be positive (or None: no cap), got {self.max_dev_questions}")
+        if self.student_passage_tokens is not None and self.student_passage_tokens < 8:
+            raise ValueError(
+                "student_passage_tokens must be at least 8 (or None: whole passages), "
+                f"got {self.student_passage_tokens}"
+            )
+
+
+# What a run recorded before a setting existed did, for the settings that change the questions written.
+_BEFORE_RECORDED = {"student_passage_tokens": None}
 
 
 def _same_run(earlier: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether ``now`` continues the run recorded as ``earlier``: every setting equal, except that one the record
-    lacks is newer than the run and taken as given now (as ``spart adapt`` does with its options)."""
+    lacks is newer than the run and taken as given now (as ``spart adapt`` does with its options), unless it
+    changes what the generator is shown and differs from what the run did then (``_BEFORE_RECORDED``)."""
     if {k: v for k, v in earlier.items() if k != "generation"} != {k: v for k, v in now.items() if k != "generation"}:
         return False
-    return all(k in now["generation"] and now["generation"][k] == v for k, v in earlier.get("generation", {}).items())
+    recorded = earlier.get("generation", {})
+    if any(k not in recorded and now["generation"].get(k) != v for k, v in _BEFORE_RECORDED.items()):
+        return False
+    return all(k in now["generation"] and now["generation"][k] == v for k, v in recorded.items())
 
 
 def _read_candidates(path: Path) -> list[dict[str, Any]]:
@@ -151,11 +170,15 @@ def generate_questions(
     start = time.perf_counter()
     from tqdm.auto import tqdm
 
+    shown = _StudentView(settings) if settings.student_passage_tokens else None
     bar = tqdm(total=len(order), initial=len(done), desc="questions", unit="q", disable=not progress)
     generated = 0
     for begin in range(len(done), len(order), batch):
         rows = order[begin : begin + batch]
-        replies = generator.generate([passages[r] for r in rows], seed=settings.seed * 7919 + begin // batch)
+        batch_passages = [passages[r] for r in rows]
+        if shown is not None:
+            batch_passages = shown(batch_passages)
+        replies = generator.generate(batch_passages, seed=settings.seed * 7919 + begin // batch)
         records = []
         for row, reply in zip(rows, replies):
             question, reason = clean_question(reply)
@@ -171,6 +194,21 @@ def generate_questions(
     return _filter_and_write(
         passages, out, candidates, settings, generated, gen_seconds, progress, getattr(generator, "prompt", None)
     )
+
+
+class _StudentView:
+    """Passages cut to what the student's passage tower reads (its tokenizer only is used)."""
+
+    def __init__(self, settings: GenerationSettings) -> None:
+        from spart.encoders import DualEncoder
+        from spart.encoders.loading import packaged_minilm_path
+
+        self.encoder = DualEncoder.load(settings.filter_model or packaged_minilm_path())
+        self.max_length = settings.student_passage_tokens
+
+    def __call__(self, passages: list[Passage]) -> list[Passage]:
+        texts = self.encoder.passage_view([p.text for p in passages], [p.title for p in passages], self.max_length)
+        return [replace(p, text=t) for p, t in zip(passages, texts)]
 
 
 def _filter_and_write(
