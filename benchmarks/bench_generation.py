@@ -55,15 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [passages[i] for i in sample_passages(passages, args.passages, seed=0)]
     viewed = None
     if args.student_passage_tokens:
-        from dataclasses import replace
+        from spart.generation import StudentView
 
-        from spart.encoders import DualEncoder
-        from spart.encoders.loading import packaged_minilm_path
-
-        student = DualEncoder.load(packaged_minilm_path())
-        cut = student.passage_view([p.text for p in chosen], [p.title for p in chosen], args.student_passage_tokens)
-        viewed = [replace(p, text=t) for p, t in zip(chosen, cut)]
-        words = sum(len(t.split()) for t in cut) / sum(len(p.text.split()) for p in chosen)
+        viewed = StudentView(None, args.student_passage_tokens)(chosen)
+        words = sum(len(p.text.split()) for p in viewed) / sum(len(p.text.split()) for p in chosen)
         print(f"student view: {args.student_passage_tokens} MiniLM passage tokens keep {words:.0%} of the words")
     systems = [("smollm2 (baseline)", None)] + [tuple(g.split("=", 1)) for g in args.generator]
     cpu = cpu_description()

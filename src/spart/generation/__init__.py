@@ -25,12 +25,13 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "write_pseudo_dataset": "spart.generation.pseudo_dataset",
         "GenerationSettings": "spart.generation.pipeline",
         "generate_questions": "spart.generation.pipeline",
+        "StudentView": "spart.generation.pipeline",
     },
 )
 
 if TYPE_CHECKING:
     from spart.generation.generator import QuestionGenerator
-    from spart.generation.pipeline import GenerationSettings, generate_questions
+    from spart.generation.pipeline import GenerationSettings, StudentView, generate_questions
     from spart.generation.prompts import GenerationPrompt, clean_question
     from spart.generation.pseudo_dataset import write_pseudo_dataset
     from spart.generation.roundtrip import source_ranks

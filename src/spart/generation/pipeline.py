@@ -170,7 +170,9 @@ def generate_questions(
     start = time.perf_counter()
     from tqdm.auto import tqdm
 
-    shown = _StudentView(settings) if settings.student_passage_tokens else None
+    shown = (
+        StudentView(settings.filter_model, settings.student_passage_tokens) if settings.student_passage_tokens else None
+    )
     bar = tqdm(total=len(order), initial=len(done), desc="questions", unit="q", disable=not progress)
     generated = 0
     for begin in range(len(done), len(order), batch):
@@ -196,15 +198,21 @@ def generate_questions(
     )
 
 
-class _StudentView:
-    """Passages cut to what the student's passage tower reads (its tokenizer only is used)."""
+class StudentView:
+    """Passages cut to what a student encoder's passage tower reads in ``max_length`` tokens
+    (:meth:`~spart.encoders.DualEncoder.passage_view`); ``model`` ``None`` is the packaged MiniLM.
 
-    def __init__(self, settings: GenerationSettings) -> None:
+    Usage::
+
+        shown = StudentView(None, 128)(passages)  # same ids and titles, texts cut
+    """
+
+    def __init__(self, model: str | None, max_length: int) -> None:
         from spart.encoders import DualEncoder
         from spart.encoders.loading import packaged_minilm_path
 
-        self.encoder = DualEncoder.load(settings.filter_model or packaged_minilm_path())
-        self.max_length = settings.student_passage_tokens
+        self.encoder = DualEncoder.load(model or packaged_minilm_path())
+        self.max_length = max_length
 
     def __call__(self, passages: list[Passage]) -> list[Passage]:
         texts = self.encoder.passage_view([p.text for p in passages], [p.title for p in passages], self.max_length)
