@@ -218,8 +218,12 @@ def test_adapt_passes_its_instruction_to_the_question_writer(options, monkeypatc
 
 
 def test_adapt_student_view_shows_the_question_writer_the_training_passage_length(options, tmp_path):
+    from spart.adaptation.report import write_report
+
     options.student_view = True
-    Adaptation(options, generator=FakeGenerator()).stage_questions()
+    adaptation = Adaptation(options, generator=FakeGenerator())
+    adaptation._finish("questions", 1.0, **adaptation.stage_questions())
+    assert "(`--student-view`)" in write_report(adaptation.out, adaptation.state).read_text()
     recorded = json.loads((tmp_path / "run" / "questions" / "generation.json").read_text())["generation"]
     assert recorded["student_passage_tokens"] == 128  # ART's training length
     options.passage_max_length, options.out = 64, str(tmp_path / "other")
@@ -313,6 +317,9 @@ def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypat
     verdict = report.split("## Is it better than the encoder you had?")[1].split("##")[0]  # first, before the stages
     assert report.index("## Is it better") < report.index("## Stages")
     assert "On your labelled set (report only, 4 questions)" in verdict and "ndcg@10" in verdict
+    stages = report.split("## Stages")[1].split("##")[0]
+    assert "| select | " in stages and f"selected {select['selected']} |" in stages and "{" not in stages
+    assert "(`--student-view`)" not in report  # whole passages, the default
 
 
 def _ranked(system, good_queries, n=40):
@@ -571,7 +578,7 @@ def test_a_finished_run_given_the_expander_later_writes_it_and_the_report_again(
     section = (out / "report.md").read_text().split("## Query expansion")[1]
     assert "Not measured: no labelled set" in section
     row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| expand |"))
-    assert row.endswith(f'{{"expander": "{tiny_causal_dir}"}} |')
+    assert row.endswith(f"expander {tiny_causal_dir} |")
 
 
 def test_the_use_it_section_lists_the_pipelines_written_and_what_the_encoder_is():

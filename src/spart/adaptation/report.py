@@ -266,6 +266,11 @@ def usage_lines(stages: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _plain(values: dict[str, Any]) -> str:
+    """``{"kept": 473, "teacher": "qwen"}`` as ``kept 473; teacher qwen`` for a table cell."""
+    return "; ".join(f"{k} {v}" for k, v in values.items()) or "-"
+
+
 def write_report(out: Path, state: dict[str, Any]) -> Path:
     """Write ``out/report.md`` (and the curve PNG); returns the report path."""
     stages, options = state["stages"], state["options"]
@@ -276,15 +281,20 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
         summary = {k: v for k, v in record.items() if k in STAGE_SUMMARY_KEYS and v is not None}
         if name == "questions" and record.get("stats"):
             summary["kept"] = record["stats"].get("kept")
-        lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {json.dumps(summary)} |")
+        lines.append(f"| {name} | {record['seconds'] / 60:.1f} min | {_plain(summary)} |")
     gen = stages.get("questions", {}).get("stats", {})
     if gen:
         lines += ["", "## Generated questions", ""]
         lines.append(
             f"{gen['passages']} passages -> {gen['parsed']} parsed questions -> {gen['kept']} kept by the round-trip "
             f"filter (pass rate {gen['filter_pass_rate']:.0%}); pseudo-train {gen['pseudo-train']}, pseudo-dev "
-            f"{gen['pseudo-dev']}. Rejections: {json.dumps(gen['reasons'])}."
+            f"{gen['pseudo-dev']}. Rejections: {_plain(gen['reasons'])}."
         )
+        if options.get("student_view"):
+            lines.append(
+                "The question writer was shown each passage cut where the student's passage tower stops reading "
+                "in training (`--student-view`)."
+            )
     audit_path = out / "audit-pseudo-dev.json"
     if audit_path.exists():
         from spart.adaptation.audit import AuditReport
