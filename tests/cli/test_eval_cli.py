@@ -314,3 +314,40 @@ def test_component_overrides_go_to_the_pipelines_that_have_them(tmp_path, wiki, 
     assert main(["eval", "--pipeline", "dense_qa", "--pipeline", "dense_expand_qa", "--set", typo, *common]) == 2
     err = capsys.readouterr().err
     assert "expandr" in err and "no evaluated pipeline" in err
+
+
+def test_eval_indexes_the_corpus_with_the_model_each_pipeline_names(tmp_path, wiki, tiny_bert_dir, caplog):
+    """Two pipeline files naming two different models (as `spart adapt` writes for an adapted model): without
+    --model, each is scored over an index built with its own model, never over another model's index."""
+    import logging
+    import shutil
+
+    import torch
+    from haystack.marshal import YamlMarshaller
+    from transformers import BertConfig, BertModel
+
+    from spart.pipelines import read_pipeline_dict
+    from spart.pipelines.build import read_build_info
+
+    other = tmp_path / "other-bert"
+    shutil.copytree(tiny_bert_dir, other)
+    torch.manual_seed(1)
+    BertModel(BertConfig.from_pretrained(tiny_bert_dir)).save_pretrained(other)  # same shape, other weights
+    files = {}
+    for name, model in (("first", tiny_bert_dir), ("second", other)):
+        data = read_pipeline_dict("dense_qa")
+        data["components"]["text_embedder"]["init_parameters"]["model"] = str(model)
+        files[name] = tmp_path / f"{name}.yaml"
+        files[name].write_text(YamlMarshaller().marshal(data))
+    cache = tmp_path / "cache"
+    argv = ["eval", "--dataset", str(wiki), "--cache-dir", str(cache), "--depth", "4", "--top-k", "1,4"]
+    for name, path in files.items():
+        argv += ["--pipeline", f"{name}={path}"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--out", str(tmp_path / "r.json"), "--no-progress"]) == 0
+    assert not [r for r in caplog.records if "embedding space" in r.getMessage()]
+    built = sorted(
+        str(read_build_info(p.parent)["embedder"]["init_parameters"]["model"])
+        for p in (cache / "stores").glob("*/*/spart-build.json")
+    )
+    assert built == sorted([str(tiny_bert_dir), str(other)])

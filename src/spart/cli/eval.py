@@ -8,8 +8,9 @@ Examples::
     spart eval --pipeline bm25_qa --corpus passages.tsv --qa trivia-test.csv
 
 Unless ``--store`` is given, the corpus is indexed once into a cached store (``$SPART_CACHE/stores``) with
-the dense model (``--model``, default the packaged MiniLM); passage embeddings are cached too, so a second
-run encodes only the questions.
+the dense model (``--model``; without it, the model the pipeline's text embedder names, as in the pipelines
+``spart adapt`` writes, else the packaged MiniLM); passage embeddings are cached too, so a second run encodes
+only the questions.
 
 Prints one table with the systems side by side; ``--out`` writes the summaries, curves and paired
 significance tests as JSON, and per-query runs as ``<out stem>.<system>.jsonl`` next to it.
@@ -78,24 +79,46 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
         help="FaissDocumentStore directory (default: built and cached for the corpus), "
         "or postgresql://...#table for the *_pgvector pipelines",
     )
-    group.add_argument("--model", help="dense model directory (default: the packaged all-MiniLM-L6-v2)")
+    group.add_argument(
+        "--model",
+        help="dense model directory (default: the one the pipeline's text embedder names, else the packaged "
+        "all-MiniLM-L6-v2)",
+    )
     group.add_argument("--passage-model", help="separate passage tower directory, if any")
     group.add_argument("--method", choices=METHODS, default="spider", help="embedder family (default spider)")
     group.add_argument("--cache-dir", help="cache root (default $SPART_CACHE or ~/.cache/spart)")
 
 
-def pipeline_overrides(args: argparse.Namespace, dataset) -> dict[str, Any]:
-    """The loader overrides shared by every pipeline: the store (built if needed), model, method, --set."""
+def pipeline_overrides(args: argparse.Namespace, dataset, spec: str | None = None, stores: dict | None = None):
+    """The loader overrides for one pipeline: the store (built if needed), model, method, --set.
+
+    Without ``--store`` and ``--model`` the corpus is indexed with the model the pipeline's text embedder names
+    (:func:`~spart.evaluation.loading.text_embedder_model`; the packaged MiniLM when it names none), so a
+    pipeline written for an adapted model is scored over that model's index. ``stores`` memoises the stores
+    built for one call (several pipelines may share one).
+    """
+    from spart.evaluation.loading import text_embedder_model
     from spart.evaluation.stores import ensure_store
 
-    store = args.store or ensure_store(
-        dataset,
-        model=args.model,
-        method=args.method,
-        passage_model=args.passage_model,
-        cache_dir=args.cache_dir,
-        progress=not args.no_progress,
-    )
+    named = text_embedder_model(spec) if spec is not None and not (args.store or args.model) else None
+    if named is not None:
+        key = (named["model"], named["method"], named["passage_model"])
+    else:
+        key = (args.model, args.method, args.passage_model)
+    stores = {} if stores is None else stores
+    if args.store:
+        store = args.store
+    elif key in stores:
+        store = stores[key]
+    else:
+        store = stores[key] = ensure_store(
+            dataset,
+            model=key[0],
+            method=key[1],
+            passage_model=key[2],
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+        )
     overrides: dict[str, Any] = {"store": str(store)}
     # A store built here records its embedder, and the loader gives the pipeline's text embedder the same
     # model; an explicit --store may not, so the model is then passed on as well.
@@ -227,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
     if len({label for label, _ in labels}) != len(labels):
         raise ValueError(f"systems need distinct labels, got {[label for label, _ in labels]}; use LABEL=PIPELINE")
     check_component_overrides([spec for _, spec in labels], dict(args.overrides))  # before building a store
-    overrides = pipeline_overrides(args, dataset)
+    stores: dict = {}
+    overrides = {spec: pipeline_overrides(args, dataset, spec, stores) for _, spec in labels}
     out = Path(args.out) if args.out else None
     print(
         f"data set {dataset.name}: {dataset.kind}, {len(dataset.queries)} questions, corpus {dataset.corpus_path}",
@@ -235,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     )
     results = []
     for label, spec in labels:
-        pipeline = load_for_eval(spec, overrides)
+        pipeline = load_for_eval(spec, overrides[spec])
         per_query = str(out.with_name(f"{out.stem}.{label}.jsonl")) if out else None
         results.append(
             evaluate_pipeline(

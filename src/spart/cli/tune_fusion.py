@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from spart.evaluation.tuning import tune_fusion
 
     dataset = load_dataset_from_args(args)
-    pipeline = load_for_eval(args.pipeline, pipeline_overrides(args, dataset))
+    pipeline = load_for_eval(args.pipeline, pipeline_overrides(args, dataset, args.pipeline))
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     result = tune_fusion(
         pipeline,

@@ -62,6 +62,38 @@ def has_text_embedder(spec: str) -> bool:
     return any(str(c.get("type", "")).endswith("TextEmbedder") for c in data["components"].values())
 
 
+def text_embedder_model(spec: str) -> dict[str, Any] | None:
+    """The dense model a pipeline's text embedder names, as ``{"model", "method", "passage_model"}``.
+
+    ``None`` when the pipeline has no spart text embedder or its embedder names no model (it then follows the
+    store it is given, e.g. the packaged pipelines). A pipeline written for an adapted model (``spart adapt``'s
+    ``hybrid_qa.yaml``) names it, so ``spart eval`` can index the corpus with that model rather than the default.
+
+    :raises ValueError: when two text embedders of one pipeline name different models.
+    """
+    try:
+        from spart.pipelines import read_pipeline_dict
+    except ImportError:
+        return None
+    from spart.components.embedders.methods import EMBEDDER_TYPES
+
+    methods = {type_: method for (method, role), type_ in EMBEDDER_TYPES.items() if role == "text"}
+    named = []
+    for component in read_pipeline_dict(spec)["components"].values():
+        params = component["init_parameters"]
+        if component["type"] in methods and params.get("model"):
+            named.append(
+                {
+                    "model": str(params["model"]),
+                    "method": methods[component["type"]],
+                    "passage_model": params.get("passage_model"),
+                }
+            )
+    if any(entry != named[0] for entry in named[1:]):
+        raise ValueError(f"{spec}: its text embedders name different models ({named}); evaluate them one at a time")
+    return named[0] if named else None
+
+
 def component_names(spec: str) -> set[str] | None:
     """The component names of a pipeline file/name (``None`` when they cannot be read without loading it)."""
     try:
