@@ -232,6 +232,39 @@ def test_adapt_student_view_shows_the_question_writer_the_training_passage_lengt
     assert recorded["student_passage_tokens"] == 64
 
 
+def test_student_view_not_chosen_is_the_default_for_a_new_run_and_what_a_resumed_run_used(options, tmp_path):
+    from dataclasses import replace
+
+    from spart.adaptation.adapt import STATE, STUDENT_VIEW_DEFAULT
+
+    assert options.student_view is None
+    assert Adaptation(options).o.student_view is STUDENT_VIEW_DEFAULT
+    assert Adaptation(options).o.student_view is STUDENT_VIEW_DEFAULT  # recorded, so resumed alike
+    with pytest.raises(ValueError, match="student_view"):
+        Adaptation(replace(options, student_view=not STUDENT_VIEW_DEFAULT))  # changing it needs another --out
+    # a run recorded before the option existed wrote its questions from whole passages: it resumes that way
+    state_path = tmp_path / "run" / STATE
+    state = json.loads(state_path.read_text())
+    del state["options"]["student_view"]
+    state_path.write_text(json.dumps(state))
+    assert Adaptation(options).o.student_view is False
+    assert json.loads(state_path.read_text())["options"]["student_view"] is False
+
+
+def test_method_not_chosen_is_art_with_a_teacher_pairs_without_and_a_resumed_run_keeps_its_own(options, tmp_path):
+    from dataclasses import replace
+
+    for teachers, method in ((options.teachers, "art"), ([], "pairs")):
+        fresh = replace(options, method=None, teachers=teachers, out=str(tmp_path / f"new-{method}"))
+        assert Adaptation(fresh).o.method == method
+    # a run begun as pairs with a teacher (the old default) resumes as pairs when the method is not given again
+    begun = replace(options, method="pairs", out=str(tmp_path / "begun"))
+    Adaptation(begun)
+    assert Adaptation(replace(begun, method=None)).o.method == "pairs"
+    with pytest.raises(ValueError, match="method"):
+        Adaptation(replace(begun, method="art"))
+
+
 def _result(system, kind, summary, per_query):
     from spart.evaluation.evaluate import SystemResult
 
@@ -319,7 +352,7 @@ def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypat
     assert "On your labelled set (report only, 4 questions)" in verdict and "ndcg@10" in verdict
     stages = report.split("## Stages")[1].split("##")[0]
     assert "| select | " in stages and f"selected {select['selected']} |" in stages and "{" not in stages
-    assert "(`--student-view`)" not in report  # whole passages, the default
+    assert "(`--student-view`)" in report  # the default for a new run
 
 
 def _ranked(system, good_queries, n=40):

@@ -22,15 +22,15 @@ def captured(monkeypatch):
     return seen
 
 
-def test_defaults_fine_tune_on_pairs_without_a_teacher(captured, capsys):
+def test_defaults_leave_the_method_and_the_view_to_the_run(captured, capsys):
     assert main(["adapt", "--corpus", "c.jsonl", "--out", "run"]) == 0
     o = captured["options"]
-    assert (o.method, o.teachers, o.generator, o.batch_size, o.epochs) == ("pairs", [], None, None, None)
+    assert (o.method, o.teachers, o.generator, o.batch_size, o.epochs) == (None, [], None, None, None)
     assert o.train_budget_minutes is None and o.passage_max_length is None
     assert (o.reindex_every, o.art_base_weight, o.instruction, o.select) == (0, 0.5, None, "latest")
     assert not o.fixed_candidates and not o.query_tower_only and o.art_teacher_temperature == "auto"
     assert (o.expander, o.expander_instruction, o.expander_max_new_tokens) == (None, None, 32)
-    assert o.max_dev_questions == 500 and not o.student_view
+    assert o.max_dev_questions == 500 and o.student_view is None  # the run's own, or the default
     out = capsys.readouterr().out
     assert "report: r.md" in out and "expansion" not in out
 
@@ -64,6 +64,7 @@ def test_art_teachers_budget_and_lengths_are_passed(captured):
     assert (o.passage_max_length, o.generation_batch_size, o.exports) == (128, 8, 2)
     assert (o.art_base_weight, o.epochs, o.instruction, o.select) == (None, 1.5, "Ask a quiz question.", "best")
     assert o.fixed_candidates and o.query_tower_only and o.art_teacher_temperature == 0.5 and o.student_view
+    assert main([*argv, "--no-student-view"]) == 0 and captured["options"].student_view is False
 
 
 @pytest.mark.parametrize(("flag", "expected"), [("0", None), ("40", 40)])

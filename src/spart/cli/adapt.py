@@ -73,8 +73,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--method",
         choices=METHODS,
-        default=d.method,
-        help="pairs: contrastive fine-tuning on the generated (question, passage) pairs (default); art: ART",
+        default=None,
+        help="pairs: contrastive fine-tuning on the generated (question, passage) pairs; art: ART toward the "
+        "teacher the audit picks (default: art when --teacher is given, else pairs; a resumed run keeps its own)",
     )
     parser.add_argument(
         "--teacher",
@@ -99,8 +100,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--student-view",
-        action="store_true",
-        help="show the question writer each passage cut to what the student reads in training (its passage tokens)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the question writer each passage cut to what the student reads in training (its passage tokens); "
+        "--no-student-view: whole passages (default: the student's view for a new run, what a resumed run used)",
     )
     parser.add_argument(
         "--filter-top-k", type=int, default=d.filter_top_k, help="round-trip filter depth (0: keep all)"
