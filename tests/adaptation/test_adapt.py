@@ -121,6 +121,17 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     query = "what about apple?"
     docs = pipeline.run({"text_embedder": {"text": query}, "ranker": {"query": query}})["ranker"]["documents"]
     assert 0 < len(docs) <= options.depth
+    # with a labelled set, the written pipeline is measured against the dense retrieval alone, for the report
+    assert "versus_plain" not in result
+    adaptation.o.report_dataset, adaptation.o.report_split = str(write_labelled(tmp_path)), "test"
+    measured = adaptation.stage_rerank()
+    assert measured["report_metric"] == "ndcg@10" and measured["versus_plain"]["n_queries"] == 4
+    assert measured["seconds_per_question"]["pipeline"] > 0
+    from spart.adaptation.report import write_report
+
+    adaptation.state["stages"]["rerank"] = {"seconds": 1.0, **measured}
+    section = write_report(out, adaptation.state).read_text().split("## Rerank")[1].split("\n## ")[0]
+    assert "| metric | dense alone | reranked | difference | p (paired) |" in section and "| ndcg@10 |" in section
 
 
 def test_adapt_pairs_fine_tunes_on_the_generated_pairs_without_a_teacher(options, tmp_path):
@@ -327,8 +338,8 @@ def test_adapt_scores_a_labelled_set_for_the_report(options, tmp_path, monkeypat
     options.report_dataset, options.report_split = str(write_labelled(tmp_path)), "test"
     evaluate = Adaptation._evaluate
 
-    def checkpoints_win_on_pseudo_dev(self, model, dataset):  # a random tiny model: make selection pick a step
-        result = evaluate(self, model, dataset)
+    def checkpoints_win_on_pseudo_dev(self, model, dataset, *pipeline):  # a random tiny model: selection picks a step
+        result = evaluate(self, model, dataset, *pipeline)
         if model != options.model and dataset.split == "pseudo-dev":
             result.summary["ndcg@10"] += 1.0
         return result
@@ -565,7 +576,9 @@ def test_adapt_writes_the_expansion_pipeline_and_measures_it_on_labelled_questio
     assert table["n_queries"] == 4 and {"ndcg@10", "recall@100"} <= set(table["rows"])
     assert all(0.0 <= row["p"] <= 1.0 for row in table["rows"].values())
     cost = expand["seconds_per_question"]
-    assert cost["expanded"] > 0 and cost["plain"] > 0
+    assert cost["pipeline"] > 0 and cost["plain"] > 0
+    hybrid = state["stages"]["hybrid"]  # the hybrid, measured the same way
+    assert hybrid["report_metric"] == "ndcg@10" and hybrid["versus_plain"]["n_queries"] == 4
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the written YAML names every model and file by absolute path
@@ -580,8 +593,9 @@ def test_adapt_writes_the_expansion_pipeline_and_measures_it_on_labelled_questio
     report = (out / "report.md").read_text()
     section = report.split("## Query expansion")[1].split("\n## ")[0]
     assert "On your labelled set (report only, 4 questions)" in section and "| ndcg@10 |" in section
-    assert f"{cost['expanded']:.2f} s expanded against {cost['plain']:.2f} s plain" in section
+    assert f"{cost['pipeline']:.2f} s expanded against {cost['plain']:.2f} s dense alone" in section
     assert "**Use it**" in section or "**Not shown to help**" in section
+    assert "| metric | dense alone | hybrid |" in report.split("## Hybrid")[1].split("\n## ")[0]
     usage = report.split("## Use it")[1]
     assert "pipe = load_pipeline('hybrid_qa.yaml')  # or\npipe = load_pipeline('expand_qa.yaml')\n" in usage
     from spart.pipelines import retrieve

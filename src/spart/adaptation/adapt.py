@@ -588,6 +588,8 @@ class Adaptation:
             "weights": list(tuned.best.weights),
             "pseudo_dev": tuned.best.summary,
             "store": str(store),
+            "pipeline": "hybrid_qa.yaml",
+            **self._versus_plain(model, self.out / "hybrid_qa.yaml"),
         }
 
     def stage_rerank(self) -> dict[str, Any]:
@@ -614,10 +616,15 @@ class Adaptation:
         pipeline = load_any_pipeline("dense_rerank_qa", components=components, **overrides)
         with atomic_write(self.out / "rerank_qa.yaml", "w", encoding="utf-8") as f:
             f.write(pipeline.dumps())
-        return {"teacher": spec.label, "weight": weight, "depth": self.o.depth, "verdict": audit["verdict"]}
+        result = {"teacher": spec.label, "weight": weight, "depth": self.o.depth, "verdict": audit["verdict"]}
+        # one LM pass per candidate of every labelled question (scores shared with the audit through the cache)
+        return {
+            **result,
+            "pipeline": "rerank_qa.yaml",
+            **self._versus_plain(model, self.out / "rerank_qa.yaml", self.o.depth),
+        }
 
     def stage_expand(self) -> dict[str, Any]:
-        from spart.evaluation.datasets import BEIR
         from spart.evaluation.loading import load_any_pipeline
 
         if not self.o.expander:
@@ -634,22 +641,31 @@ class Adaptation:
         pipeline = load_any_pipeline("dense_expand_qa", components=components, **overrides)
         with atomic_write(self.out / "expand_qa.yaml", "w", encoding="utf-8") as f:
             f.write(pipeline.dumps())
-        result: dict[str, Any] = {"expander": self.o.expander, "pipeline": "expand_qa.yaml"}
+        # one LM answer per labelled question: the only judge of expansion here
+        measured = self._versus_plain(model, self.out / "expand_qa.yaml")
+        return {"expander": self.o.expander, "pipeline": "expand_qa.yaml", **measured}
+
+    def _versus_plain(self, model: str | None, pipeline: Path, depth: int | None = None) -> dict[str, Any]:
+        """A pipeline this run wrote against the same model's plain dense retrieval on ``report_dataset`` (report
+        only; ``{}`` without one): ``report_metric`` (nDCG@10; top-20 accuracy on DPR sets, top-5 when a rerank of
+        ``depth`` <= 20 candidates cannot change top-20), ``versus_plain`` (every metric, paired p-values) and
+        ``seconds_per_question`` (what a user pays per query, loads included: the latency side of the gain)."""
+        from spart.evaluation.datasets import BEIR
+
         real = self._report_dataset()
-        if real is not None:  # one LM answer per labelled question: the only judge of expansion here
-            start = time.perf_counter()
-            plain = self._evaluate(model, real)
-            middle = time.perf_counter()
-            expanded = self._evaluate(model, real, "dense_expand_qa", components=components)
-            n = len(expanded.per_query)
-            result["report_metric"] = "ndcg@10" if real.kind == BEIR else "top20"
-            result["versus_plain"] = versus_base_table(plain, expanded, real)
-            # what a user pays per query, loads included: the latency side of the table's gain
-            result["seconds_per_question"] = {
-                "plain": (middle - start) / n,
-                "expanded": (time.perf_counter() - middle) / n,
-            }
-        return result
+        if real is None:
+            return {}
+        start = time.perf_counter()
+        plain = self._evaluate(model, real)
+        middle = time.perf_counter()
+        measured = self._evaluate(model, real, str(pipeline))
+        n = len(measured.per_query)
+        metric = "ndcg@10" if real.kind == BEIR else ("top5" if depth is not None and depth <= 20 else "top20")
+        return {
+            "report_metric": metric,
+            "versus_plain": versus_base_table(plain, measured, real),
+            "seconds_per_question": {"plain": (middle - start) / n, "pipeline": (time.perf_counter() - middle) / n},
+        }
 
     def stage_report(self) -> dict[str, Any]:
         from spart.adaptation.report import write_report

@@ -192,32 +192,46 @@ def expansion_lines(expand: dict[str, Any] | None) -> list[str]:
         "time. It helps when the LM knows your domain, and the generated questions cannot tell (an LM answering "
         "questions an LM wrote from the passages), so only labelled questions judge it.",
     ]
-    table = expand.get("versus_plain")
-    if not table:
+    if not expand.get("versus_plain"):
         lines += [
             "",
             "Not measured: no labelled set (`--report-dataset`). Compare it on a few labelled questions of yours: "
             f"`spart eval --pipeline dense_qa --pipeline {expand['pipeline']} --dataset DIR`.",
         ]
         return lines
-    lines += ["", f"On your labelled set (report only, {table['n_queries']} questions):", ""]
-    lines += ["| metric | without | expanded | difference | p (paired) |", "|---|---|---|---|---|"]
+    return lines + measured_lines(expand, "expanded")
+
+
+def measured_lines(record: dict[str, Any], name: str) -> list[str]:
+    """A written pipeline against the same model's plain dense retrieval on the labelled set (the ``hybrid``,
+    ``rerank`` and ``expand`` stages' ``versus_plain``): the metric table, the time per question and whether to
+    use it (no lines when it was not measured).
+
+    :param record: the stage's record.
+    :param name: the pipeline's column heading (``"hybrid"``, ``"reranked"``, ``"expanded"``).
+    """
+    table = record.get("versus_plain")
+    if not table:
+        return []
+    lines = ["", f"On your labelled set (report only, {table['n_queries']} questions):", ""]
+    lines += [f"| metric | dense alone | {name} | difference | p (paired) |", "|---|---|---|---|---|"]
     lines += [f"| {_comparison_cells(metric, row)} |" for metric, row in table["rows"].items()]
-    cost = expand.get("seconds_per_question")
+    cost = record.get("seconds_per_question")
     if cost:
+        spent = cost.get("pipeline", cost.get("expanded"))  # "expanded": runs recorded before the hybrid had one
         lines += [
             "",
-            f"Time per question on this run's machine, model and LM loads included: {cost['expanded']:.2f} s expanded "
-            f"against {cost['plain']:.2f} s plain ({cost['expanded'] / max(cost['plain'], 1e-9):.0f}x).",
+            f"Time per question on this run's machine, model and LM loads included: {spent:.2f} s {name} "
+            f"against {cost['plain']:.2f} s dense alone ({spent / max(cost['plain'], 1e-9):.0f}x).",
         ]
-    metric = expand.get("report_metric")
+    metric = record.get("report_metric")
     row = table["rows"].get(metric) if metric else None
     if row is not None:
         better = row["selected"] > row["base"] and row["p"] < SELECTION_ALPHA
         lines += [
             "",
             f"{'**Use it**' if better else '**Not shown to help**'} on {metric}: {_change(metric, row)}"
-            + ("." if better else "; keep the plain pipeline unless the latency is worth a gain elsewhere."),
+            + ("." if better else "; keep the dense retrieval alone unless the cost is worth a gain elsewhere."),
         ]
     return lines
 
@@ -327,6 +341,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
             f"Fusion tuned on pseudo-dev: {hybrid['mode']} {hybrid['weights']} "
             f"(pseudo-dev nDCG@10 {_fmt(hybrid['pseudo_dev'].get('ndcg@10'))}); pipeline `hybrid_qa.yaml`.",
         ]
+        lines += measured_lines(hybrid, "hybrid")
     rerank = stages.get("rerank")
     if rerank:
         lines += ["", "## Rerank", ""]
@@ -338,6 +353,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
                 f"(base-score weight {rerank['weight']:g}), chosen by the audit on pseudo-dev: {rerank['verdict']} "
                 "The LM reads every candidate at query time: use it where accuracy matters more than latency."
             )
+            lines += measured_lines(rerank, "reranked")
     lines += expansion_lines(stages.get("expand"))
     lines += usage_lines(stages)
     path = out / "report.md"
