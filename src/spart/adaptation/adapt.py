@@ -121,7 +121,8 @@ class AdaptOptions:
     :param select: the selection rule (:mod:`spart.adaptation.selection`): ``"latest"`` keeps the end of the
         schedule unless an earlier checkpoint beats it significantly on pseudo-dev or the base scores at least as
         high there; ``"best"`` keeps the highest pseudo-dev score.
-    :param report_dataset / report_split: a labelled set evaluated per checkpoint *for the report only*.
+    :param report_dataset / report_split: a labelled set evaluated per checkpoint and with each pipeline written
+        (hybrid, rerank: ``depth`` LM passes per question, expansion) *for the report only*.
     :param train_anyway: train even when the audit says no teacher reranks the base's candidates better.
     :param expander: an instruct LM (HF directory, hub id or GGUF) for ``expand_qa.yaml`` (``None``: no such
         pipeline); see :class:`~spart.components.expanders.AnswerQueryExpander`.

@@ -171,7 +171,11 @@ def register(subparsers) -> None:
         metavar="MINUTES",
         help="stop training at the first step past this many minutes; selection chooses among the steps reached",
     )
-    parser.add_argument("--report-dataset", help="a labelled data set scored per checkpoint, for the report only")
+    parser.add_argument(
+        "--report-dataset",
+        help="a labelled data set scored per checkpoint and with each written pipeline, for the report only (the "
+        "rerank pipeline costs one LM pass per candidate of each of its questions)",
+    )
     parser.add_argument("--report-split", default=d.report_split, help="its split")
     parser.add_argument(
         "--train-anyway", action="store_true", help="train even when the audit says no teacher would help"
