@@ -568,7 +568,17 @@ def test_adapt_writes_the_expansion_pipeline_and_measures_it_on_labelled_questio
             Adaptation(AdaptOptions(**{**options.__dict__, **bad, "out": str(tmp_path / "bad")}))
     options.expander_instruction = "Say what you know.\nQuestion: {question}"
     options.report_dataset, options.report_split = str(write_labelled(tmp_path)), "test"
+    evaluate, runs = Adaptation._evaluate, []
+
+    def counted(self, model, dataset, *pipeline):
+        runs.append((model, dataset.split, *pipeline))
+        return evaluate(self, model, dataset, *pipeline)
+
+    monkeypatch.setattr(Adaptation, "_evaluate", counted)
     state = Adaptation(options, generator=FakeGenerator()).run()
+    selected = state["stages"]["select"]["model"] or options.model
+    # the hybrid and the expansion are each compared with one dense run of the selected model on the report set
+    assert runs[-3:][0] == (selected, "test") and [len(r) for r in runs[-3:]] == [2, 3, 3]
     out = tmp_path / "run"
     expand = state["stages"]["expand"]
     assert expand["pipeline"] == "expand_qa.yaml" and expand["report_metric"] == "ndcg@10"
