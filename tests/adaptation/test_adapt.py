@@ -654,3 +654,19 @@ def test_the_use_it_section_lists_the_pipelines_written_and_what_the_encoder_is(
     copied = text(hybrid=hybrid, select={"selected": "base", "model": "run/model"})
     assert "The run kept the base encoder: `model/` is a copy of it" in copied
     assert text() == "\n## Use it\n"  # a run stopped before any pipeline: the heading only
+
+
+def test_the_report_says_what_the_base_models_card_lists_as_its_training_data(options, tmp_path):
+    from spart.adaptation.report import training_data_lines, write_report
+
+    adaptation = Adaptation(options, generator=FakeGenerator())
+    assert "## What the base model was trained on" not in write_report(adaptation.out, adaptation.state).read_text()
+    card = tmp_path / "card-model"
+    card.mkdir()
+    (card / "README.md").write_text("---\ndatasets:\n- trivia_qa\n- embedding-data/PAQ_pairs\n---\n# A model\n")
+    section = "\n".join(training_data_lines(str(card)))
+    assert "## What the base model was trained on" in section
+    assert "lists 2 training data sets: trivia_qa, embedding-data/PAQ_pairs." in section
+    assert training_data_lines(str(tmp_path / "no-card")) == []
+    packaged = "\n".join(training_data_lines(None))  # no --model: the packaged MiniLM, whose card lists TriviaQA
+    assert "`all-MiniLM-L6-v2 (packaged)`" in packaged and "trivia_qa" in packaged

@@ -70,6 +70,46 @@ def resolve_location(location: str | Path) -> Path:
         ) from error
 
 
+def declared_training_data(location: str | Path) -> tuple[str, ...]:
+    """The data sets a model's card declares it was trained on: the ``datasets:`` list of the YAML front matter of
+    ``README.md`` in the model directory, as Hugging Face model cards write it.
+
+    Advisory, for reports: ``()`` when ``location`` is not a local directory (a hub id is not fetched), has no card,
+    or the card declares none or cannot be read.
+
+    :param location: a model directory or a MiniLM alias (the packaged copy).
+    :returns: the declared names in the card's order, e.g. ``("s2orc", ..., "trivia_qa", "embedding-data/PAQ_pairs")``.
+
+    Example::
+
+        declared_training_data("minilm")  # all-MiniLM-L6-v2's card: 21 data sets, TriviaQA and PAQ among them
+    """
+    import yaml
+
+    path = packaged_minilm_path() if str(location) in MINILM_ALIASES else Path(location).expanduser()
+    card = path / "README.md"
+    try:
+        text = card.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ()
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return ()
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), None)
+    if end is None:
+        return ()
+    try:
+        front = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError:
+        return ()
+    datasets = front.get("datasets") if isinstance(front, dict) else None
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    if not isinstance(datasets, list):
+        return ()
+    return tuple(str(d) for d in datasets if isinstance(d, (str, int, float)))
+
+
 def same_model_files(a: str | Path, b: str | Path) -> bool:
     """Whether two local model directories hold the same files, byte for byte (a copied checkpoint is the same
     model as its source). ``False`` when either is not a local directory."""
