@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "answer_coverage.py"
+from _benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def answer_coverage():
-    spec = importlib.util.spec_from_file_location("answer_coverage", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("answer_coverage")
 
 
 TEXTS = [
