@@ -9,31 +9,45 @@ from pathlib import Path
 import numpy as np
 
 
-def frozen_passage_embeddings(base, ids: list[str], texts: list[str], titles: list[str], cache_dir: Path) -> np.ndarray:
-    """The base encoder's passage embeddings, cached under ``cache_dir`` by its passage fingerprint and the ids."""
-    corpus_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
-    cached = cache_dir / f"passages-{base.passage_fingerprint}-{corpus_key}.npy"
+def cached_passage_embeddings(
+    base, texts: list[str], titles: list[str], cache_dir: Path, kind: str, key: str
+) -> np.ndarray:
+    """``base``'s passage-tower embeddings of ``texts`` (with their ``titles``), cached under ``cache_dir`` as
+    ``{kind}-{tower fingerprint}-{key}.npy`` (``key``: a digest of what the texts are), written atomically."""
+    from spart.atomic import atomic_write
+
+    cached = cache_dir / f"{kind}-{base.passage_fingerprint}-{key}.npy"
     if cached.exists():
         return np.load(cached)
     embeddings = base.encode_passages(texts, titles, batch_size=64, show_progress=True)
-    with open(cached.with_suffix(".tmp"), "wb") as f:
+    with atomic_write(cached) as f:
         np.save(f, embeddings)
-    cached.with_suffix(".tmp").replace(cached)
     return embeddings
 
 
-def trivia_hits(encoder, index, data, texts: list[str]) -> dict:
-    """Top-1/5/20/100 answer accuracy (DPR string match) of ``encoder``'s queries over ``index`` (row numbers),
-    with the per-question top-5 and top-20 hits for paired tests."""
+def frozen_passage_embeddings(base, ids: list[str], texts: list[str], titles: list[str], cache_dir: Path) -> np.ndarray:
+    """The base encoder's passage embeddings, cached under ``cache_dir`` by its passage fingerprint and the ids."""
+    corpus_key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+    return cached_passage_embeddings(base, texts, titles, cache_dir, "passages", corpus_key)
+
+
+def dpr_hits_row(top, data, texts: list[str]) -> dict:
+    """Top-1/5/20/100 answer accuracy (DPR string match) of the row-number rankings ``top`` (one row per question of
+    ``data``, best first), with the per-question top-5 and top-20 hits for paired tests."""
     from spart.evaluation.answers import hits_for_ranking
     from spart.evaluation.metrics import top_k_accuracy
 
-    _, top = index.search(encoder.encode_queries([x.text for x in data.queries], batch_size=64), 100)
     hits = [hits_for_ranking(x.answers, [texts[j] for j in top[i]]) for i, x in enumerate(data.queries)]
     row = {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20, 100)).items()}
     row["hits20"] = [float(any(h[:20])) for h in hits]
     row["hits5"] = [float(any(h[:5])) for h in hits]
     return row
+
+
+def trivia_hits(encoder, index, data, texts: list[str]) -> dict:
+    """:func:`dpr_hits_row` of ``encoder``'s queries searched over ``index`` (row numbers)."""
+    _, top = index.search(encoder.encode_queries([x.text for x in data.queries], batch_size=64), 100)
+    return dpr_hits_row(top, data, texts)
 
 
 def print_trivia_table(evals: dict[str, dict], label: str, dev_columns: dict[str, str]) -> None:

@@ -64,16 +64,14 @@ def split_sentences(texts: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 def sentence_embeddings(encoder, texts, titles, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every passage's sentences through the passage tower (``title [SEP] sentence``), cached, and ``starts``."""
+    from _frozen_corpus import cached_passage_embeddings
+
     sentences, starts = split_sentences(texts)
     owner = np.repeat(np.arange(len(texts)), np.diff(np.append(starts, len(sentences))))
     key = hashlib.sha256("\n".join(sentences).encode()).hexdigest()[:12]
-    path = cache / f"sentences-{encoder.passage_fingerprint}-{key}.npy"
-    if not path.exists():
-        emb = encoder.encode_passages(sentences, [titles[i] for i in owner], batch_size=128, show_progress=True)
-        with open(path.with_suffix(".tmp"), "wb") as f:
-            np.save(f, emb)
-        path.with_suffix(".tmp").replace(path)
-    return np.load(path), starts
+    embeddings = cached_passage_embeddings(encoder, sentences, [titles[i] for i in owner], cache, "sentences", key)
+    return embeddings, starts
 
 
 def context_scores(
@@ -106,14 +104,13 @@ def context_scores(
 
 
 def main(argv=None) -> int:
-    from _frozen_corpus import frozen_passage_embeddings
+    from _frozen_corpus import dpr_hits_row, frozen_passage_embeddings
     from bench_embedding import cpu_description
 
     from spart.encoders import DualEncoder
     from spart.encoders.loading import packaged_minilm_path
-    from spart.evaluation.answers import hits_for_ranking
     from spart.evaluation.datasets import load_dataset
-    from spart.evaluation.metrics import beir_metrics, top_k_accuracy
+    from spart.evaluation.metrics import beir_metrics
     from spart.evaluation.significance import paired_significance
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,9 +150,9 @@ def main(argv=None) -> int:
                 scores = context_scores(args.variant, queries[split], P, setting, **context)
                 top = np.argsort(-scores, axis=1)[:, :100]
                 if data.kind == "dpr":
-                    hits = [hits_for_ranking(q.answers, [texts[j] for j in top[i]]) for i, q in enumerate(data.queries)]
-                    row[split] = {f"top{k}": v for k, v in top_k_accuracy(hits, (1, 5, 20, 100)).items()}
-                    row[split]["per_query"] = [float(any(h[:20])) for h in hits]
+                    row[split] = dpr_hits_row(top, data, texts)
+                    row[split]["per_query"] = row[split].pop("hits20")
+                    del row[split]["hits5"]
                 else:
                     ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
                     means, per_query = beir_metrics(data.qrels, ranked, ("ndcg@10", "recall@100"))

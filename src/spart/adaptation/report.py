@@ -179,8 +179,8 @@ def training_data_lines(model: str | None) -> list[str]:
     """What the base model's card says it was trained on, and what that means for adaptation.
 
     An encoder already trained on data like the user's has least to gain: all-MiniLM-L6-v2's card lists TriviaQA,
-    SearchQA and 64M PAQ questions generated from Wikipedia, and no recipe in docs/adaptation.md beat it on Wikipedia
-    trivia, where it gained +3 to +4.5 nDCG@10 points on Python's documentation.
+    SearchQA and 64M PAQ questions generated from Wikipedia; no recipe in docs/adaptation.md beat it on Wikipedia
+    trivia, while the same recipe gained +3 to +4.5 nDCG@10 points on Python's documentation.
 
     :param model: the base model as given (``None``: the packaged all-MiniLM-L6-v2).
     :returns: the section's Markdown lines; none when the card declares no data sets (or there is no card).
