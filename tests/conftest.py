@@ -142,3 +142,13 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> Path:
     BertModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """The tiny BERT saved as a spart encoder (a sentence-transformers directory plus ``spart.json``, mean pooling,
+    normalised): what an encoder teacher or an :class:`~spart.components.rankers.EncoderRanker` loads."""
+    from spart.encoders import DualEncoder
+
+    encoder = DualEncoder.load(tiny_bert_dir, device="cpu", precision="fp32", pooling="mean", normalize=True)
+    return encoder.save(tmp_path_factory.mktemp("tiny-encoder") / "model")

@@ -670,3 +670,33 @@ def test_the_report_says_what_the_base_models_card_lists_as_its_training_data(op
     assert training_data_lines(str(tmp_path / "no-card")) == []
     packaged = "\n".join(training_data_lines(None))  # no --model: the packaged MiniLM, whose card lists TriviaQA
     assert "`all-MiniLM-L6-v2 (packaged)`" in packaged and "trivia_qa" in packaged
+
+
+def test_adapt_with_an_encoder_teacher_audits_distils_and_writes_an_encoder_rerank(options, tmp_path, tiny_encoder_dir):
+    from dataclasses import replace
+
+    from spart.components.rankers import EncoderRanker
+    from spart.evaluation.loading import load_any_pipeline
+
+    options = replace(options, teachers=[f"enc={tiny_encoder_dir}"])
+    state = Adaptation(options, generator=FakeGenerator()).run()
+    out = tmp_path / "run"
+    audit = json.loads((out / "audit-pseudo-dev.json").read_text())
+    assert [r["system"] for r in audit["rows"]][3:] == ["base + enc", "base + enc (w=0.5)"]
+    assert state["stages"]["audit"]["teacher"] == "enc" and state["stages"]["train"]["teacher"] == "enc"
+    assert state["stages"]["questions"]["generator"] == "smollm2"  # an encoder cannot write: the default LM does
+    config = (out / "art" / "config.yaml").read_text()
+    assert "kind: encoder" in config and str(tiny_encoder_dir) in config
+    assert not (out / "teacher-scores.sqlite").exists()  # nothing was scored by an LM
+
+    adaptation = Adaptation(options, generator=FakeGenerator())
+    adaptation.state["stages"]["audit"].update(call="help", weight=0.5)
+    result = adaptation.stage_rerank()
+    assert (result["teacher"], result["weight"], result["pipeline"]) == ("enc", 0.5, "rerank_qa.yaml")
+    pipeline = load_any_pipeline(str(out / "rerank_qa.yaml"))
+    ranker = pipeline.get_component("ranker")
+    assert isinstance(ranker, EncoderRanker) and ranker.model == str(tiny_encoder_dir.resolve())
+    assert ranker.retriever_weight == 0.5
+    query = "what about apple?"
+    docs = pipeline.run({"text_embedder": {"text": query}, "ranker": {"query": query}})["ranker"]["documents"]
+    assert 0 < len(docs) <= options.depth

@@ -42,3 +42,23 @@ def test_objective_follows_the_rerank_depth_on_dpr_sets():
     assert objective_for("beir", 20) == objective_for("beir", 100) == "ndcg@10"
     assert objective_for("dpr", 20) == "top5"  # a rerank of the top 20 leaves top-20 as it was
     assert objective_for("dpr", 40) == "top20"
+
+
+def test_teacher_spec_picks_the_rerank_pipeline_of_its_kind(tiny_encoder_dir, tiny_causal_dir):
+    encoder = TeacherSpec.parse(f"enc={tiny_encoder_dir}")
+    assert encoder.is_encoder
+    name, ranker = encoder.rerank_pipeline(weight=0.25, batch_size=4, cache_path="c.sqlite")
+    assert name == "dense_encoder_rerank_qa"
+    assert ranker == {"model": str(tiny_encoder_dir), "retriever_weight": 0.25}  # no LM cache, no LM budget
+    lm = TeacherSpec.parse(f"lm={tiny_causal_dir}")
+    assert not lm.is_encoder and not TeacherSpec.parse("smollm2").is_encoder
+    name, ranker = lm.rerank_pipeline(weight=0.5, batch_size=4, cache_path="c.sqlite", max_passage_tokens=64)
+    assert name == "dense_rerank_qa"
+    assert ranker == {
+        "model": str(tiny_causal_dir),
+        "gguf_file": None,
+        "retriever_weight": 0.5,
+        "batch_size": 4,
+        "max_passage_tokens": 64,
+        "cache_path": "c.sqlite",
+    }

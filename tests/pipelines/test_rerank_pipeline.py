@@ -55,3 +55,24 @@ def test_dense_rerank_reorders_the_dense_list(tiny_store, tiny_causal_dir):
     alone = pipeline.get_component("ranker").run(query=question, documents=dense, top_k=4)["documents"]
     assert [(d.id, d.score) for d in alone] == [(d.id, d.score) for d in reranked]
     assert [d.score for d in reranked] == sorted((d.score for d in reranked), reverse=True)
+
+
+def test_dense_encoder_rerank_reorders_the_dense_list_by_the_second_encoder(tiny_store, tiny_encoder_dir):
+    assert "dense_encoder_rerank_qa" in available_pipelines()
+    ranker = {"model": str(tiny_encoder_dir), "precision": "fp32", "device": "cpu"}
+    pipeline = load_pipeline("dense_encoder_rerank_qa", store=tiny_store, components={"ranker": ranker}, top_k=4)
+    again = Pipeline.loads(pipeline.dumps(), allowed_modules=["spart"])
+    assert again.to_dict()["components"] == pipeline.to_dict()["components"]
+    question = "first artificial satellite"
+    assert question_inputs(pipeline, question) == {"text_embedder": {"text": question}, "ranker": {"query": question}}
+    result = pipeline.run(question_inputs(pipeline, question), include_outputs_from={"dense_retriever"})
+    dense, reranked = result["dense_retriever"]["documents"], result["ranker"]["documents"]
+    assert len(dense) == 6 and len(reranked) == 4
+    alone = pipeline.get_component("ranker").run(query=question, documents=dense, top_k=4)["documents"]
+    assert [(d.id, d.score) for d in alone] == [(d.id, d.score) for d in reranked]
+    assert [d.score for d in reranked] == sorted((d.score for d in reranked), reverse=True)
+
+
+def test_dense_encoder_rerank_needs_the_rankers_model(tiny_store):
+    with pytest.raises(Exception, match="EncoderRanker needs model"):
+        load_pipeline("dense_encoder_rerank_qa", store=tiny_store)

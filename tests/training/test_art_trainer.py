@@ -390,6 +390,60 @@ def test_real_lm_teacher_with_cache(tmp_path, model_no_dropout, minilm_dir):
     assert teacher.stats["cache_hits"] > hits
 
 
+def _mean_kl_on_candidates(teacher, encoder, questions, evidence, candidates, temperature) -> float:
+    """Mean KL(teacher || student) over each question's fixed candidates (row numbers into ``evidence``)."""
+    passages = [Passage(id=i, text=x, title=t) for i, t, x in zip(evidence.ids, evidence.titles, evidence.texts)]
+    target = teacher.score_topk(questions, [[passages[j] for j in row] for row in candidates]).astype(np.float64)
+    q = encoder.encode_queries(questions)
+    p = encoder.encode_passages(evidence.texts, evidence.titles)
+    student = np.take_along_axis(q @ p.T, candidates, axis=1) / temperature
+
+    def log_softmax(x):
+        x = x - x.max(axis=1, keepdims=True)
+        return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+    t = log_softmax(target)
+    return float(np.mean(np.sum(np.exp(t) * (t - log_softmax(student)), axis=1)))
+
+
+def test_an_encoder_directory_is_an_encoder_teacher_and_the_student_learns_it(
+    tmp_path, model_no_dropout, tiny_encoder_dir
+):
+    from spart.teacher import EncoderScorer
+    from spart.teacher.mixing import BaseInterpolatedTeacher
+    from spart.training.models import build_teacher
+
+    config = art_config(
+        tmp_path / "run",
+        model_no_dropout,
+        max_steps=8,
+        lr=3e-3,
+        checkpoint_every=0,
+        reindex_every=0,  # the step-0 index: every question keeps its step-0 candidates
+        teacher={"model": str(tiny_encoder_dir), "precision": "fp32"},
+    )
+    teacher = build_teacher(config, torch.device("cpu"))
+    assert isinstance(teacher, EncoderScorer) and teacher.fingerprint.startswith("encoder:")
+    questions, evidence = synthetic_questions(), synthetic_evidence()
+    initial = art_encoder(config, torch.device("cpu"))
+    q0 = initial.encode_queries(questions)
+    candidates = np.argsort(-(q0 @ initial.encode_passages(evidence.texts, evidence.titles).T), axis=1)[:, :5]
+    temperature = resolve_temperature(config, initial)
+    before = _mean_kl_on_candidates(teacher, initial, questions, evidence, candidates, temperature)
+    final = make_trainer(config, teacher=teacher).train()
+    trained = DualEncoder.load(final, device="cpu", precision="fp32")
+    after = _mean_kl_on_candidates(teacher, trained, questions, evidence, candidates, temperature)
+    assert after < 0.8 * before
+    assert not (tmp_path / "run" / "teacher-scores.sqlite").exists()  # an encoder teacher keeps no score cache
+
+    mixed = config.model_copy(update={"teacher": config.teacher.model_copy(update={"base_weight": 0.5})})
+    wrapped = build_teacher(mixed, torch.device("cpu"))
+    assert isinstance(wrapped, BaseInterpolatedTeacher) and isinstance(wrapped.teacher, EncoderScorer)
+    as_lm = config.model_copy(update={"teacher": config.teacher.model_copy(update={"kind": "encoder", "model": None})})
+    with pytest.raises(ValueError, match="needs teacher.model"):
+        build_teacher(as_lm, torch.device("cpu"))
+
+
 def test_temperature_defaults(tmp_path, model_no_dropout, minilm_dir):
     plain = art_encoder(art_config(tmp_path, model_no_dropout, pooling=None, temperature=None), torch.device("cpu"))
     assert plain.config.pooling == "cls" and not plain.config.normalize and not plain.config.shared  # ART defaults

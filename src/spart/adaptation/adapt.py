@@ -76,9 +76,10 @@ class AdaptOptions:
     :param method: ``"pairs"`` (contrastive fine-tuning on the generated pairs) or ``"art"``; ``None``: what the run
         in ``out`` recorded when it resumes one, else ``"art"`` when ``teachers`` are given (the audit then decides
         whether ART trains) and ``"pairs"`` when none are.
-    :param teachers: candidate teacher LMs, ``[LABEL=]MODEL`` (``smollm2`` = the packaged default), audited on
-        pseudo-dev; ``method="art"`` distils the best one (default ``["smollm2"]`` for ART, none for pairs).
-    :param generator: the LM that writes questions (``None`` = the first teacher, else the packaged SmolLM2).
+    :param teachers: candidate teachers, ``[LABEL=]MODEL`` (``smollm2`` = the packaged default; an encoder
+        directory is an encoder teacher, see :mod:`spart.teacher.encoder`), audited on pseudo-dev;
+        ``method="art"`` distils the best one (default ``["smollm2"]`` for ART, none for pairs).
+    :param generator: the LM that writes questions (``None`` = the first LM teacher, else the packaged SmolLM2).
     :param num_passages: passages that get a generated question.
     :param instruction: the request to the question writer (``None``:
         :data:`spart.generation.prompts.DEFAULT_INSTRUCTION`); e.g. a quiz-style request when the users' questions
@@ -318,8 +319,8 @@ class Adaptation:
         from spart.data import read_passages
         from spart.generation import GenerationPrompt, GenerationSettings, QuestionGenerator, generate_questions
 
-        specs = self._teacher_specs()
-        model = self.o.generator or (specs[0].model if specs else None)
+        lms = [t for t in self._teacher_specs() if not t.is_encoder]  # an encoder teacher cannot write
+        model = self.o.generator or (lms[0].model if lms else None)
         prompt = GenerationPrompt(instruction=self.o.instruction) if self.o.instruction else None
         generator = self._generator or QuestionGenerator(model, batch_size=self.o.generation_batch_size, prompt=prompt)
         settings = GenerationSettings(
@@ -476,6 +477,7 @@ class Adaptation:
             grad_cache_chunk=ART_GRAD_CACHE_CHUNK,
             teacher={
                 "model": spec.model,
+                "kind": "encoder" if spec.is_encoder else "lm",
                 "gguf_file": spec.gguf_file,
                 "batch_size": self.o.teacher_batch_size,
                 "max_passage_tokens": TEACHER_PASSAGE_TOKENS,
@@ -605,17 +607,15 @@ class Adaptation:
         spec = next(t for t in self._teacher_specs() if t.label == audit["teacher"])
         model = self.state["stages"]["select"]["model"] or self.o.model
         weight = float(audit["weight"])
-        ranker = {
-            "model": _portable(spec.model),
-            "gguf_file": spec.gguf_file,
-            "retriever_weight": weight,
-            "batch_size": self.o.teacher_batch_size,
-            "max_passage_tokens": TEACHER_PASSAGE_TOKENS,  # as audited: the same scores, from the same cache
-            "cache_path": str((self.out / "teacher-scores.sqlite").resolve()),
-        }
+        # as audited: the same scores (an LM's from the same cache, at the same passage budget)
+        name, ranker = replace(spec, model=_portable(spec.model)).rerank_pipeline(
+            weight=weight,
+            batch_size=self.o.teacher_batch_size,
+            cache_path=str((self.out / "teacher-scores.sqlite").resolve()),
+        )
         components = {"ranker": ranker, "dense_retriever": {"top_k": self.o.depth}}
         overrides = _dense_overrides(self.state["stages"]["hybrid"]["store"], model)
-        pipeline = load_any_pipeline("dense_rerank_qa", components=components, **overrides)
+        pipeline = load_any_pipeline(name, components=components, **overrides)
         with atomic_write(self.out / "rerank_qa.yaml", "w", encoding="utf-8") as f:
             f.write(pipeline.dumps())
         result = {"teacher": spec.label, "weight": weight, "depth": self.o.depth, "verdict": audit["verdict"]}

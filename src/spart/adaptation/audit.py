@@ -29,11 +29,43 @@ TEACHER_PASSAGE_TOKENS = 256
 
 @dataclass(frozen=True)
 class TeacherSpec:
-    """A candidate teacher: a label for tables, and the LM (``None`` = the packaged SmolLM2)."""
+    """A candidate teacher: a label for tables, and the LM (``None`` = the packaged SmolLM2) or, when ``model`` is
+    an encoder directory (:func:`spart.teacher.is_encoder_model`), a second encoder scoring by inner product."""
 
     label: str
     model: str | None = None
     gguf_file: str | None = None
+
+    @property
+    def is_encoder(self) -> bool:
+        """Whether this teacher is an encoder (scored by :class:`~spart.teacher.EncoderScorer`), not an LM."""
+        from spart.teacher.encoder import is_encoder_model
+
+        return is_encoder_model(self.model)
+
+    def rerank_pipeline(
+        self,
+        *,
+        weight: float = 0.0,
+        batch_size: int = 16,
+        cache_path: str | None = None,
+        max_passage_tokens: int = TEACHER_PASSAGE_TOKENS,
+    ) -> tuple[str, dict[str, Any]]:
+        """The packaged rerank pipeline for this teacher and its ranker's init parameters: ``dense_rerank_qa``
+        (QuestionLikelihoodRanker: ``batch_size`` pairs per LM pass, the score cache, the passage budget) or, for an
+        encoder, ``dense_encoder_rerank_qa`` (EncoderRanker, which needs neither cache nor budget: the encoder's
+        own passage length applies)."""
+        if self.is_encoder:
+            return "dense_encoder_rerank_qa", {"model": self.model, "retriever_weight": float(weight)}
+        ranker = {
+            "model": self.model,
+            "gguf_file": self.gguf_file,
+            "retriever_weight": float(weight),
+            "batch_size": batch_size,
+            "max_passage_tokens": max_passage_tokens,
+            "cache_path": cache_path,
+        }
+        return "dense_rerank_qa", ranker
 
     @classmethod
     def parse(cls, text: str) -> TeacherSpec:
@@ -136,7 +168,8 @@ def run_audit(
     :param model: the base dense encoder (``None`` = the packaged MiniLM).
     :param method: embedder family of ``model`` (``"spider"`` one tower, ``"art"`` two).
     :param teachers: candidate teachers; each reranks the base's top ``depth`` at every weight in ``weights``
-        (``0`` = the LM alone, UPR; ``w`` > 0 = z-score interpolation with the base score).
+        (``0`` = the teacher alone, UPR for an LM; ``w`` > 0 = z-score interpolation with the base score). An
+        encoder teacher reranks through ``dense_encoder_rerank_qa``.
     :param depth: candidates reranked per question.
     :param fusion: ``{"mode": ..., "weights": [...]}`` for the hybrid; ``None`` = tuned on ``dataset`` (refused
         for a ``test`` split: tune on pseudo-dev and pass the result).
@@ -179,14 +212,10 @@ def run_audit(
     add("hybrid", "hybrid", hybrid, 100, ks_full, fusion=fusion)
 
     for teacher in teachers:
-        ranker = {
-            "model": teacher.model,
-            "gguf_file": teacher.gguf_file,
-            "cache_path": cache_path,
-            "max_passage_tokens": max_passage_tokens,
-            "batch_size": teacher_batch_size,
-        }
-        pipeline = load_any_pipeline("dense_rerank_qa", **dense_args, components={"ranker": ranker})
+        name, ranker = teacher.rerank_pipeline(
+            batch_size=teacher_batch_size, cache_path=cache_path, max_passage_tokens=max_passage_tokens
+        )
+        pipeline = load_any_pipeline(name, **dense_args, components={"ranker": ranker})
         component = pipeline.get_component("ranker")
         for w in weights:
             component.retriever_weight = float(w)

@@ -82,11 +82,12 @@ def register(subparsers) -> None:
         action="append",
         default=None,
         metavar="[LABEL=]MODEL",
-        help="candidate teacher LM, audited on pseudo-dev (repeatable); --method art distils the best one "
+        help="candidate teacher, audited on pseudo-dev (repeatable): an LM, or an encoder directory scored by "
+        "inner product (e.g. a larger sentence-transformers model); --method art distils the best one "
         "(default for art: the packaged SmolLM2)",
     )
     parser.add_argument(
-        "--generator", help="LM that writes the questions (default: the first teacher, else the packaged SmolLM2)"
+        "--generator", help="LM that writes the questions (default: the first LM teacher, else the packaged SmolLM2)"
     )
     parser.add_argument(
         "--num-passages", type=positive_int, default=d.num_passages, help="passages that get a question"

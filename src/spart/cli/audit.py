@@ -56,7 +56,8 @@ def register(subparsers) -> None:
         action="append",
         default=[],
         metavar="[LABEL=]MODEL",
-        help="candidate teacher LM directory or .gguf ('smollm2' = the packaged default); repeatable",
+        help="candidate teacher: LM directory or .gguf ('smollm2' = the packaged default), or an encoder "
+        "directory (reranks by inner product); repeatable",
     )
     parser.add_argument("--weights", type=parse_weights, default=DEFAULT_WEIGHTS, help="interpolation weights")
     parser.add_argument("--depth", type=positive_int, default=20, help="candidates each teacher reranks")

@@ -20,6 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "BM25Retriever": ".retrievers",
         "HybridScoreFuser": ".fusers",
         "QuestionLikelihoodRanker": ".rankers",
+        "EncoderRanker": ".rankers",
         "AnswerQueryExpander": ".expanders",
     },
 )

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from spart.data.passages import as_passage
 from spart.fusion import interpolate_zscores
 
 
@@ -24,10 +23,11 @@ class BaseInterpolatedTeacher:
     """``score_topk`` = per-question ``(1 - w) * z(teacher) + w * z(base q . p)``.
 
     :param teacher: anything with ``score_topk(questions, passages) -> (B, K)`` (a
-        :class:`~spart.teacher.QuestionLikelihoodScorer`; its score cache keeps the raw LM scores, so runs with
-        other weights reuse them).
-    :param encoder: the frozen base retriever (a :class:`~spart.encoders.DualEncoder`, eval mode); its query and
-        passage embeddings are cached by question text and passage id (at most the evidence, as ART's index).
+        :class:`~spart.teacher.QuestionLikelihoodScorer`, whose score cache keeps the raw LM scores so runs with
+        other weights reuse them, or an :class:`~spart.teacher.EncoderScorer`: a larger encoder mixed with the
+        base).
+    :param encoder: the frozen base retriever (a :class:`~spart.encoders.DualEncoder`, eval mode), scored through
+        :class:`~spart.teacher.encoder.EncoderScorer` (embeddings cached by question text and passage id).
     :param weight: ``w`` in [0, 1].
     :param batch_size: encoding batch size.
 
@@ -38,11 +38,12 @@ class BaseInterpolatedTeacher:
     """
 
     def __init__(self, teacher: Any, encoder: Any, weight: float, batch_size: int = 64) -> None:
+        from spart.teacher.encoder import EncoderScorer
+
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"base_weight must be in [0, 1], got {weight}")
         self.teacher, self.encoder, self.weight, self.batch_size = teacher, encoder, float(weight), batch_size
-        self._queries: dict[str, np.ndarray] = {}
-        self._passages: dict[str, np.ndarray] = {}
+        self._base = EncoderScorer.from_encoder(encoder, batch_size=batch_size)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -55,22 +56,7 @@ class BaseInterpolatedTeacher:
 
     def base_scores(self, questions: Sequence[str], passages: Sequence[Sequence[Any]]) -> np.ndarray:
         """``(B, K)`` inner products of the base encoder's question and passage embeddings."""
-        rows = [[as_passage(p) for p in row] for row in passages]
-        new_q = [q for q in dict.fromkeys(questions) if q not in self._queries]
-        if new_q:
-            for q, e in zip(new_q, self.encoder.encode_queries(new_q, batch_size=self.batch_size)):
-                self._queries[q] = e
-        new_p = {p.id: p for row in rows for p in row if p.id not in self._passages}
-        if new_p:
-            items = list(new_p.values())
-            embedded = self.encoder.encode_passages(
-                [p.text for p in items], [p.title or "" for p in items], batch_size=self.batch_size
-            )
-            for p, e in zip(items, embedded):
-                self._passages[p.id] = e
-        q = np.stack([self._queries[q] for q in questions])  # (B, d)
-        p = np.stack([np.stack([self._passages[x.id] for x in row]) for row in rows])  # (B, K, d)
-        return np.einsum("bd,bkd->bk", q, p).astype(np.float32)
+        return self._base.score_topk(questions, passages)
 
     def score_topk(self, questions: Sequence[str], passages: Sequence[Sequence[Any]]) -> np.ndarray:
         lm = np.asarray(self.teacher.score_topk(questions, passages), dtype=np.float64)

@@ -203,9 +203,14 @@ class ContrastiveTrainingConfig(EncoderTrainingConfig):
 
 # ---------------------------------------------------------------------- the ART trainer's config
 class TeacherConfig(StrictModel):
-    """The frozen question-likelihood teacher (see :class:`spart.teacher.QuestionLikelihoodScorer`).
+    """The frozen teacher: an LM's question likelihood (:class:`spart.teacher.QuestionLikelihoodScorer`, ART) or a
+    second encoder's inner products (:class:`spart.teacher.EncoderScorer`, not in ART).
 
-    :param model: HF directory, ``.gguf`` file or local hub id; ``None`` = the packaged SmolLM2-135M-Instruct.
+    :param model: HF directory, ``.gguf`` file or local hub id; ``None`` = the packaged SmolLM2-135M-Instruct. A
+        sentence-transformers or spart encoder directory is an encoder teacher (``kind: auto``).
+    :param kind: ``"lm"``, ``"encoder"`` or ``"auto"`` (``encoder`` when ``model`` is an encoder directory, see
+        :func:`spart.teacher.is_encoder_model`). An encoder teacher uses ``device``, ``precision`` (``auto``,
+        ``fp32``, ``bf16``) and ``batch_size``; the LM options and the score cache do not apply to it.
     :param cache: SQLite score cache; default ``<output_dir>/teacher-scores.sqlite``. Scores are keyed by the
         teacher's fingerprint, so one file can be shared by runs and ranks.
     :param use_cache: set ``false`` to score every pair afresh.
@@ -216,6 +221,7 @@ class TeacherConfig(StrictModel):
     """
 
     model: str | None = None
+    kind: Literal["auto", "lm", "encoder"] = "auto"
     gguf_file: str | None = None
     model_kind: Literal["auto", "causal", "seq2seq"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -95,26 +95,34 @@ def art_encoder(config: ARTTrainingConfig, device: torch.device) -> DualEncoder:
 
 
 def build_teacher(config: ARTTrainingConfig, device: torch.device) -> Any:
-    """The question-likelihood scorer named by ``config.teacher``, warmed up, with its score cache; wrapped in a
+    """The teacher named by ``config.teacher``, warmed up: the question-likelihood scorer with its score cache, or
+    an :class:`~spart.teacher.EncoderScorer` for an encoder teacher; wrapped in a
     :class:`~spart.teacher.mixing.BaseInterpolatedTeacher` when ``teacher.base_weight`` > 0."""
-    from spart.teacher import QuestionLikelihoodScorer, ScoreCache
+    from spart.teacher import EncoderScorer, QuestionLikelihoodScorer, ScoreCache, is_encoder_model
 
     t = config.teacher
-    cache = None
-    if t.use_cache:
-        cache = ScoreCache(t.cache or Path(config.output_dir) / "teacher-scores.sqlite")
-    scorer = QuestionLikelihoodScorer(
-        t.model,
-        gguf_file=t.gguf_file,
-        model_kind=t.model_kind,
-        use_chat_template=t.use_chat_template,
-        precision=t.precision,
-        device=t.device or str(device),
-        batch_size=t.batch_size,
-        max_passage_tokens=t.max_passage_tokens,
-        max_question_tokens=t.max_question_tokens,
-        cache=cache,
-    )
+    if t.kind == "encoder" and t.model is None:
+        raise ValueError("teacher.kind: encoder needs teacher.model (an encoder directory)")
+    if t.kind == "encoder" or (t.kind == "auto" and is_encoder_model(t.model)):
+        scorer: Any = EncoderScorer(
+            t.model, device=t.device or str(device), precision=t.precision, batch_size=config.encode_batch_size
+        )
+    else:
+        cache = None
+        if t.use_cache:
+            cache = ScoreCache(t.cache or Path(config.output_dir) / "teacher-scores.sqlite")
+        scorer = QuestionLikelihoodScorer(
+            t.model,
+            gguf_file=t.gguf_file,
+            model_kind=t.model_kind,
+            use_chat_template=t.use_chat_template,
+            precision=t.precision,
+            device=t.device or str(device),
+            batch_size=t.batch_size,
+            max_passage_tokens=t.max_passage_tokens,
+            max_question_tokens=t.max_question_tokens,
+            cache=cache,
+        )
     scorer.warm_up()
     if t.base_weight > 0:
         from spart.teacher.mixing import BaseInterpolatedTeacher
