@@ -132,6 +132,7 @@ def test_adapt_runs_every_stage_and_resumes(options, tmp_path):
     adaptation.state["stages"]["rerank"] = {"seconds": 1.0, **measured}
     section = write_report(out, adaptation.state).read_text().split("## Rerank")[1].split("\n## ")[0]
     assert "| metric | dense alone | reranked | difference | p (paired) |" in section and "| ndcg@10 |" in section
+    assert "The LM reads every candidate at query time" in section
 
 
 def test_adapt_pairs_fine_tunes_on_the_generated_pairs_without_a_teacher(options, tmp_path):
@@ -700,3 +701,8 @@ def test_adapt_with_an_encoder_teacher_audits_distils_and_writes_an_encoder_rera
     query = "what about apple?"
     docs = pipeline.run({"text_embedder": {"text": query}, "ranker": {"query": query}})["ranker"]["documents"]
     assert 0 < len(docs) <= options.depth
+    from spart.adaptation.report import write_report
+
+    adaptation.state["stages"]["rerank"] = {"seconds": 1.0, **result}
+    section = write_report(out, adaptation.state).read_text().split("## Rerank")[1].split("\n## ")[0]
+    assert "The teacher encoder embeds every candidate at query time" in section and "The LM reads" not in section

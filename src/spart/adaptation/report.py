@@ -308,6 +308,22 @@ def usage_lines(stages: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rerank_cost_line(teachers: list[str], label: str) -> str:
+    """What the rerank pipeline costs at query time, by the kind of teacher ``label`` names among ``teachers``
+    (``[LABEL=]MODEL`` as given to ``spart adapt``)."""
+    from spart.adaptation.audit import TeacherSpec
+    from spart.teacher.encoder import is_encoder_model
+
+    model = next((t.model for t in map(TeacherSpec.parse, teachers) if t.label == label), None)
+    if is_encoder_model(model):
+        return (
+            "The teacher encoder embeds every candidate at query time. It was not used to index the corpus: "
+            "indexing with it instead (`spart index CORPUS --store DIR --model <teacher>`) may rank better still, "
+            "at its own encoding cost."
+        )
+    return "The LM reads every candidate at query time: use it where accuracy matters more than latency."
+
+
 def _plain(values: dict[str, Any]) -> str:
     """``{"kept": 473, "teacher": "qwen"}`` as ``kept 473; teacher qwen`` for a table cell."""
     return "; ".join(f"{k} {v}" for k, v in values.items()) or "-"
@@ -380,7 +396,7 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
             lines.append(
                 f"`rerank_qa.yaml`: the dense retriever's top {rerank['depth']} reranked by {rerank['teacher']} "
                 f"(base-score weight {rerank['weight']:g}), chosen by the audit on pseudo-dev: {rerank['verdict']} "
-                "The LM reads every candidate at query time: use it where accuracy matters more than latency."
+                + rerank_cost_line(options.get("teachers") or [], rerank["teacher"])
             )
             lines += measured_lines(rerank, "reranked")
     lines += expansion_lines(stages.get("expand"))
