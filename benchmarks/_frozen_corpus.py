@@ -1,5 +1,6 @@
-"""Pieces shared by the experiments that train a query tower against a frozen passage side and report trivia
-top-k (``expansion_distill.py``, ``title_cloze.py``): the base's passage embeddings, cached, and DPR answer hits."""
+"""Pieces shared by the experiments over one frozen corpus encoding (``expansion_distill.py``, ``title_cloze.py``,
+``document_context.py``, ``encoder_ensemble.py``): passage embeddings, cached; DPR answer hits and BEIR metrics of
+row-number rankings; the both-splits table with paired p-values against the first row."""
 
 from __future__ import annotations
 
@@ -72,3 +73,37 @@ def print_trivia_table(evals: dict[str, dict], label: str, dev_columns: dict[str
             f"{100 * t['top100']:5.1f} {p_test:6.3f} {100 * tr['top5']:8.1f} {100 * tr['top20']:5.1f} "
             f"{100 * tr['top100']:5.1f} {p_train:6.3f}"
         )
+
+
+def split_row(top, data, ids: list[str], texts: list[str], beir_metrics: tuple[str, ...]) -> dict:
+    """One split's metrics of the row-number rankings ``top``: DPR top-k answer accuracy, or the BEIR
+    ``beir_metrics`` (nDCG@10 first); ``per_query`` holds the main metric's per-question values (top-20 hit,
+    nDCG@10) for the paired test."""
+    from spart.evaluation.metrics import beir_metrics as compute
+
+    if data.kind == "dpr":
+        row = dpr_hits_row(top, data, texts)
+        row["per_query"] = row.pop("hits20")
+        del row["hits5"]
+        return row
+    ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
+    means, per_query = compute(data.qrels, ranked, beir_metrics)
+    return {**means, "per_query": [per_query[q]["ndcg@10"] for q in sorted(per_query)]}
+
+
+def print_splits_table(title: str, table: list[dict], labels: list[str], splits, against: str) -> None:
+    """Print one line per row of ``table`` (``row[split]`` from :func:`split_row`): every metric of every split,
+    then the paired t-test p of the main metric against the first row (``against`` names it), per split."""
+    from spart.evaluation.significance import paired_significance
+
+    base = table[0]
+    metrics = [m for m in base["test"] if m != "per_query"]
+    main_metric = "top20" if "top20" in metrics else "ndcg@10"
+    print(f"\n{title}; p: paired t-test of {main_metric} against {against}")
+    width = max(22, *(len(x) for x in labels))
+    header = " ".join(f"{s[:5]} {m:>10s}" for s in splits for m in metrics)
+    print(f"{'system':>{width}s} {header} {'p test':>7s} {'p train':>7s}")
+    for label, row in zip(labels, table):
+        cells = " ".join(f"{row[s][m]:16.3f}" for s in splits for m in metrics)
+        ps = " ".join(f"{paired_significance(row[s]['per_query'], base[s]['per_query']):7.3f}" for s in splits)
+        print(f"{label:>{width}s} {cells} {ps}")

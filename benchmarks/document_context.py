@@ -104,14 +104,12 @@ def context_scores(
 
 
 def main(argv=None) -> int:
-    from _frozen_corpus import dpr_hits_row, frozen_passage_embeddings
+    from _frozen_corpus import frozen_passage_embeddings, print_splits_table, split_row
     from bench_embedding import cpu_description
 
     from spart.encoders import DualEncoder
     from spart.encoders.loading import packaged_minilm_path
     from spart.evaluation.datasets import load_dataset
-    from spart.evaluation.metrics import beir_metrics
-    from spart.evaluation.significance import paired_significance
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(GRIDS), required=True)
@@ -149,34 +147,16 @@ def main(argv=None) -> int:
             for split, data in splits.items():
                 scores = context_scores(args.variant, queries[split], P, setting, **context)
                 top = np.argsort(-scores, axis=1)[:, :100]
-                if data.kind == "dpr":
-                    row[split] = dpr_hits_row(top, data, texts)
-                    row[split]["per_query"] = row[split].pop("hits20")
-                    del row[split]["hits5"]
-                else:
-                    ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
-                    means, per_query = beir_metrics(data.qrels, ranked, ("ndcg@10", "recall@100"))
-                    row[split] = dict(means)
-                    row[split]["per_query"] = [per_query[q]["ndcg@10"] for q in sorted(per_query)]
+                row[split] = split_row(top, data, ids, texts, ("ndcg@10", "recall@100"))
             table.append(row)
-        base = table[0]
-        metrics = [m for m in base["test"] if m != "per_query"]
-        main_metric = "top20" if "top20" in metrics else "ndcg@10"
-        print(
-            f"\n{name} ({', '.join(f'{s} {len(d.queries)} q.' for s, d in splits.items())}); "
-            f"p: paired t-test of {main_metric} against the encoder alone"
-        )
-        header = " ".join(f"{s[:5]} {m:>10s}" for s in splits for m in metrics)
-        print(f"{'setting':>22s} {header} {'p test':>7s} {'p train':>7s}")
-        for row in table:
-            label = (
-                row["setting"]
-                if isinstance(row["setting"], str)
-                else " ".join(f"{k}={v:g}" for k, v in row["setting"].items())
-            )
-            cells = " ".join(f"{row[s][m]:16.3f}" for s in splits for m in metrics)
-            ps = " ".join(f"{paired_significance(row[s]['per_query'], base[s]['per_query']):7.3f}" for s in splits)
-            print(f"{label:>22s} {cells} {ps}")
+        labels = [
+            row["setting"]
+            if isinstance(row["setting"], str)
+            else " ".join(f"{k}={v:g}" for k, v in row["setting"].items())
+            for row in table
+        ]
+        title = f"{name} ({', '.join(f'{s} {len(d.queries)} q.' for s, d in splits.items())})"
+        print_splits_table(title, table, labels, splits, "the encoder alone")
         results["sets"][name] = table
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=str))

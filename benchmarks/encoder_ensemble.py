@@ -46,33 +46,15 @@ def fused_rerank(base: np.ndarray, other: np.ndarray, depth: int, weight: float)
     return np.concatenate([np.take_along_axis(cand, order, axis=1), top[:, depth:100]], axis=1)
 
 
-def evaluate(top: np.ndarray, data, ids: list[str], texts: list[str]) -> dict:
-    """DPR top-k hits (wiki) or BEIR nDCG@10 / recall (pydocs) of row-number rankings, with per-query values of the
-    main metric (top-20 hit, nDCG@10) for the paired test."""
-    from _frozen_corpus import dpr_hits_row
-
-    from spart.evaluation.metrics import beir_metrics
-
-    if data.kind == "dpr":
-        row = dpr_hits_row(top, data, texts)
-        row["per_query"] = row.pop("hits20")
-        del row["hits5"]
-        return row
-    ranked = {q.id: [ids[j] for j in top[i]] for i, q in enumerate(data.queries)}
-    means, per_query = beir_metrics(data.qrels, ranked, ("ndcg@10", "recall@20", "recall@100"))
-    return {**means, "per_query": [per_query[q]["ndcg@10"] for q in sorted(per_query)]}
-
-
 def main(argv=None) -> int:
     import hashlib
 
-    from _frozen_corpus import cached_passage_embeddings
+    from _frozen_corpus import cached_passage_embeddings, print_splits_table, split_row
     from bench_embedding import cpu_description
 
     from spart.encoders import DualEncoder
     from spart.encoders.loading import packaged_minilm_path
     from spart.evaluation.datasets import load_dataset
-    from spart.evaluation.significance import paired_significance
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", required=True, help="the second encoder (e.g. all-mpnet-base-v2)")
@@ -118,17 +100,10 @@ def main(argv=None) -> int:
                     top = np.argsort(-(scores[s]["ref"] if weight == "ref" else base), axis=1)[:, :100]
                 else:
                     top = fused_rerank(base, scores[s]["ref"], depth, weight)
-                row[s] = evaluate(top, data, ids, texts)
+                row[s] = split_row(top, data, ids, texts, ("ndcg@10", "recall@20", "recall@100"))
             table.append(row)
-        base_row = table[0]
-        metrics = [m for m in base_row["test"] if m != "per_query"]
-        main_metric = "top20" if "top20" in metrics else "ndcg@10"
-        print(f"\n{name}: w = MiniLM's weight in the fused score; p: paired t-test of {main_metric} vs MiniLM alone")
-        print(f"{'system':>30s} " + " ".join(f"{s[:5]} {m:>9s}" for s in splits for m in metrics) + "  p test p train")
-        for row in table:
-            cells = " ".join(f"{row[s][m]:15.3f}" for s in splits for m in metrics)
-            ps = " ".join(f"{paired_significance(row[s]['per_query'], base_row[s]['per_query']):6.3f}" for s in splits)
-            print(f"{row['system']:>30s} {cells}  {ps}")
+        title = f"{name}: w = MiniLM's weight in the fused score"
+        print_splits_table(title, table, [row["system"] for row in table], splits, "MiniLM alone")
         results["sets"][name] = table
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=str))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from spart.components.rankers._common import as_passages, check_rerank_inputs, reranked
 from spart.teacher.prompts import PromptTemplate
 from spart.validation import check_positive_int, check_top_k
 
@@ -184,38 +184,11 @@ class QuestionLikelihoodRanker:
         :raises ValueError: empty query, bad ``top_k``, or a document without content.
         """
         check_top_k(top_k, allow_none=True)
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"QuestionLikelihoodRanker needs a non-empty query string, got {query!r}")
+        check_rerank_inputs("QuestionLikelihoodRanker", query, documents, self.retriever_weight)
         top_k = self.top_k if top_k is None else top_k
         if not documents:
             return {"documents": []}
-        for doc in documents:
-            if not isinstance(doc, Document):
-                raise ValueError(f"QuestionLikelihoodRanker expects Documents, got {type(doc).__name__}")
-            if not isinstance(doc.content, str) or not doc.content.strip():
-                raise ValueError(f"QuestionLikelihoodRanker: document {doc.id!r} has no text content to score")
         if self._scorer is None:
             self.warm_up()
-        passages = [
-            {"id": doc.id, "title": (doc.meta or {}).get(self.title_meta_field) or "", "text": doc.content}
-            for doc in documents
-        ]
-        if self.retriever_weight > 0:
-            missing = [doc.id for doc in documents if doc.score is None]
-            if missing:
-                raise ValueError(
-                    f"QuestionLikelihoodRanker: retriever_weight={self.retriever_weight} needs the retriever's score "
-                    f"on every document; {len(missing)} have none (e.g. {missing[0]!r})"
-                )
-        scores = self._scorer.score(query, passages)
-        if self.retriever_weight > 0:
-            from spart.fusion import interpolate_zscores
-
-            scores = interpolate_zscores(
-                [float(s) for s in scores], [float(doc.score) for doc in documents], self.retriever_weight
-            )
-        # stable sort on -score: ties keep the retriever's order
-        order = sorted(range(len(documents)), key=lambda i: -float(scores[i]))
-        if top_k is not None:
-            order = order[:top_k]
-        return {"documents": [replace(documents[i], score=float(scores[i])) for i in order]}
+        scores = self._scorer.score(query, as_passages(documents, self.title_meta_field))
+        return {"documents": reranked(documents, scores, self.retriever_weight, top_k)}
