@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from spart.data.passages import Passage, as_passage
+from spart.validation import check_positive_int
 
 # Files that make a directory an encoder (sentence-transformers or spart's saved format), not a language model.
 ENCODER_MARKERS = ("modules.json", "sentence_bert_config.json", "spart.json")
@@ -65,8 +66,7 @@ class EncoderScorer:
     """
 
     def __init__(self, model: str | Path, device: str = "auto", precision: str = "auto", batch_size: int = 64) -> None:
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size")
         self.model_name = str(model)
         self.device, self.precision, self.batch_size = device, precision, batch_size
         self.encoder: Any = None

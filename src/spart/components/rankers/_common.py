@@ -11,6 +11,16 @@ from typing import Any
 from haystack import Document
 
 
+def check_retriever_weight(value: Any) -> float:
+    """A ranker's ``retriever_weight``: a number in [0, 1], returned as a float.
+
+    :raises ValueError: for anything else.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"retriever_weight must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def check_rerank_inputs(name: str, query: Any, documents: Sequence[Any], retriever_weight: float) -> None:
     """Refuse what a ranker cannot score, naming the ranker and the offending document.
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from spart.components.rankers._common import as_passages, check_rerank_inputs, reranked
+from spart.components.embedders._base import PRECISIONS  # the dense encoders' own
+from spart.components.rankers._common import as_passages, check_rerank_inputs, check_retriever_weight, reranked
 from spart.validation import check_positive_int, check_top_k
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @component
@@ -65,15 +64,14 @@ class EncoderRanker:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if not isinstance(device, str) or not device:
             raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
-        if not isinstance(retriever_weight, (int, float)) or not 0.0 <= retriever_weight <= 1.0:
-            raise ValueError(f"retriever_weight must be a number in [0, 1], got {retriever_weight!r}")
+        retriever_weight = check_retriever_weight(retriever_weight)
         self.model = model
         self.top_k = top_k
         self.batch_size = batch_size
         self.precision = precision
         self.device = device
         self.title_meta_field = title_meta_field
-        self.retriever_weight = float(retriever_weight)
+        self.retriever_weight = retriever_weight
         self._scorer = None
 
     def to_dict(self) -> dict[str, Any]:

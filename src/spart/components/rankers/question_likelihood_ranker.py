@@ -6,7 +6,7 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from spart.components.rankers._common import as_passages, check_rerank_inputs, reranked
+from spart.components.rankers._common import as_passages, check_rerank_inputs, check_retriever_weight, reranked
 from spart.teacher.prompts import PromptTemplate
 from spart.validation import check_positive_int, check_top_k
 
@@ -91,8 +91,7 @@ class QuestionLikelihoodRanker:
             ("max_question_tokens", max_question_tokens),
         ):
             check_positive_int(value, name)
-        if not isinstance(retriever_weight, (int, float)) or not 0.0 <= retriever_weight <= 1.0:
-            raise ValueError(f"retriever_weight must be a number in [0, 1], got {retriever_weight!r}")
+        retriever_weight = check_retriever_weight(retriever_weight)
         if passage_template is not None or question_template is not None:
             PromptTemplate(passage_template or "{text}", question_template or "{question}")  # validate early
         self.model = model
@@ -110,7 +109,7 @@ class QuestionLikelihoodRanker:
         self.title_meta_field = title_meta_field
         self.cache_path = cache_path
         self.backend = backend
-        self.retriever_weight = float(retriever_weight)
+        self.retriever_weight = retriever_weight
         self._scorer = None
 
     def to_dict(self) -> dict[str, Any]:
